@@ -1,0 +1,1 @@
+"""Every side effect of an attempt: database, providers, processor. Each is idempotent under retry."""

@@ -1,0 +1,1 @@
+"""OTP delivery providers behind one interface: console (dev outbox), SendGrid, Twilio."""

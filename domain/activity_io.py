@@ -1,0 +1,88 @@
+"""Arguments and results of the activities, shared by workflow code and activity code.
+
+Idempotency keys are derived from stable business ids (workflow id, run id, step number) so a
+retried activity finds the work it already did instead of doing it again.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from domain.attempt import ClientContext, PaymentDetails
+from domain.audit import AuditEventType
+from domain.channels import Channel
+
+
+class AttemptRef(BaseModel):
+    workflow_id: str
+    run_id: str
+    invoice_id: str
+    customer_id: str
+    payer_contact_id: str
+
+
+class SendCodeRequest(BaseModel):
+    attempt: AttemptRef
+    send_seq: int
+    channel: Channel
+    ttl_seconds: int
+    invoice_number: str
+
+
+class SendCodeResult(BaseModel):
+    channel: Channel
+    destination: str  # masked
+    sent_at: datetime
+    expires_at: datetime
+    provider: str
+    provider_message_id: str | None = None
+
+
+class CheckCodeRequest(BaseModel):
+    attempt: AttemptRef
+    send_seq: int
+    check_seq: int
+    code: str
+
+
+class CheckCodeResult(BaseModel):
+    ok: bool
+    reason: str | None = None  # "mismatch", "expired", "used", "voided"
+
+
+class AuditEventInput(BaseModel):
+    event_key: str
+    event_type: AuditEventType
+    invoice_id: str | None
+    customer_id: str | None
+    payer_contact_id: str | None
+    workflow_id: str | None = None
+    run_id: str | None = None
+    channel: Channel | None = None
+    destination: str | None = None  # masked only
+    client: ClientContext = Field(default_factory=ClientContext)
+    details: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime
+
+
+class AuditEventRecord(BaseModel):
+    id: int
+    hash: str
+
+
+class ProcessorDebitRequest(BaseModel):
+    attempt: AttemptRef
+    idempotency_key: str
+    amount_cents: int
+    currency: str
+    details: PaymentDetails
+    client: ClientContext
+    authorization_text: str
+    authorized_at: datetime
+    otp_audit_event_id: int | None
+
+
+class LockoutRequest(BaseModel):
+    invoice_id: str
+    locked_until: datetime

@@ -1,0 +1,181 @@
+"""Messages exchanged with a `PayInvoiceWorkflow`: its input, update arguments and answers.
+
+Nothing here carries a plaintext email or phone: destinations are masked before they reach
+workflow code, and the activity that sends a code reads the real destination from the contact.
+Bank numbers and the typed code do travel in update arguments; the payload codec encrypts them.
+"""
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field, field_validator
+
+from domain.channels import Channel
+from domain.policy import AttemptTimers, InvoiceKind, OtpPolicy, PaymentMethod
+from domain.routing import is_valid_aba_routing
+from domain.status import PaymentStatus
+
+WORKFLOW_ID_PREFIX = "pay-invoice-"
+
+
+def workflow_id_for(invoice_id: str) -> str:
+    return f"{WORKFLOW_ID_PREFIX}{invoice_id}"
+
+
+class ClientContext(BaseModel):
+    """Who caused an action, for the audit trail (the customer's browser, staff, or the CLI)."""
+
+    actor: str = "customer"
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class PayInvoiceInput(BaseModel):
+    invoice_id: str
+    timers: AttemptTimers = Field(default_factory=AttemptTimers)
+    policy: OtpPolicy = Field(default_factory=OtpPolicy)
+    opened_by: ClientContext = Field(default_factory=ClientContext)
+
+
+class OfferedChannel(BaseModel):
+    channel: Channel
+    destination: str  # masked
+
+
+class InvoiceSummary(BaseModel):
+    invoice_id: str
+    number: str
+    amount_cents: int
+    currency: str
+    kind: InvoiceKind
+
+
+class PayerResolution(BaseModel):
+    invoice: InvoiceSummary
+    customer_id: str
+    payer_contact_id: str
+    payer_name: str
+    designated: bool  # False: the primary contact stands in because no payer is marked
+    channels: list[OfferedChannel]
+
+
+class RequestCodeInput(BaseModel):
+    channel: Channel
+    client: ClientContext = Field(default_factory=ClientContext)
+
+
+class VerifyCodeInput(BaseModel):
+    code: str
+    client: ClientContext = Field(default_factory=ClientContext)
+
+
+class PaymentDetails(BaseModel):
+    method: PaymentMethod
+    account_holder: str = Field(min_length=1, max_length=120)
+    routing_number: str
+    account_number: str = Field(min_length=4, max_length=17, pattern=r"^\d+$")
+    account_type: str = Field(pattern=r"^(checking|savings)$")
+
+    @field_validator("account_holder")
+    @classmethod
+    def _holder_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("account holder is required")
+        return value.strip()
+
+    @field_validator("routing_number")
+    @classmethod
+    def _aba_checksum(cls, value: str) -> str:
+        if not is_valid_aba_routing(value):
+            raise ValueError("routing number fails the ABA checksum")
+        return value
+
+
+class SubmitPaymentInput(BaseModel):
+    details: PaymentDetails
+    client: ClientContext = Field(default_factory=ClientContext)
+
+
+class CancelInput(BaseModel):
+    reason: str = "cancelled by customer"
+    client: ClientContext = Field(default_factory=ClientContext)
+
+
+class PaymentEvent(BaseModel):
+    """A processor notification after submission (a return, a settlement)."""
+
+    kind: str
+    processor_reference: str | None = None
+    reason: str | None = None
+
+
+class PaymentReceipt(BaseModel):
+    payment_id: str
+    amount_cents: int
+    currency: str
+    account_last4: str
+    method: PaymentMethod
+    accepted: bool
+    decline_reason: str | None = None
+    processor_reference: str | None = None
+
+
+class CodeChallengeView(BaseModel):
+    channel: Channel
+    destination: str
+    sent_at: datetime
+    expires_at: datetime
+
+
+class AttemptState(BaseModel):
+    """The `state` query and the body of every portal answer."""
+
+    workflow_id: str
+    run_id: str
+    invoice_id: str
+    status: PaymentStatus
+    otp_required: bool | None = None
+    invoice: InvoiceSummary | None = None
+    customer_id: str | None = None
+    payer_contact_id: str | None = None
+    payer_name: str | None = None
+    channels: list[OfferedChannel] = Field(default_factory=list)
+    failed_channels: list[Channel] = Field(default_factory=list)
+    attempts_remaining: int
+    sends_remaining: int
+    code: CodeChallengeView | None = None
+    resend_available_at: datetime | None = None
+    idle_expires_at: datetime | None = None
+    payment_due_by: datetime | None = None
+    payment: PaymentReceipt | None = None
+    reason: str | None = None
+    waiting_for: str
+
+    @property
+    def code_expires_at(self) -> datetime | None:
+        return self.code.expires_at if self.code else None
+
+
+class RequestCodeResult(BaseModel):
+    status: PaymentStatus
+    channel: Channel
+    destination: str
+    code_expires_at: datetime
+    resend_available_at: datetime
+
+
+class VerifyCodeResult(BaseModel):
+    verified: bool
+    status: PaymentStatus
+    attempts_remaining: int
+    reason: str | None = None
+
+
+class SubmitPaymentResult(BaseModel):
+    status: PaymentStatus
+    payment: PaymentReceipt
+
+
+class AttemptOutcome(BaseModel):
+    status: PaymentStatus
+    reason: str | None = None
+    payment: PaymentReceipt | None = None

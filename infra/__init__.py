@@ -1,0 +1,1 @@
+"""Process-level plumbing shared by workers and starters: settings, data converter, database."""

@@ -1,0 +1,86 @@
+"""PostgreSQL: the one named by DATABASE_URL, else an embedded one (pgserver) under `.portalpay/`.
+
+Migrations are plain SQL files applied in name order, each once, under an advisory lock so two
+processes starting together do not race.
+"""
+
+import importlib.resources
+import logging
+from pathlib import Path
+
+import asyncpg
+
+from infra.settings import STATE_DIR, Settings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+_MIGRATION_LOCK = 7_357_001
+
+
+class DatabaseUnavailable(Exception):
+    pass
+
+
+def embedded_database_url(data_dir: Path | None = None) -> str:
+    """Start (or join) the embedded PostgreSQL and return its URL. Stays up after we exit."""
+    import pgserver  # imported lazily: it pulls in psutil and platformdirs
+
+    target = (data_dir or STATE_DIR / "pgdata").resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(target), cleanup_mode=None)
+    return str(server.get_uri())
+
+
+def resolve_database_url(settings: Settings) -> str:
+    return settings.database_url or embedded_database_url()
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    try:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+    assert pool is not None
+    return pool
+
+
+def _migration_files() -> list[Path]:
+    if MIGRATIONS_DIR.is_dir():
+        return sorted(MIGRATIONS_DIR.glob("*.sql"))
+    files = importlib.resources.files("migrations")  # pragma: no cover - installed without sources
+    return sorted(Path(str(f)) for f in files.iterdir() if f.name.endswith(".sql"))
+
+
+async def migrate(conn: asyncpg.Connection) -> list[str]:
+    """Apply pending migrations; returns the names applied."""
+    applied: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        for path in _migration_files():
+            if path.name in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(path.read_text())
+                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", path.name)
+            applied.append(path.name)
+            log.info("applied migration %s", path.name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied
+
+
+async def migrate_url(dsn: str) -> list[str]:
+    try:
+        conn = await asyncpg.connect(dsn)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DatabaseUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()

@@ -1,0 +1,146 @@
+"""Environment settings (SPEC §8). Secrets are required in prod and generated under `.portalpay/` in dev."""
+
+import base64
+import json
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.policy import AttemptTimers, InvoiceKind, OtpPolicy, PaymentMethod
+
+STATE_DIR = Path(os.environ.get("PORTALPAY_STATE_DIR", ".portalpay"))
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is one line meant for a person."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = None
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_task_queue: str = "portalpay"
+    portalpay_env: Literal["prod", "dev"] = "prod"
+
+    staff_api_token: SecretStr | None = None
+    operator_api_token: SecretStr | None = None
+    link_signing_key: SecretStr | None = None
+    otp_hmac_key: SecretStr | None = None
+    # "kid:base64key,kid2:base64key": the first encrypts, all decrypt.
+    codec_keys: SecretStr | None = None
+
+    email_provider: Literal["console", "sendgrid"] = "console"
+    sms_provider: Literal["console", "twilio"] = "console"
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_from: str | None = None
+    sendgrid_host: str | None = None
+    sendgrid_template_id: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_base_url: str | None = None
+    twilio_status_callback_url: str | None = None
+    company_name: str = "PortalPay"
+
+    otp_code_ttl_seconds: int = Field(default=600, gt=0)
+    otp_max_failed: int = Field(default=5, gt=0)
+    otp_lockout_seconds: int = Field(default=1800, ge=0)
+    otp_resend_cooldown_seconds: int = Field(default=30, ge=0)
+    otp_max_sends: int = Field(default=5, gt=0)
+    attempt_idle_seconds: int = Field(default=1800, gt=0)
+    payment_window_seconds: int = Field(default=900, gt=0)
+    otp_required_methods: str = "echeck,ach"
+    otp_exempt_kinds: str = "deposit"
+
+    portal_base_url: str = "http://127.0.0.1:8000"
+    link_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    worker_graceful_shutdown_seconds: int = Field(default=30, ge=0)
+
+    @model_validator(mode="after")
+    def _policy_lists_parse(self) -> "Settings":
+        try:
+            self.otp_policy  # noqa: B018 - parse early so a typo fails at start-up
+        except ValueError as exc:
+            raise ValueError(f"OTP_REQUIRED_METHODS / OTP_EXEMPT_KINDS: {exc}") from exc
+        return self
+
+    @property
+    def is_dev(self) -> bool:
+        return self.portalpay_env == "dev"
+
+    @cached_property
+    def otp_policy(self) -> OtpPolicy:
+        methods = [PaymentMethod(m.strip()) for m in self.otp_required_methods.split(",") if m.strip()]
+        kinds = [InvoiceKind(k.strip()) for k in self.otp_exempt_kinds.split(",") if k.strip()]
+        return OtpPolicy(required_methods=methods, exempt_kinds=kinds)
+
+    def attempt_timers(self) -> AttemptTimers:
+        return AttemptTimers(
+            code_ttl_seconds=self.otp_code_ttl_seconds,
+            max_failed=self.otp_max_failed,
+            lockout_seconds=self.otp_lockout_seconds,
+            resend_cooldown_seconds=self.otp_resend_cooldown_seconds,
+            max_sends=self.otp_max_sends,
+            idle_seconds=self.attempt_idle_seconds,
+            payment_window_seconds=self.payment_window_seconds,
+        )
+
+    # --- secrets -------------------------------------------------------------------------
+
+    def secret(self, name: str) -> str:
+        """A required secret: from the environment, else (dev only) generated once and kept."""
+        value: SecretStr | None = getattr(self, name)
+        if value is not None and value.get_secret_value():
+            return value.get_secret_value()
+        if not self.is_dev:
+            raise SettingsError(f"{name.upper()} is required when PORTALPAY_ENV=prod")
+        return _dev_secrets()[name]
+
+    def codec_key_ring(self) -> list[tuple[str, bytes]]:
+        raw = self.secret("codec_keys")
+        ring: list[tuple[str, bytes]] = []
+        for item in raw.split(","):
+            kid, sep, b64 = item.strip().partition(":")
+            if not sep or not kid:
+                raise SettingsError("CODEC_KEYS must look like 'kid:base64key[,kid2:base64key]'")
+            try:
+                key = base64.b64decode(b64, validate=True)
+            except ValueError as exc:
+                raise SettingsError(f"CODEC_KEYS key {kid!r} is not base64") from exc
+            if len(key) != 32:
+                raise SettingsError(f"CODEC_KEYS key {kid!r} must be 32 bytes (AES-256)")
+            ring.append((kid, key))
+        return ring
+
+
+def _dev_secrets() -> dict[str, str]:
+    path = STATE_DIR / "secrets.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    values = {
+        "staff_api_token": secrets.token_urlsafe(24),
+        "operator_api_token": secrets.token_urlsafe(24),
+        "link_signing_key": secrets.token_urlsafe(32),
+        "otp_hmac_key": secrets.token_urlsafe(32),
+        "codec_keys": "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+    path.write_text(json.dumps(values, indent=2))
+    path.chmod(0o600)
+    return values
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        first = str(exc).splitlines()
+        raise SettingsError(" ".join(line.strip() for line in first[:3])) from exc
