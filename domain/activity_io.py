@@ -22,6 +22,11 @@ class AttemptRef(BaseModel):
     payer_contact_id: str
 
 
+class ResolvePayerRequest(BaseModel):
+    invoice_id: str
+    lockout_seconds: int
+
+
 class SendCodeRequest(BaseModel):
     attempt: AttemptRef
     send_seq: int

@@ -56,6 +56,9 @@ class PayerResolution(BaseModel):
     payer_name: str
     designated: bool  # False: the primary contact stands in because no payer is marked
     channels: list[OfferedChannel]
+    # Wrong codes for this invoice inside the lockout window, whatever attempt they came from,
+    # so cancelling and reopening never buys an attacker more guesses.
+    prior_failed_checks: int = 0
 
 
 class RequestCodeInput(BaseModel):
@@ -179,3 +182,12 @@ class AttemptOutcome(BaseModel):
     status: PaymentStatus
     reason: str | None = None
     payment: PaymentReceipt | None = None
+
+
+class DeliveryStatusEvent(BaseModel):
+    """A provider's delivery report for a sent code (e.g. Twilio status callback)."""
+
+    send_seq: int
+    channel: Channel
+    status: str  # provider's word: delivered, undelivered, failed, ...
+    provider_code: str | None = None

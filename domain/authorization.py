@@ -1,7 +1,9 @@
 """The web-debit authorization wording the customer agrees to (kept with the payment for two years)."""
 
 
-def ach_authorization_text(*, amount_cents: int, currency: str, invoice_number: str, account_last4: str) -> str:
+def ach_authorization_text(
+    *, amount_cents: int, currency: str, invoice_number: str, account_last4: str
+) -> str:
     amount = f"{amount_cents // 100:,}.{amount_cents % 100:02d} {currency}"
     return (
         f"I authorize a one-time electronic debit of {amount} from the account ending in "

@@ -23,12 +23,13 @@ class DatabaseUnavailable(Exception):
 
 
 def embedded_database_url(data_dir: Path | None = None) -> str:
-    """Start (or join) the embedded PostgreSQL and return its URL. Stays up after we exit."""
-    import pgserver  # imported lazily: it pulls in psutil and platformdirs
+    """Start (or join) the embedded PostgreSQL and return its URL."""
+    from pgserver.postgres_server import get_server  # lazily: pulls in psutil, platformdirs
 
     target = (data_dir or STATE_DIR / "pgdata").resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(target), cleanup_mode=None)
+    # "stop": the last process using it stops it (pgserver counts its users), so Ctrl-C is clean.
+    server = get_server(str(target), cleanup_mode="stop")
     return str(server.get_uri())
 
 

@@ -60,11 +60,13 @@ CREATE TABLE otp_checks (
     run_id     text NOT NULL,
     check_seq  integer NOT NULL,
     send_seq   integer NOT NULL,
+    invoice_id text NOT NULL REFERENCES invoices(id),
     ok         boolean NOT NULL,
     reason     text,
     checked_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (run_id, check_seq)
 );
+CREATE INDEX otp_checks_invoice_failures ON otp_checks (invoice_id, checked_at) WHERE NOT ok;
 
 -- The sandbox processor's own ledger: it honours idempotency keys like a real processor.
 CREATE TABLE sandbox_ledger (

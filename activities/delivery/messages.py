@@ -28,7 +28,7 @@ def compose_otp_message(
     )
     esc = html_lib.escape
     html = (
-        f"<p style=\"font-size:28px;letter-spacing:4px\"><strong>{esc(code)}</strong></p>"
+        f'<p style="font-size:28px;letter-spacing:4px"><strong>{esc(code)}</strong></p>'
         f"<p>This is your verification code to pay invoice {esc(invoice_number)} to {esc(company_name)}.</p>"
         f"<p>It expires in {minutes} minutes and can be used once.</p>"
         "<p>If you did not ask for it, you can ignore this message.</p>"

@@ -1,0 +1,26 @@
+"""The audit activity: one row per event, never two, whatever the retries."""
+
+import asyncpg
+from temporalio import activity
+
+from activities.audit_store import append_event
+from domain.activity_io import AuditEventInput, AuditEventRecord, LockoutRequest
+
+
+class AuditActivities:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @activity.defn(name="append_audit_event")
+    async def append_audit_event(self, event: AuditEventInput) -> AuditEventRecord:
+        async with self._pool.acquire() as conn:
+            return await append_event(conn, event)
+
+    @activity.defn(name="record_lockout")
+    async def record_lockout(self, request: LockoutRequest) -> None:
+        """The lockout lives in PostgreSQL: a closed LOCKED run is invisible to id-reuse policies."""
+        await self._pool.execute(
+            "UPDATE invoices SET locked_until = GREATEST(COALESCE(locked_until, $2), $2) WHERE id = $1",
+            request.invoice_id,
+            request.locked_until,
+        )

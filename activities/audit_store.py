@@ -1,0 +1,108 @@
+"""Appending to and reading the hash-chained audit trail.
+
+Used by the audit activity and by the staff API (payer designation). Appends are idempotent by
+`event_key`, and serialised per chain with an advisory lock so two writers never fork a chain.
+"""
+
+import json
+from typing import Any
+
+import asyncpg
+
+from domain.activity_io import AuditEventInput, AuditEventRecord
+from domain.audit import GENESIS_HASH, compute_event_hash, verify_chain
+
+_COLUMNS = (
+    "id, event_key, chain_id, event_type, invoice_id, customer_id, payer_contact_id, workflow_id, run_id,"
+    " channel, destination, actor, ip, user_agent, details, occurred_at, recorded_at, prev_hash, hash"
+)
+
+
+def chain_id_for(event: AuditEventInput) -> str:
+    """One chain per invoice; events with no invoice (payer designation) chain per customer."""
+    if event.invoice_id:
+        return f"invoice:{event.invoice_id}"
+    return f"customer:{event.customer_id}"
+
+
+async def append_event(conn: asyncpg.Connection, event: AuditEventInput) -> AuditEventRecord:
+    chain_id = chain_id_for(event)
+    async with conn.transaction():
+        existing = await conn.fetchrow(
+            "SELECT id, hash FROM audit_events WHERE event_key = $1", event.event_key
+        )
+        if existing is not None:
+            return AuditEventRecord(id=existing["id"], hash=existing["hash"])
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", chain_id)
+        existing = await conn.fetchrow(
+            "SELECT id, hash FROM audit_events WHERE event_key = $1", event.event_key
+        )
+        if existing is not None:
+            return AuditEventRecord(id=existing["id"], hash=existing["hash"])
+        prev_hash = await conn.fetchval(
+            "SELECT hash FROM audit_events WHERE chain_id = $1 ORDER BY id DESC LIMIT 1", chain_id
+        )
+        prev_hash = prev_hash or GENESIS_HASH
+        fields: dict[str, Any] = {
+            "event_key": event.event_key,
+            "event_type": event.event_type.value,
+            "invoice_id": event.invoice_id,
+            "customer_id": event.customer_id,
+            "payer_contact_id": event.payer_contact_id,
+            "workflow_id": event.workflow_id,
+            "run_id": event.run_id,
+            "channel": event.channel.value if event.channel else None,
+            "destination": event.destination,
+            "actor": event.client.actor,
+            "ip": event.client.ip,
+            "user_agent": event.client.user_agent,
+            # Round-trip through JSON so the hashed form equals what jsonb hands back.
+            "details": json.loads(json.dumps(event.details, default=str)),
+            "occurred_at": event.occurred_at,
+        }
+        digest = compute_event_hash(prev_hash, fields)
+        row = await conn.fetchrow(
+            "INSERT INTO audit_events (event_key, chain_id, event_type, invoice_id, customer_id,"
+            " payer_contact_id, workflow_id, run_id, channel, destination, actor, ip, user_agent, details,"
+            " occurred_at, prev_hash, hash)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14::jsonb,$15,$16,$17) RETURNING id",
+            fields["event_key"],
+            chain_id,
+            fields["event_type"],
+            fields["invoice_id"],
+            fields["customer_id"],
+            fields["payer_contact_id"],
+            fields["workflow_id"],
+            fields["run_id"],
+            fields["channel"],
+            fields["destination"],
+            fields["actor"],
+            fields["ip"],
+            fields["user_agent"],
+            json.dumps(fields["details"]),
+            fields["occurred_at"],
+            prev_hash,
+            digest,
+        )
+        return AuditEventRecord(id=row["id"], hash=digest)
+
+
+def _row_to_dict(row: asyncpg.Record) -> dict[str, Any]:
+    out = dict(row)
+    if isinstance(out.get("details"), str):
+        out["details"] = json.loads(out["details"])
+    return out
+
+
+async def fetch_chain(pool: asyncpg.Pool, chain_id: str) -> list[dict[str, Any]]:
+    rows = await pool.fetch(f"SELECT {_COLUMNS} FROM audit_events WHERE chain_id = $1 ORDER BY id", chain_id)
+    return [_row_to_dict(r) for r in rows]
+
+
+async def fetch_trail(pool: asyncpg.Pool, invoice_id: str) -> list[dict[str, Any]]:
+    """The invoice's audit trail, oldest first."""
+    return await fetch_chain(pool, f"invoice:{invoice_id}")
+
+
+async def chain_ok(pool: asyncpg.Pool, invoice_id: str) -> bool:
+    return verify_chain(await fetch_trail(pool, invoice_id))

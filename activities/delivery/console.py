@@ -1,0 +1,39 @@
+"""The default provider without credentials: messages land in the `dev_outbox` table.
+
+The developer reads them in the terminal (dev mode echoes a line) and at `GET /dev/outbox`;
+tests read the code from there exactly as a person would from their phone.
+"""
+
+import asyncpg
+from rich.console import Console
+
+from activities.delivery.base import DeliveryReceipt, OtpMessage
+
+
+class ConsoleSender:
+    def __init__(self, pool: asyncpg.Pool, *, echo: bool = False, name: str = "console") -> None:
+        self.name = name
+        self._pool = pool
+        self._echo = Console(stderr=True) if echo else None
+
+    async def send(self, message: OtpMessage) -> DeliveryReceipt:
+        row_id = await self._pool.fetchval(
+            "INSERT INTO dev_outbox (channel, to_address, subject, body, idempotency_key)"
+            " VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key"
+            " RETURNING id",
+            message.channel.value,
+            message.to,
+            message.subject,
+            message.text,
+            message.idempotency_key,
+        )
+        if self._echo is not None:
+            # Dev outbox only (PORTALPAY_ENV=dev): this is the developer's stand-in for a phone.
+            self._echo.print(
+                f"[bold cyan]dev outbox[/] {message.channel.value} → {message.to}: {message.text}"
+            )
+        return DeliveryReceipt(provider=self.name, message_id=f"outbox-{row_id}")
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,220 @@
+"""Sending and checking one-time passcodes.
+
+The code exists in plaintext only inside `send_code` (on its way to the provider) and in the
+customer's update argument (encrypted by the codec). PostgreSQL keeps an HMAC of it under a
+server key, bound to the attempt and send number, so a leaked table cannot be brute-forced
+without the key and a code from one send never verifies another.
+"""
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pyotp
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.delivery.base import CodeSender, PermanentDeliveryError, TransientDeliveryError
+from activities.delivery.messages import compose_otp_message
+from domain.activity_io import CheckCodeRequest, CheckCodeResult, SendCodeRequest, SendCodeResult
+from domain.channels import Channel, mask_destination
+from domain.errors import ActivityFailureType
+
+log = logging.getLogger(__name__)
+
+CODE_DIGITS = 6
+
+
+def new_code() -> str:
+    """Six digits from a CSPRNG: a fresh random HOTP secret (pyotp uses `secrets`) at counter 0."""
+    return pyotp.HOTP(pyotp.random_base32(), digits=CODE_DIGITS).at(0)
+
+
+def code_digest(key: bytes, run_id: str, send_seq: int, code: str) -> bytes:
+    return hmac.new(key, f"{run_id}:{send_seq}:{code}".encode(), hashlib.sha256).digest()
+
+
+class OtpActivities:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        hmac_key: bytes,
+        senders: Mapping[Channel, CodeSender],
+        company_name: str,
+        metrics: object | None = None,
+    ) -> None:
+        self._pool = pool
+        self._key = hmac_key
+        self._senders = senders
+        self._company = company_name
+        self._metrics = metrics
+
+    @activity.defn(name="send_code")
+    async def send_code(self, request: SendCodeRequest) -> SendCodeResult:
+        ref = request.attempt
+        existing = await self._pool.fetchrow(
+            "SELECT destination_masked, sent_at, expires_at, provider, provider_message_id"
+            " FROM otp_challenges WHERE run_id = $1 AND send_seq = $2",
+            ref.run_id,
+            request.send_seq,
+        )
+        if existing is not None and existing["sent_at"] is not None:
+            # A retry after the provider accepted the message: never send a second code.
+            return SendCodeResult(
+                channel=request.channel,
+                destination=existing["destination_masked"],
+                sent_at=existing["sent_at"],
+                expires_at=existing["expires_at"],
+                provider=existing["provider"],
+                provider_message_id=existing["provider_message_id"],
+            )
+        contact = await self._pool.fetchrow(
+            "SELECT email, phone FROM contacts WHERE id = $1 AND customer_id = $2",
+            ref.payer_contact_id,
+            ref.customer_id,
+        )
+        # Only what is stored on the payer contact is used, read now so a staff fix takes effect.
+        to = None if contact is None else contact["email" if request.channel is Channel.EMAIL else "phone"]
+        if not to:
+            raise ApplicationError(
+                f"the payer contact no longer has {request.channel.value} on file",
+                {"provider": None, "provider_code": "no_destination"},
+                type=ActivityFailureType.PERMANENT_DELIVERY_FAILURE.value,
+                non_retryable=True,
+            )
+        masked = mask_destination(request.channel, to)
+        code = new_code()
+        now = datetime.now(UTC)
+        expires_at = now + timedelta(seconds=request.ttl_seconds)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO otp_challenges (run_id, send_seq, workflow_id, invoice_id, contact_id, channel,"
+                " destination_masked, code_digest, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+                " ON CONFLICT (run_id, send_seq) DO UPDATE SET code_digest = EXCLUDED.code_digest,"
+                " expires_at = EXCLUDED.expires_at, destination_masked = EXCLUDED.destination_masked",
+                ref.run_id,
+                request.send_seq,
+                ref.workflow_id,
+                ref.invoice_id,
+                ref.payer_contact_id,
+                request.channel.value,
+                masked,
+                code_digest(self._key, ref.run_id, request.send_seq, code),
+                expires_at,
+            )
+        message = compose_otp_message(
+            channel=request.channel,
+            to=to,
+            code=code,
+            ttl_seconds=request.ttl_seconds,
+            invoice_number=request.invoice_number,
+            company_name=self._company,
+            idempotency_key=f"{ref.workflow_id}/{ref.run_id}/code/{request.send_seq}",
+        )
+        sender = self._senders[request.channel]
+        try:
+            receipt = await sender.send(message)
+        except PermanentDeliveryError as exc:
+            log.warning("code delivery refused by %s (%s) for %s", exc.provider, exc.provider_code, masked)
+            raise ApplicationError(
+                f"{exc.provider} refused the message ({exc.provider_code})",
+                {"provider": exc.provider, "provider_code": exc.provider_code},
+                type=ActivityFailureType.PERMANENT_DELIVERY_FAILURE.value,
+                non_retryable=True,
+            ) from None
+        except TransientDeliveryError as exc:
+            log.info("transient delivery fault from %s (%s) for %s", exc.provider, exc.provider_code, masked)
+            raise ApplicationError(
+                f"{exc.provider} is unavailable ({exc.provider_code})",
+                {"provider": exc.provider, "provider_code": exc.provider_code},
+                type="TransientDeliveryFailure",
+            ) from None
+        sent_at = datetime.now(UTC)
+        # Recording sent_at is the guard a retry reads; a new code voids every older one.
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE otp_challenges SET sent_at = $3, provider = $4, provider_message_id = $5"
+                " WHERE run_id = $1 AND send_seq = $2",
+                ref.run_id,
+                request.send_seq,
+                sent_at,
+                receipt.provider,
+                receipt.message_id,
+            )
+            await conn.execute(
+                "UPDATE otp_challenges SET voided_at = $3 WHERE run_id = $1 AND send_seq < $2 AND voided_at IS NULL",
+                ref.run_id,
+                request.send_seq,
+                sent_at,
+            )
+        _count(self._metrics, "codes_sent", request.channel.value)
+        return SendCodeResult(
+            channel=request.channel,
+            destination=masked,
+            sent_at=sent_at,
+            expires_at=expires_at,
+            provider=receipt.provider,
+            provider_message_id=receipt.message_id,
+        )
+
+    @activity.defn(name="check_code")
+    async def check_code(self, request: CheckCodeRequest) -> CheckCodeResult:
+        ref = request.attempt
+        async with self._pool.acquire() as conn, conn.transaction():
+            done = await conn.fetchrow(
+                "SELECT ok, reason FROM otp_checks WHERE run_id = $1 AND check_seq = $2",
+                ref.run_id,
+                request.check_seq,
+            )
+            if done is not None:
+                return CheckCodeResult(ok=done["ok"], reason=done["reason"])
+            challenge = await conn.fetchrow(
+                "SELECT code_digest, expires_at, voided_at, used_at, sent_at FROM otp_challenges"
+                " WHERE run_id = $1 AND send_seq = $2 FOR UPDATE",
+                ref.run_id,
+                request.send_seq,
+            )
+            candidate = code_digest(self._key, ref.run_id, request.send_seq, request.code)
+            matches = challenge is not None and hmac.compare_digest(
+                bytes(challenge["code_digest"]), candidate
+            )
+            reason: str | None = None
+            if challenge is None or challenge["sent_at"] is None:
+                reason = "no_code"
+            elif challenge["voided_at"] is not None:
+                reason = "voided"
+            elif challenge["used_at"] is not None:
+                reason = "used"
+            elif challenge["expires_at"] <= datetime.now(UTC):
+                reason = "expired"
+            elif not matches:
+                reason = "mismatch"
+            ok = reason is None
+            if ok:
+                await conn.execute(
+                    "UPDATE otp_challenges SET used_at = now() WHERE run_id = $1 AND send_seq = $2",
+                    ref.run_id,
+                    request.send_seq,
+                )
+            await conn.execute(
+                "INSERT INTO otp_checks (run_id, check_seq, send_seq, invoice_id, ok, reason)"
+                " VALUES ($1, $2, $3, $4, $5, $6)",
+                ref.run_id,
+                request.check_seq,
+                request.send_seq,
+                ref.invoice_id,
+                ok,
+                reason,
+            )
+        _count(self._metrics, "verifications", "ok" if ok else "failed")
+        return CheckCodeResult(ok=ok, reason=reason)
+
+
+def _count(metrics: object | None, name: str, label: str) -> None:
+    hook = getattr(metrics, name, None)
+    if callable(hook):
+        hook(label)

@@ -1,0 +1,1 @@
+"""Entry points that start and message workflows: the portal app and the `portalpay` CLI."""

@@ -1,0 +1,1 @@
+"""Wiring: one worker process hosting the attempt workflow and its activities."""

@@ -1,0 +1,81 @@
+"""Builds the PortalPay worker: activity classes get their pool and clients once, at start."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.audit import AuditActivities
+from activities.delivery.base import CodeSender
+from activities.otp import OtpActivities
+from activities.payer import PayerActivities
+from activities.payments import PaymentActivities
+from activities.sandbox_processor import SandboxProcessor
+from domain.channels import Channel
+from workflows.pay_invoice import PayInvoiceWorkflow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerDeps:
+    pool: asyncpg.Pool
+    senders: Mapping[Channel, CodeSender]
+    otp_hmac_key: bytes
+    company_name: str = "PortalPay"
+    metrics: object | None = None
+
+
+def build_worker(
+    client: Client,
+    task_queue: str,
+    deps: WorkerDeps,
+    *,
+    graceful_shutdown: timedelta = timedelta(seconds=30),
+    max_cached_workflows: int = 1000,
+) -> Worker:
+    payer = PayerActivities(deps.pool)
+    otp = OtpActivities(
+        deps.pool,
+        hmac_key=deps.otp_hmac_key,
+        senders=deps.senders,
+        company_name=deps.company_name,
+        metrics=deps.metrics,
+    )
+    payments = PaymentActivities(deps.pool, SandboxProcessor(deps.pool), metrics=deps.metrics)
+    audit = AuditActivities(deps.pool)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[PayInvoiceWorkflow],
+        activities=[
+            payer.resolve_payer,
+            otp.send_code,
+            otp.check_code,
+            payments.submit_debit,
+            audit.append_audit_event,
+            audit.record_lockout,
+        ],
+        graceful_shutdown_timeout=graceful_shutdown,
+        max_cached_workflows=max_cached_workflows,
+    )
+
+
+async def run_until_signalled(worker: Worker) -> None:
+    """Run until SIGTERM/SIGINT, then let in-flight activities finish within the graceful timeout."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        log.info("worker polling task queue %s", worker.task_queue)
+        await stop.wait()
+        log.info("shutting down: waiting for in-flight activities")

@@ -1,0 +1,1 @@
+"""Deterministic workflow code only: standard library, temporalio and pure `domain/`."""

@@ -1,0 +1,11 @@
+"""Typed search attributes operators filter on in the Temporal UI (ids, status, amount: never PII)."""
+
+from temporalio.common import SearchAttributeKey
+
+PAYMENT_STATUS = SearchAttributeKey.for_keyword("PaymentStatus")
+INVOICE_ID = SearchAttributeKey.for_keyword("InvoiceId")
+CUSTOMER_ID = SearchAttributeKey.for_keyword("CustomerId")
+PAYER_CONTACT_ID = SearchAttributeKey.for_keyword("PayerContactId")
+AMOUNT_CENTS = SearchAttributeKey.for_int("AmountCents")
+
+ALL_KEYS = (PAYMENT_STATUS, INVOICE_ID, CUSTOMER_ID, PAYER_CONTACT_ID, AMOUNT_CENTS)
