@@ -7,15 +7,27 @@ breaking histories written under an older one.
 import os
 from collections.abc import Sequence
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 ENCODING = b"binary/encrypted"
 KEY_ID_METADATA = "encryption-key-id"
+KEY_BYTES = 32
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
 
 
-class UnknownKeyError(ValueError):
+class CodecError(ValueError):
+    """An encrypted payload cannot be opened; the message names the key id, never the data."""
+
+
+class UnknownKeyError(CodecError):
+    pass
+
+
+class PayloadDecryptError(CodecError):
     pass
 
 
@@ -23,6 +35,16 @@ class AesGcmPayloadCodec(PayloadCodec):
     def __init__(self, key_ring: Sequence[tuple[str, bytes]]) -> None:
         if not key_ring:
             raise ValueError("at least one codec key is required")
+        seen: set[str] = set()
+        for kid, key in key_ring:
+            if not kid:
+                raise ValueError("a codec key id must not be empty")
+            if kid in seen:
+                # Two keys under one id would make decryption depend on ring order.
+                raise ValueError(f"codec key id {kid!r} appears twice")
+            if len(key) != KEY_BYTES:
+                raise ValueError(f"codec key {kid!r} must be {KEY_BYTES} bytes (AES-256)")
+            seen.add(kid)
         self._encrypt_kid, key = key_ring[0]
         self._encryptor = AESGCM(key)
         self._decryptors = {kid: AESGCM(k) for kid, k in key_ring}
@@ -31,6 +53,10 @@ class AesGcmPayloadCodec(PayloadCodec):
     def encrypting_key_id(self) -> str:
         return self._encrypt_kid
 
+    @property
+    def key_ids(self) -> list[str]:
+        return list(self._decryptors)
+
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.encode_one(p) for p in payloads]
 
@@ -38,7 +64,8 @@ class AesGcmPayloadCodec(PayloadCodec):
         return [self.decode_one(p) for p in payloads]
 
     def encode_one(self, payload: Payload) -> Payload:
-        nonce = os.urandom(12)
+        nonce = os.urandom(_NONCE_BYTES)
+        # The key id is authenticated data: moving ciphertext under another id fails to open.
         sealed = self._encryptor.encrypt(nonce, payload.SerializeToString(), self._encrypt_kid.encode())
         return Payload(
             metadata={"encoding": ENCODING, KEY_ID_METADATA: self._encrypt_kid.encode()},
@@ -48,9 +75,23 @@ class AesGcmPayloadCodec(PayloadCodec):
     def decode_one(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") != ENCODING:
             return payload
-        kid = payload.metadata.get(KEY_ID_METADATA, b"").decode()
+        raw_kid = payload.metadata.get(KEY_ID_METADATA)
+        if not raw_kid:
+            raise UnknownKeyError(f"encrypted payload carries no {KEY_ID_METADATA!r} metadata")
+        kid = raw_kid.decode(errors="replace")
         aesgcm = self._decryptors.get(kid)
         if aesgcm is None:
-            raise UnknownKeyError(f"no codec key with id {kid!r}")
-        plain = aesgcm.decrypt(payload.data[:12], payload.data[12:], kid.encode())
+            raise UnknownKeyError(
+                f"no codec key with id {kid!r} (configured: {', '.join(self._decryptors)}); "
+                "keep retired keys in CODEC_KEYS while histories encrypted under them exist"
+            )
+        if len(payload.data) < _NONCE_BYTES + _TAG_BYTES:
+            raise PayloadDecryptError(f"payload under codec key {kid!r} is truncated")
+        try:
+            plain = aesgcm.decrypt(payload.data[:_NONCE_BYTES], payload.data[_NONCE_BYTES:], kid.encode())
+        except InvalidTag:
+            raise PayloadDecryptError(
+                f"payload under codec key {kid!r} failed authentication "
+                "(tampered, or a different key configured under that id)"
+            ) from None
         return Payload.FromString(plain)

@@ -63,6 +63,15 @@ class Settings(BaseSettings):
     portal_base_url: str = "http://127.0.0.1:8000"
     link_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     worker_graceful_shutdown_seconds: int = Field(default=30, ge=0)
+    # Browser origins of the Temporal UI allowed to call the codec endpoint (comma-separated).
+    codec_cors_origins: str = (
+        "http://localhost:8080,http://127.0.0.1:8080,http://localhost:8233,http://127.0.0.1:8233"
+    )
+    # Prometheus scrape ports; unset means not exported. The worker has two: PortalPay's own
+    # counters (prometheus_client) and the Temporal SDK's metrics (Rust core exporter).
+    worker_metrics_port: int | None = Field(default=None, gt=0, lt=65536)
+    worker_sdk_metrics_port: int | None = Field(default=None, gt=0, lt=65536)
+    portal_metrics_port: int | None = Field(default=None, gt=0, lt=65536)
 
     @model_validator(mode="after")
     def _policy_lists_parse(self) -> "Settings":
