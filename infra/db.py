@@ -24,6 +24,9 @@ class DatabaseUnavailable(Exception):
 
 def embedded_database_url(data_dir: Path | None = None) -> str:
     """Start (or join) the embedded PostgreSQL and return its URL."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     from pgserver.postgres_server import get_server  # lazily: pulls in psutil, platformdirs
 
     target = (data_dir or STATE_DIR / "pgdata").resolve()

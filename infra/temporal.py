@@ -20,4 +20,7 @@ async def connect(settings: Settings, *, runtime: Runtime | None = None) -> Clie
             runtime=runtime,
         )
     except RuntimeError as exc:
-        raise TemporalUnavailable(f"cannot reach Temporal at {settings.temporal_address}: {exc}") from exc
+        reason = "connection refused" if "refused" in str(exc).lower() else str(exc).splitlines()[0][:120]
+        raise TemporalUnavailable(
+            f"cannot reach Temporal at {settings.temporal_address} ({reason}); is the server running?"
+        ) from exc

@@ -68,13 +68,14 @@ def build_worker(
     )
 
 
-async def run_until_signalled(worker: Worker) -> None:
-    """Run until SIGTERM/SIGINT, then let in-flight activities finish within the graceful timeout."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+async def run_until_signalled(worker: Worker, stop: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or `stop`), then let in-flight activities finish, bounded."""
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
     async with worker:
         log.info("worker polling task queue %s", worker.task_queue)
         await stop.wait()

@@ -1,0 +1,36 @@
+"""`portalpay worker`: one worker process with its pool and provider clients, until SIGTERM."""
+
+import asyncio
+from datetime import timedelta
+
+from temporalio.client import Client
+
+from activities.delivery.factory import build_code_senders, close_code_senders
+from infra.settings import Settings
+from infra.temporal import connect
+from starters.resources import open_pool
+from workers.worker import WorkerDeps, build_worker, run_until_signalled
+
+
+async def run_worker_process(
+    settings: Settings, *, client: Client | None = None, stop: asyncio.Event | None = None
+) -> None:
+    async with open_pool(settings) as pool:
+        senders = build_code_senders(settings, pool)
+        try:
+            temporal = client or await connect(settings)
+            deps = WorkerDeps(
+                pool=pool,
+                senders=senders,
+                otp_hmac_key=settings.secret("otp_hmac_key").encode(),
+                company_name=settings.company_name,
+            )
+            worker = build_worker(
+                temporal,
+                settings.temporal_task_queue,
+                deps,
+                graceful_shutdown=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+            )
+            await run_until_signalled(worker, stop)
+        finally:
+            await close_code_senders(senders)
