@@ -105,6 +105,18 @@ def worker() -> None:
     run_async(run_worker_process)(settings)
 
 
+@app.command()
+def portal(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+) -> None:
+    """Serve the customer portal, staff API and codec endpoint."""
+    from starters.portal_process import run_portal_process
+
+    settings = settings_or_exit()
+    run_async(run_portal_process)(settings, host=host, port=port)
+
+
 @app.command("try")
 def try_invoice(
     invoice_id: str = typer.Argument(..., help="Invoice to pay, e.g. INV-1001."),

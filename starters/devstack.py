@@ -110,8 +110,12 @@ async def run_dev(*, portal_port: int, temporal_port: int, ui_port: int) -> None
         console.print(f"using the Temporal server already on port {temporal_port}")
     else:
         console.print("starting the Temporal dev server…")
+        from starters.codec_api import codec_ui_endpoint
+
         proc = start_temporal_dev_server(
-            port=temporal_port, ui_port=ui_port, codec_endpoint=f"http://127.0.0.1:{portal_port}/codec"
+            port=temporal_port,
+            ui_port=ui_port,
+            codec_endpoint=codec_ui_endpoint(settings.portal_base_url, settings.secret("operator_api_token")),
         )
     try:
         client = await wait_for_temporal(settings, proc)
