@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.attempt import (
+    WORKFLOW_ID_PREFIX,
     AttemptState,
     CancelInput,
     ClientContext,
@@ -254,13 +255,11 @@ class AttemptGateway:
                 raise refusal from None
             raise
         except RPCError as err:
-            if err.status is RPCStatusCode.NOT_FOUND:
-                raise AttemptNotFound(f"no running attempt {handle.id}") from None
-            if err.status is RPCStatusCode.FAILED_PRECONDITION:
-                # The run already closed (terminal): report the state it ended in.
-                state = await self.state(handle.id.removeprefix("pay-invoice-"), handle.run_id)
-                raise AttemptRefused(
-                    RefusalType.INVALID_STATE, f"the attempt is {state.status.value}", status=state.status
-                ) from None
-            raise
+            if err.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+                raise
+            # Either no such run (404) or a run that already closed: report the state it ended in.
+            state = await self.state(handle.id.removeprefix(WORKFLOW_ID_PREFIX), handle.run_id)
+            raise AttemptRefused(
+                RefusalType.INVALID_STATE, f"the attempt is {state.status.value}", status=state.status
+            ) from None
         return result
