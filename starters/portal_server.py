@@ -6,6 +6,7 @@ One place so `portalpay portal`, `portalpay dev`, the bench and the tests serve 
 import asyncpg
 from fastapi import FastAPI
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.delivery.factory import build_code_senders
 from domain.attempt import DeliveryStatusEvent
@@ -34,7 +35,12 @@ def build_portal_app(
 
     async def signal_attempt(workflow_id: str, run_id: str, event: DeliveryStatusEvent) -> None:
         handle = client.get_workflow_handle_for(PayInvoiceWorkflow.run, workflow_id, run_id=run_id)
-        await handle.signal(PayInvoiceWorkflow.delivery_status, event)
+        try:
+            await handle.signal(PayInvoiceWorkflow.delivery_status, event)
+        except RPCError as err:
+            # A report about an attempt that already ended changes nothing; the row keeps the status.
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
 
     app.include_router(twilio_status_router(settings, pool, signal_attempt))
     add_request_metrics(app)
