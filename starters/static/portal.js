@@ -141,10 +141,11 @@
     if (res.status === 429 || res.status === 422 || res.status === 502) {
       if (context && context.onInline) { context.onInline(b); }
       else { showNotice(b.message || "Please try again."); }
-      if (res.status === 502 || (res.status === 422 && b.error === "ChannelUnavailable")) { refresh(); }
+      if (res.status === 502 || (res.status === 422 && b.error === "ChannelUnavailable")) { refresh(true); }
       return;
     }
-    if (res.status === 409 && state) { showNotice(b.message || ""); refresh(); return; }
+    // The attempt moved on (expired, paid in another tab...): show where it is now.
+    if (res.status === 409 && state) { refresh(true); return; }
     $("error-text").textContent = b.message || "Please try again in a moment.";
     show("error");
   }
@@ -285,8 +286,8 @@
     pollTimer = setTimeout(refresh, ms);
   }
 
-  function refresh() {
-    if (!state || busy) { return; }
+  function refresh(force) {
+    if (!state || (busy && !force)) { return; }
     api("GET", sessionPath()).then(function (res) {
       if (res.ok) { render(res.body); } else { handleFailure(res); }
     }, function () { poll(3000); });

@@ -2,6 +2,7 @@
 
 import json
 import re
+from typing import Any
 
 import httpx
 
@@ -23,7 +24,7 @@ CUSTOMER_ROWS = {
 }
 
 
-def _ref(schema: dict) -> str:
+def _ref(schema: dict[str, Any]) -> str:
     return str(schema.get("$ref", "")).rsplit("/", 1)[-1]
 
 
@@ -97,7 +98,7 @@ async def test_dev_outbox_is_404_in_prod(portal_factory: PortalFactory) -> None:
             assert (await http.get("/healthz")).status_code == 200
 
 
-def _config(html: str) -> dict:
+def _config(html: str) -> dict[str, Any]:
     match = re.search(r'<script type="application/json" id="portal-config">(.*?)</script>', html, re.S)
     assert match
     return dict(json.loads(match.group(1)))

@@ -330,7 +330,14 @@ async def test_code_and_channel_input_is_validated(portal: Portal) -> None:
     assert (
         await portal.http.post(path(sid, "/code"), json={"channel": "sms"}, headers=auth)
     ).status_code == 200
-    for payload in ({"code": "abcdef"}, {"code": ""}, {"code": "1" * 40}, {}, {"code": 123456}):
+    bad_codes: list[dict[str, Any]] = [
+        {"code": "abcdef"},
+        {"code": ""},
+        {"code": "1" * 40},
+        {},
+        {"code": 123456},
+    ]
+    for payload in bad_codes:
         r = await portal.http.post(path(sid, "/verify"), json=payload, headers=auth)
         assert r.status_code == 422, payload
     state = (await portal.http.get(path(sid), headers=auth)).json()
