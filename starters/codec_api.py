@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.api.common.v1 import Payload, Payloads
 
 from infra.codec import AesGcmPayloadCodec, CodecError
-from infra.settings import Settings
+from infra.settings import Settings, load_settings
 
 CODEC_PREFIX = "/codec"
 SESSION_COOKIE = "portalpay_codec"
@@ -212,3 +212,8 @@ def create_codec_app(settings: Settings) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+def codec_app_from_environment() -> FastAPI:
+    """`uvicorn --factory starters.codec_api:codec_app_from_environment` (settings from the environment)."""
+    return create_codec_app(load_settings())

@@ -16,6 +16,7 @@ from infra.converter import build_data_converter
 from starters.codec_api import (
     SESSION_COOKIE,
     add_codec_cors,
+    codec_app_from_environment,
     codec_router,
     codec_ui_endpoint,
     codec_ui_key,
@@ -239,3 +240,13 @@ def test_payload_data_round_trips_as_base64_json() -> None:
     payload = Payload(metadata={"encoding": b"binary/encrypted"}, data=b"\x00\xff")
     as_dict = json_format.MessageToDict(payload)
     assert as_dict["data"] == base64.b64encode(b"\x00\xff").decode()
+
+
+async def test_codec_app_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTALPAY_ENV", "prod")
+    monkeypatch.setenv("OPERATOR_API_TOKEN", OPERATOR_TOKEN)
+    monkeypatch.setenv("CODEC_KEYS", codec_keys_setting(KEY_A))
+    app = codec_app_from_environment()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://codec") as c:
+        answer = await c.post("/codec/decode", json=await _encrypted_body({"email": EMAIL}), headers=AUTH)
+    assert json.loads(_payloads(answer)[0].data) == {"email": EMAIL}
