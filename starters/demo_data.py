@@ -30,7 +30,9 @@ INVOICES = [
 
 async def seed_demo(conn: asyncpg.Connection) -> None:
     async with conn.transaction():
-        await conn.executemany("INSERT INTO customers (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING", CUSTOMERS)
+        await conn.executemany(
+            "INSERT INTO customers (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING", CUSTOMERS
+        )
         await conn.executemany(
             "INSERT INTO contacts (id, customer_id, name, email, phone, is_primary, portal_payer)"
             " VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT DO NOTHING",
