@@ -8,8 +8,9 @@ from domain.activity_io import AuditEventInput, AuditEventRecord, LockoutRequest
 
 
 class AuditActivities:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, metrics: object | None = None) -> None:
         self._pool = pool
+        self._metrics = metrics
 
     @activity.defn(name="append_audit_event")
     async def append_audit_event(self, event: AuditEventInput) -> AuditEventRecord:
@@ -19,8 +20,12 @@ class AuditActivities:
     @activity.defn(name="record_lockout")
     async def record_lockout(self, request: LockoutRequest) -> None:
         """The lockout lives in PostgreSQL: a closed LOCKED run is invisible to id-reuse policies."""
-        await self._pool.execute(
-            "UPDATE invoices SET locked_until = GREATEST(COALESCE(locked_until, $2), $2) WHERE id = $1",
+        status = await self._pool.execute(
+            "UPDATE invoices SET locked_until = $2 WHERE id = $1"
+            " AND (locked_until IS NULL OR locked_until < $2)",
             request.invoice_id,
             request.locked_until,
         )
+        hook = getattr(self._metrics, "locks", None)
+        if callable(hook) and status.endswith(" 1"):
+            hook()

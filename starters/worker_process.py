@@ -6,6 +6,7 @@ from datetime import timedelta
 from temporalio.client import Client
 
 from activities.delivery.factory import build_code_senders, close_code_senders
+from infra.metrics import PORTALPAY_METRICS, start_metrics_server, temporal_runtime_with_prometheus
 from infra.settings import Settings
 from infra.temporal import connect
 from starters.resources import open_pool
@@ -18,12 +19,18 @@ async def run_worker_process(
     async with open_pool(settings) as pool:
         senders = build_code_senders(settings, pool)
         try:
-            temporal = client or await connect(settings)
+            if settings.worker_metrics_port:
+                start_metrics_server(settings.worker_metrics_port)
+            runtime = None
+            if settings.worker_sdk_metrics_port and client is None:
+                runtime = temporal_runtime_with_prometheus(f"0.0.0.0:{settings.worker_sdk_metrics_port}")
+            temporal = client or await connect(settings, runtime=runtime)
             deps = WorkerDeps(
                 pool=pool,
                 senders=senders,
                 otp_hmac_key=settings.secret("otp_hmac_key").encode(),
                 company_name=settings.company_name,
+                metrics=PORTALPAY_METRICS,
             )
             worker = build_worker(
                 temporal,

@@ -50,7 +50,7 @@ def build_worker(
         metrics=deps.metrics,
     )
     payments = PaymentActivities(deps.pool, SandboxProcessor(deps.pool), metrics=deps.metrics)
-    audit = AuditActivities(deps.pool)
+    audit = AuditActivities(deps.pool, metrics=deps.metrics)
     return Worker(
         client,
         task_queue=task_queue,
