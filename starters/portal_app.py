@@ -4,6 +4,8 @@
 CLI, `portalpay dev` and the tests wire it the same way; it opens no connection itself.
 """
 
+import hashlib
+import hmac
 from pathlib import Path
 from typing import Annotated
 
@@ -47,6 +49,9 @@ def create_app(
         signer=signer_from_settings(settings),
         link_sender=link_sender or ConsoleSender(pool, echo=settings.is_dev),
         staff_token=settings.secret("staff_api_token"),
+        request_id_key=hmac.new(
+            settings.secret("link_signing_key").encode(), b"portalpay/update-id/v1", hashlib.sha256
+        ).digest(),
     )
     install_error_handlers(app)
     _install_unavailable_handlers(app)

@@ -121,7 +121,16 @@ async def _message(deps: PortalDeps, invoice_id: str, run_id: str, action: Await
 
 @router.post("/sessions", summary="Open (or join) the Pay Your Invoice attempt for the link's invoice")
 async def open_session(request: Request, deps: Deps, claims: Claims) -> SessionView:
-    state = await deps.gateway.open(claims.invoice_id, client_context(request))
+    try:
+        state = await deps.gateway.open(claims.invoice_id, client_context(request))
+    except AttemptRefused as refused:
+        # An attempt that can only end NO_CONTACT_METHOD is an answer the customer must see (the
+        # page tells them to have their profile updated), not an error: show the run that said so.
+        if refused.status is not PaymentStatus.NO_CONTACT_METHOD:
+            raise
+        state = await deps.gateway.state(claims.invoice_id)
+        if state.status is not PaymentStatus.NO_CONTACT_METHOD:
+            raise
     return await session_view(deps, state)
 
 

@@ -6,6 +6,7 @@ A customer can cause any 4xx here, never a 500.
 """
 
 import hashlib
+import hmac
 import logging
 import secrets
 import uuid
@@ -54,6 +55,7 @@ class PortalDeps:
     signer: PayLinkSigner
     link_sender: CodeSender
     staff_token: str
+    request_id_key: bytes  # keys update ids derived from request bodies (see `request_id_for`)
 
 
 def portal_deps(request: Request) -> PortalDeps:
@@ -221,10 +223,15 @@ def request_id_for(request: Request, session_id: str, action: str, body: BaseMod
     Keyed by the client's `Idempotency-Key` (or `X-Request-Nonce`) and the body: the same key with
     the same body is the same action. Without either header every POST is a new action, because
     two identical wrong codes typed on purpose are two guesses, not one.
+
+    The id lands in workflow history in the clear, and the body may hold the typed code, so it is
+    an HMAC under a server key: a plain hash of a 6-digit code could be reversed (SPEC §3).
     """
     key = request.headers.get("idempotency-key") or request.headers.get("x-request-nonce")
     if not key:
         key = "fresh:" + secrets.token_hex(16)
     payload = body.model_dump_json() if body is not None else ""
-    digest = hashlib.sha256("\x1f".join((session_id, action, key[:200], payload)).encode()).hexdigest()
+    material = "\x1f".join((session_id, action, key[:200], payload)).encode()
+    deps = portal_deps(request)
+    digest = hmac.new(deps.request_id_key, material, hashlib.sha256).hexdigest()
     return f"{action}-{digest[:40]}"

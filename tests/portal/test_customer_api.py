@@ -1,6 +1,8 @@
 """SPEC §4 customer API, every row and every error code, against the real workflow and PostgreSQL."""
 
 import asyncio
+import hashlib
+import json
 import uuid
 from typing import Any
 
@@ -453,3 +455,31 @@ async def test_a_retried_post_with_the_same_idempotency_key_acts_once(portal: Po
     # Without a key, the same wrong code typed again is a second guess.
     three = await portal.http.post(path(sid, "/verify"), json=bad, headers=auth)
     assert three.json()["attempts_remaining"] == 3
+
+
+async def test_typed_codes_never_reach_history_through_update_ids(portal: Portal) -> None:
+    phone = unique_phone()
+    inv = await create_invoice(portal.pool, phone=phone)
+    auth = portal.auth(inv.invoice_id)
+    sid = (await portal.open(inv.invoice_id))["session_id"]
+    await portal.http.post(path(sid, "/code"), json={"channel": "sms"}, headers=auth)
+    code = await latest_code(portal.pool, phone)
+    body = {"code": wrong_code(code)}
+    key = "guessable-key"
+    await portal.http.post(path(sid, "/verify"), json=body, headers={**auth, "Idempotency-Key": key})
+    await portal.http.post(
+        path(sid, "/verify"), json={"code": code}, headers={**auth, "Idempotency-Key": "k2"}
+    )
+
+    _, run_id = sid.split("~")
+    history = await portal.harness.client.get_workflow_handle(
+        f"pay-invoice-{inv.invoice_id}", run_id=run_id
+    ).fetch_history()
+    text = history.to_json()
+    for typed in (code, wrong_code(code)):
+        payload = json.dumps({"code": typed}, separators=(",", ":"))
+        for k in (key, "k2"):
+            unkeyed = hashlib.sha256("\x1f".join((sid, "verify", k, payload)).encode()).hexdigest()
+            assert unkeyed[:40] not in text
+        assert hashlib.sha256(typed.encode()).hexdigest() not in text
+        assert f'"{typed}"' not in text
