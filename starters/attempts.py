@@ -5,6 +5,8 @@ Join-or-start is update-with-start with `USE_EXISTING`, so a second tab joins th
 runs within retention and count a run that ended LOCKED as completed.
 """
 
+import asyncio
+import contextlib
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -13,6 +15,7 @@ from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
@@ -42,6 +45,8 @@ from workflows.pay_invoice import PayInvoiceWorkflow
 
 T = TypeVar("T")
 SESSION_SEPARATOR = "~"
+# A run that refuses to be joined is mid-way through closing (one audit write at most).
+ENDING_RUN_CLOSE_SECONDS = 10.0
 
 
 class AttemptRefused(Exception):
@@ -148,6 +153,11 @@ class AttemptGateway:
                 return await self._update(handle, PayInvoiceWorkflow.open_session, ctx, None, AttemptState)
             except AttemptNotFound:
                 pass  # it closed in between: start a new one below
+            except AttemptRefused as refused:
+                if refused.type is not RefusalType.INVALID_STATE:
+                    raise
+                # It ended or is ending (cancelled, expired, locked): once it closes, start anew.
+                await self._wait_closed(handle)
         await self.check_can_open(invoice_id)
         start = WithStartWorkflowOperation(
             PayInvoiceWorkflow.run,
@@ -178,6 +188,12 @@ class AttemptGateway:
                 raise refusal from None
             raise
         return result
+
+    async def _wait_closed(self, handle: WorkflowHandle[Any, Any]) -> None:
+        """Wait (bounded) for a run that refused to be joined; how it ended is not our concern."""
+        with contextlib.suppress(WorkflowFailureError, TimeoutError):
+            async with asyncio.timeout(ENDING_RUN_CLOSE_SECONDS):
+                await handle.result(follow_runs=False)
 
     # ---- messages -----------------------------------------------------------------------------
 

@@ -254,12 +254,23 @@ class PayInvoiceWorkflow:
     async def open_session(self, client: ClientContext) -> AttemptState:
         """Join-or-start target: answers once the payer is resolved (or the attempt refused)."""
         self._touch()
+        joined_after_resolution = self._status is not PaymentStatus.RESOLVING_PAYER
         await workflow.wait_condition(
             lambda: self._status is not PaymentStatus.RESOLVING_PAYER or self._refusal is not None
         )
         if self._refusal is not None:
             raise self._refusal
-        return self.state()
+        # A cancel or expiry may be mid-audit: wait for it, and never let a tab join an attempt
+        # that is ending, so the gateway starts a fresh one. An attempt that ends at resolution
+        # (no contact method, still locked) is the answer to the open that started it.
+        async with self._lock:
+            if self._cancel is not None or (joined_after_resolution and self._status.is_terminal):
+                raise _refuse(
+                    RefusalType.INVALID_STATE,
+                    f"the attempt is {self._status.value}",
+                    status=self._status.value,
+                )
+            return self.state()
 
     # ---- request_code ------------------------------------------------------------------------
 
