@@ -57,14 +57,12 @@ class _Source:
     error: str | None = None
 
 
-def replayer(data_converter: DataConverter) -> Replayer:
+def replayer(data_converter: DataConverter, workflows: Sequence[type] = (PayInvoiceWorkflow,)) -> Replayer:
     # Core's "failing workflow task" warnings repeat what each result line already says.
     quiet = TelemetryConfig(
         logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR")), metrics=None
     )
-    return Replayer(
-        workflows=[PayInvoiceWorkflow], data_converter=data_converter, runtime=Runtime(telemetry=quiet)
-    )
+    return Replayer(workflows=workflows, data_converter=data_converter, runtime=Runtime(telemetry=quiet))
 
 
 def missing_key_ids(history: WorkflowHistory, known: set[str]) -> set[str]:
@@ -95,7 +93,13 @@ def missing_key_ids(history: WorkflowHistory, known: set[str]) -> set[str]:
     return missing
 
 
-async def replay_sources(sources: AsyncIterator[_Source], data_converter: DataConverter) -> list[ReplayLine]:
+async def replay_sources(
+    sources: AsyncIterator[_Source],
+    data_converter: DataConverter,
+    *,
+    workflows: Sequence[type] = (PayInvoiceWorkflow,),
+) -> list[ReplayLine]:
+    """Replay each history; `workflows` differs from the default only in tests of the tool itself."""
     lines: list[ReplayLine] = []
     pending: dict[int, _Source] = {}
     codec = data_converter.payload_codec
@@ -125,7 +129,7 @@ async def replay_sources(sources: AsyncIterator[_Source], data_converter: DataCo
             pending[id(source.history)] = source
             yield source.history
 
-    async with replayer(data_converter).workflow_replay_iterator(histories()) as results:
+    async with replayer(data_converter, workflows).workflow_replay_iterator(histories()) as results:
         async for result in results:
             source = pending.pop(id(result.history))
             failure = result.replay_failure

@@ -1,0 +1,110 @@
+"""Every recorded history replays against the current workflow code; a changed workflow is caught.
+
+The histories under tests/histories/ were written by `python -m tests.histories.record` with the
+test codec key, so they are replayed through the one data converter exactly as a worker reads
+them. A failure here means the change breaks running attempts: see docs/versioning.md.
+"""
+
+import base64
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from domain.activity_io import AuditEventRecord
+from domain.attempt import AttemptOutcome, PayInvoiceInput
+from domain.audit import AuditEventType
+from domain.status import PaymentStatus
+from infra.converter import build_data_converter
+from starters.ops_queries import status_changes
+from starters.replay import file_sources, replay_sources, run_replay
+from tests.support import test_settings as settings_for_tests
+from workflows.pay_invoice import PayInvoiceWorkflow
+
+HISTORY_DIR = Path(__file__).with_name("histories")
+HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
+CONVERTER = build_data_converter(settings_for_tests().codec_key_ring())
+REQUIRED = {
+    "paid_by_sms",
+    "paid_by_email_after_resend_and_switch",
+    "locked",
+    "expired",
+    "deposit",
+    "declined",
+}
+
+
+def load(name: str) -> WorkflowHistory:
+    return WorkflowHistory.from_json(name, (HISTORY_DIR / f"{name}.json").read_text())
+
+
+@workflow.defn(name="PayInvoiceWorkflow", sandboxed=False)
+class DropsStartAudit(PayInvoiceWorkflow):
+    """A plausible "cleanup": the ATTEMPT_STARTED audit row goes, so one activity call disappears."""
+
+    @workflow.run
+    async def run(self, input: PayInvoiceInput) -> AttemptOutcome:
+        return await super().run(input)
+
+    async def _audit(self, event_type: AuditEventType, **kwargs: object) -> AuditEventRecord:
+        if event_type is AuditEventType.ATTEMPT_STARTED:
+            return AuditEventRecord(id=0, hash="")
+        return await super()._audit(event_type, **kwargs)  # type: ignore[arg-type]
+
+
+def test_every_required_outcome_is_recorded() -> None:
+    assert {p.stem for p in HISTORIES} >= REQUIRED
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_recorded_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(workflows=[PayInvoiceWorkflow], data_converter=CONVERTER)
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
+
+
+async def test_replay_command_replays_the_whole_folder() -> None:
+    lines = await run_replay(settings_for_tests(), HISTORIES, None, None, 100)
+    assert [line.label for line in lines] == [str(p) for p in HISTORIES]
+    assert all(line.ok for line in lines), [line.render() for line in lines if not line.ok]
+
+
+async def test_a_changed_activity_sequence_is_caught() -> None:
+    replayer = Replayer(workflows=[DropsStartAudit], data_converter=CONVERTER)
+    result = await replayer.replay_workflow(load("paid_by_sms"), raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, workflow.NondeterminismError)
+
+    lines = await replay_sources(
+        file_sources([HISTORY_DIR / "deposit.json"]), CONVERTER, workflows=[DropsStartAudit]
+    )
+    assert len(lines) == 1 and not lines[0].ok and lines[0].nondeterministic
+    assert lines[0].render().startswith("FAIL  ") and "non-deterministic" in lines[0].render()
+
+
+async def test_a_history_under_a_retired_key_is_reported_not_crashed() -> None:
+    other = settings_for_tests(codec_keys="other:" + base64.b64encode(b"x" * 32).decode())
+    lines = await run_replay(other, [HISTORY_DIR / "locked.json"], None, None, 1)
+    assert len(lines) == 1 and not lines[0].ok
+    assert "test1" in (lines[0].error or "")
+
+
+def test_states_of_a_run_come_from_its_search_attribute_upserts() -> None:
+    s = PaymentStatus
+    assert [st for _, st in status_changes(load("paid_by_sms"))] == [
+        s.RESOLVING_PAYER,
+        s.CHOOSING_CHANNEL,
+        s.AWAITING_CODE,
+        s.AWAITING_PAYMENT,
+        s.SUBMITTING,
+        s.PAID,
+    ]
+    assert [st for _, st in status_changes(load("expired"))][-1] is s.EXPIRED
+    assert [st for _, st in status_changes(load("deposit"))] == [
+        s.RESOLVING_PAYER,
+        s.AWAITING_PAYMENT,
+        s.SUBMITTING,
+        s.PAID,
+    ]
