@@ -55,7 +55,9 @@ class Recorder:
     def gateway(self, **overrides: object) -> AttemptGateway:
         return AttemptGateway(self.client, self.pool, test_settings(**overrides), task_queue=self.task_queue)
 
-    async def invoice(self, *, kind: str = "invoice", email: bool = True, phone: bool = True) -> tuple[str, str, str]:
+    async def invoice(
+        self, *, kind: str = "invoice", email: bool = True, phone: bool = True
+    ) -> tuple[str, str, str]:
         tag = secrets.token_hex(4)
         inv = await create_invoice(
             self.pool,
@@ -198,8 +200,10 @@ async def record(names: list[str]) -> None:
                 outcome = await asyncio.wait_for(handle.result(), timeout=30)
                 history = await handle.fetch_history()
                 (HERE / f"{name}.json").write_text(history.to_json() + "\n")
-                print(f"{name}: {outcome['status'] if isinstance(outcome, dict) else outcome}, "
-                      f"{len(history.events)} events")
+                print(
+                    f"{name}: {outcome['status'] if isinstance(outcome, dict) else outcome}, "
+                    f"{len(history.events)} events"
+                )
     finally:
         await env.shutdown()
         await pool.close()
