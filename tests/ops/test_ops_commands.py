@@ -28,6 +28,7 @@ from domain.policy import PaymentMethod
 from domain.status import PaymentStatus
 from starters.ops import render_report
 from starters.ops_queries import find_stuck, load_attempt_report
+from starters.replay import run_replay
 from tests import support
 from tests.ops.cli_process import cli_env, invoice_with_unique_contacts, run_cli
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, Harness, latest_code
@@ -188,3 +189,9 @@ async def test_replay_command_replays_every_run_of_a_live_workflow_id(
     assert lines[-1] == "2 replayed, 0 failed"
     assert {line.split()[0] for line in lines[:-1]} == {"ok"}
     assert first in out and second in out
+
+    by_query = await run_replay(
+        harness.settings, [], None, f"WorkflowId = '{workflow_id}'", 10, client=harness.client
+    )
+    assert sorted(line.run_id or "" for line in by_query) == sorted([first, second])
+    assert all(line.ok for line in by_query)
