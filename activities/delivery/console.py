@@ -20,7 +20,10 @@ class ConsoleSender:
         row_id = await self._pool.fetchval(
             "INSERT INTO dev_outbox (channel, to_address, subject, body, idempotency_key)"
             " VALUES ($1, $2, $3, $4, $5)"
-            " ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key"
+            # One message per send. A retried send mints a fresh code (only a digest of the first
+            # was kept), so the message must carry the code the stored digest was made from.
+            " ON CONFLICT (idempotency_key) DO UPDATE SET to_address = EXCLUDED.to_address,"
+            " subject = EXCLUDED.subject, body = EXCLUDED.body"
             " RETURNING id",
             message.channel.value,
             message.to,

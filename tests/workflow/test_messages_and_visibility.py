@@ -1,0 +1,129 @@
+"""Validators keep refused input out of history; search attributes and current details stay current."""
+
+from collections.abc import Awaitable
+
+import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
+from temporalio.client import WorkflowExecutionStatus
+
+from domain.channels import Channel, mask_destination
+from domain.errors import RefusalType
+from domain.status import PaymentStatus
+from starters.attempts import AttemptRefused
+from tests.conftest import HarnessFactory
+from tests.support import Harness
+from tests.workflow.steps import (
+    Attempt,
+    accepted_update_ids,
+    code_in_outbox,
+    eventually,
+    new_invoice,
+    wrong_code_for,
+)
+from workflows import search_attributes as sa
+
+
+async def test_refused_updates_write_nothing_to_history(harness_factory: HarnessFactory) -> None:
+    async with harness_factory(otp_resend_cooldown_seconds=30) as h:
+        inv = await new_invoice(h.pool, phone=False)
+        attempt = await Attempt.open(h, inv)
+
+        refusals: dict[str, RefusalType] = {}
+
+        async def refused(request_id: str, expected: RefusalType, call: Awaitable[object]) -> None:
+            with pytest.raises(AttemptRefused) as err:
+                await call
+            assert err.value.type is expected
+            refusals[request_id] = expected
+
+        before = len((await attempt.handle.fetch_history()).events)
+        await refused(
+            "verify-too-early", RefusalType.INVALID_STATE, attempt.verify("123456", "verify-too-early")
+        )
+        await refused(
+            "sms-not-on-file",
+            RefusalType.CHANNEL_UNAVAILABLE,
+            attempt.request_code(Channel.SMS, "sms-not-on-file"),
+        )
+        assert len((await attempt.handle.fetch_history()).events) == before
+
+        await attempt.request_code(Channel.EMAIL, "send-1")
+        code = await code_in_outbox(h.pool, inv.email or "", attempt.run_id)
+        before = len((await attempt.handle.fetch_history()).events)
+        await refused("five-digits", RefusalType.INVALID_INPUT, attempt.verify("12345", "five-digits"))
+        await refused("not-digits", RefusalType.INVALID_INPUT, attempt.verify("12a456", "not-digits"))
+        await refused("seven-digits", RefusalType.INVALID_INPUT, attempt.verify("1234567", "seven-digits"))
+        await refused("pay-too-early", RefusalType.INVALID_STATE, attempt.pay(request_id="pay-too-early"))
+        await refused(
+            "resend-too-soon",
+            RefusalType.RESEND_TOO_SOON,
+            attempt.request_code(Channel.EMAIL, "resend-too-soon"),
+        )
+        assert len((await attempt.handle.fetch_history()).events) == before
+
+        # Refused input costs the customer no attempt.
+        state = await attempt.current()
+        assert (state.status, state.attempts_remaining, state.sends_remaining) == (
+            PaymentStatus.AWAITING_CODE,
+            5,
+            4,
+        )
+
+        await attempt.verify(wrong_code_for(code), "verify-1")
+        ids = accepted_update_ids(await attempt.handle.fetch_history())
+        assert "send-1" in ids and "verify-1" in ids
+        assert not set(refusals) & set(ids)
+        assert len(refusals) == 7
+
+
+async def test_search_attributes_and_current_details_follow_the_attempt(harness: Harness) -> None:
+    inv = await new_invoice(harness.pool, amount_cents=48000)
+    attempt = await Attempt.open(harness, inv)
+
+    async def search_attributes() -> dict[str, object]:
+        attrs = (await attempt.handle.describe()).typed_search_attributes
+        return {key.name: attrs.get(key) for key in sa.ALL_KEYS}
+
+    async def details() -> str:
+        metadata = await attempt.handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+        return metadata.current_details
+
+    expected = {
+        "InvoiceId": inv.invoice_id,
+        "CustomerId": inv.customer_id,
+        "PayerContactId": inv.payer_contact_id,
+        "AmountCents": 48000,
+    }
+    assert await search_attributes() == expected | {"PaymentStatus": "CHOOSING_CHANNEL"}
+    assert "choose where the code goes" in await details()
+
+    sent, code = await attempt.send_and_read(Channel.SMS)
+    assert await search_attributes() == expected | {"PaymentStatus": "AWAITING_CODE"}
+    text = await details()
+    assert f"code sent by SMS to {sent.destination}" in text and "5 attempts left" in text
+    assert (
+        inv.phone and inv.phone not in text and sent.destination == mask_destination(Channel.SMS, inv.phone)
+    )
+
+    await attempt.verify(wrong_code_for(code))
+    assert "4 attempts left" in await details()
+
+    assert (await attempt.verify(code)).verified
+    assert await search_attributes() == expected | {"PaymentStatus": "AWAITING_PAYMENT"}
+    assert "bank details by" in await details()
+
+    # Visibility is eventually consistent; operators filter on these attributes in the UI.
+    query = f'InvoiceId = "{inv.invoice_id}" AND PaymentStatus = "AWAITING_PAYMENT" AND AmountCents = 48000'
+
+    async def listed() -> list[str]:
+        return [w.id async for w in harness.client.list_workflows(query)]
+
+    assert await eventually(listed, lambda ids: ids == [attempt.state.workflow_id])
+
+    await attempt.pay()
+    await attempt.outcome()
+    description = await attempt.handle.describe()
+    assert description.status is WorkflowExecutionStatus.COMPLETED
+    assert await search_attributes() == expected | {"PaymentStatus": "PAID"}
+    assert (await details()).startswith("Finished: PAID")
+    assert await description.static_summary() == f"Pay Your Invoice {inv.invoice_id}"
