@@ -180,6 +180,9 @@ async def test_pay_inv_1001_with_the_sms_code_from_the_outbox(harness: Harness, 
         ).to_be_enabled()
         await expect(code_view.get_by_role("button", name="Send a new code")).to_be_enabled()
         code = await outbox_code(base_url, "+15555550102", after=seen)
+        await page.reload()  # a reload resumes the same attempt at the same step
+        code_view = await view(page, "code")
+        await expect(code_view).to_contain_text("•••-•••-0102")
         await page.get_by_label("Verification code").fill(code)
         await shot(page, "inv-1001-3-enter-code")
         await page.get_by_role("button", name="Verify").click()
