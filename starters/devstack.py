@@ -167,20 +167,22 @@ async def _serve(settings: Settings, client: Client, pool: object, *, portal_por
     portal_task = asyncio.create_task(server.serve(), name="portal")
     await asyncio.sleep(0.5)
 
-    links = "\n".join(f"  {inv_id:9} {make_pay_link(settings, inv_id)}" for inv_id, *_ in INVOICES)
     console.print(
         Panel.fit(
-            f"[bold]Portal[/]        http://127.0.0.1:{portal_port}\n"
-            f"[bold]Pay links[/]\n{links}\n"
-            f'[bold]Temporal UI[/]   http://127.0.0.1:{ui_port}  (filter: PaymentStatus="AWAITING_CODE")\n'
-            f"[bold]Dev outbox[/]    http://127.0.0.1:{portal_port}/dev/outbox  (codes also print here)\n"
-            f"[bold]Staff token[/]   {settings.secret('staff_api_token')}\n"
+            f"[bold]Portal[/]         http://127.0.0.1:{portal_port}\n"
+            f'[bold]Temporal UI[/]    http://127.0.0.1:{ui_port}  (filter: PaymentStatus="AWAITING_CODE")\n'
+            f"[bold]Dev outbox[/]     http://127.0.0.1:{portal_port}/dev/outbox  (codes also print here)\n"
+            f"[bold]Staff token[/]    {settings.secret('staff_api_token')}\n"
             f"[bold]Operator token[/] {settings.secret('operator_api_token')}  (codec endpoint)\n"
-            f"[bold]Try it[/]        portalpay try INV-1001   (in another terminal, same folder)\n"
+            "[bold]Try it[/]         .venv/bin/portalpay try INV-1001  (another terminal, same folder)\n"
             "Ctrl-C stops everything.",
             title="PortalPay dev",
         )
     )
+    # Plain lines, never wrapped by the panel, so each link copies and clicks whole.
+    print("Pay links (open one in a browser):", flush=True)
+    for inv_id, *_ in INVOICES:
+        print(f"  {inv_id:9} {make_pay_link(settings, inv_id)}", flush=True)
     done_waiter = asyncio.create_task(stop.wait())
     await asyncio.wait({worker_task, portal_task, done_waiter}, return_when=asyncio.FIRST_COMPLETED)
     console.print("stopping…")
