@@ -36,5 +36,11 @@ browser:
 test: $(STAMP) lint typecheck browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
+bench: $(STAMP)
+	$(BIN)/portalpay bench $(BENCH_ARGS)
+
+chaos: $(STAMP)
+	$(BIN)/portalpay chaos $(CHAOS_ARGS)
+
 clean:
 	rm -rf $(VENV) .portalpay .pytest_cache .mypy_cache

@@ -13,6 +13,8 @@ from infra.db import DatabaseUnavailable, migrate_url, resolve_database_url
 from infra.settings import Settings, SettingsError, load_settings
 from infra.temporal import TemporalUnavailable
 from starters.attempts import AttemptNotFound, AttemptRefused
+from starters.bench import bench_app
+from starters.chaos import chaos_app
 from starters.ops import ops_app
 from starters.replay import replay
 from starters.resources import ExpectedFailure
@@ -22,6 +24,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
+app.add_typer(bench_app, name="bench")
+app.add_typer(chaos_app, name="chaos")
 app.add_typer(ops_app, name="ops")
 app.command("replay")(replay)
 
