@@ -6,6 +6,7 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowExecutionStatus
 
+from domain.attempt import DeliveryStatusEvent, PaymentEvent
 from domain.channels import Channel, mask_destination
 from domain.errors import RefusalType
 from domain.status import PaymentStatus
@@ -15,12 +16,14 @@ from tests.support import Harness
 from tests.workflow.steps import (
     Attempt,
     accepted_update_ids,
+    audit_rows,
     code_in_outbox,
     eventually,
     new_invoice,
     wrong_code_for,
 )
 from workflows import search_attributes as sa
+from workflows.pay_invoice import PayInvoiceWorkflow
 
 
 async def test_refused_updates_write_nothing_to_history(harness_factory: HarnessFactory) -> None:
@@ -85,8 +88,10 @@ async def test_search_attributes_and_current_details_follow_the_attempt(harness:
         return {key.name: attrs.get(key) for key in sa.ALL_KEYS}
 
     async def details() -> str:
-        metadata = await attempt.handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-        return metadata.current_details
+        metadata: WorkflowMetadata = await attempt.handle.query(
+            "__temporal_workflow_metadata", result_type=WorkflowMetadata
+        )
+        return str(metadata.current_details)
 
     expected = {
         "InvoiceId": inv.invoice_id,
@@ -127,3 +132,49 @@ async def test_search_attributes_and_current_details_follow_the_attempt(harness:
     assert await search_attributes() == expected | {"PaymentStatus": "PAID"}
     assert (await details()).startswith("Finished: PAID")
     assert await description.static_summary() == f"Pay Your Invoice {inv.invoice_id}"
+
+
+async def test_failed_delivery_report_marks_the_channel_and_offers_the_other(
+    harness_factory: HarnessFactory,
+) -> None:
+    async with harness_factory(otp_resend_cooldown_seconds=30) as h:
+        inv = await new_invoice(h.pool)
+        attempt = await Attempt.open(h, inv)
+        await attempt.request_code(Channel.SMS)
+
+        report = DeliveryStatusEvent(
+            send_seq=1, channel=Channel.SMS, status="undelivered", provider_code="30003"
+        )
+        await attempt.handle.signal(PayInvoiceWorkflow.delivery_status, report)
+        state = await eventually(attempt.current, lambda s: s.failed_channels == [Channel.SMS])
+        assert state.code is None and state.status is PaymentStatus.AWAITING_CODE
+
+        with pytest.raises(AttemptRefused) as refused:
+            await attempt.request_code(Channel.SMS)
+        assert refused.value.type is RefusalType.CHANNEL_UNAVAILABLE
+        # The customer never got that code, so the resend cooldown does not apply.
+        _, code = await attempt.send_and_read(Channel.EMAIL)
+        assert (await attempt.verify(code)).verified
+
+        failed = next(
+            r for r in await audit_rows(h.pool, inv.invoice_id) if r["event_type"] == "OTP_DELIVERY_FAILED"
+        )
+        assert (failed["actor"], failed["channel"]) == ("provider", "sms")
+        assert failed["details"]["provider_code"] == "30003"
+
+
+async def test_processor_event_is_audited(harness: Harness) -> None:
+    inv = await new_invoice(harness.pool, kind="deposit", amount_cents=20000)
+    attempt = await Attempt.open(harness, inv)
+    event = PaymentEvent(kind="settlement_pending", processor_reference="SBX-TEST")
+    await attempt.handle.signal(PayInvoiceWorkflow.payment_event, event)
+
+    async def processor_rows() -> list[dict[str, object]]:
+        return [
+            r for r in await audit_rows(harness.pool, inv.invoice_id) if r["event_type"] == "PAYMENT_EVENT"
+        ]
+
+    [row] = await eventually(processor_rows, bool)
+    assert row["actor"] == "processor"
+    assert row["details"] == event.model_dump()
+    assert row["payer_contact_id"] == inv.payer_contact_id

@@ -1,0 +1,70 @@
+"""The time-skipping test server, for the real 10-, 15- and 30-minute defaults.
+
+It cannot run update-with-start and cannot skip time while an Update waits, so tests there start
+the workflow directly and let time pass with `env.sleep` (or by awaiting the result) between
+messages. It shares the session's PostgreSQL.
+
+One server per test, not per session: its clock only moves forward, by every skip, while
+activities read the wall clock (a code's expiry is minted there). A clock left 30 minutes ahead
+by an earlier test would expire every new code on arrival. The server starts in well under a second.
+"""
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.testing import WorkflowEnvironment
+
+from activities.delivery.console import ConsoleSender
+from domain.channels import Channel
+from infra.converter import build_data_converter
+from tests.support import BIN_DIR, test_settings
+from workers.worker import WorkerDeps, build_worker
+from workflows.search_attributes import ALL_KEYS
+
+
+@pytest.fixture
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN_DIR / "temporal-test-server"),
+        data_converter=build_data_converter(test_settings().codec_key_ring()),
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type.value) for key in ALL_KEYS
+            },
+        )
+    )
+    yield env
+    await env.shutdown()
+
+
+@dataclass
+class SkippingWorker:
+    env: WorkflowEnvironment
+    pool: asyncpg.Pool
+    task_queue: str
+
+
+@pytest.fixture
+async def skipping_worker(
+    time_skipping_env: WorkflowEnvironment, db_pool: asyncpg.Pool
+) -> AsyncIterator[SkippingWorker]:
+    settings = test_settings()
+    console = ConsoleSender(db_pool)
+    deps = WorkerDeps(
+        pool=db_pool,
+        senders={Channel.EMAIL: console, Channel.SMS: console},
+        otp_hmac_key=settings.secret("otp_hmac_key").encode(),
+    )
+    task_queue = f"skip-{uuid.uuid4().hex[:12]}"
+    worker = build_worker(time_skipping_env.client, task_queue, deps, graceful_shutdown=timedelta(seconds=5))
+    async with worker:
+        yield SkippingWorker(time_skipping_env, db_pool, task_queue)
