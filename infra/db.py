@@ -22,7 +22,7 @@ class DatabaseUnavailable(Exception):
     pass
 
 
-def embedded_database_url(data_dir: Path | None = None) -> str:
+def embedded_database_url(data_dir: Path | None = None, *, cleanup_mode: str = "stop") -> str:
     """Start (or join) the embedded PostgreSQL and return its URL."""
     import warnings
 
@@ -32,7 +32,7 @@ def embedded_database_url(data_dir: Path | None = None) -> str:
     target = (data_dir or STATE_DIR / "pgdata").resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     # "stop": the last process using it stops it (pgserver counts its users), so Ctrl-C is clean.
-    server = get_server(str(target), cleanup_mode="stop")
+    server = get_server(str(target), cleanup_mode=cleanup_mode)
     return str(server.get_uri())
 
 

@@ -34,7 +34,7 @@ def database_url() -> str:
     if url:
         return url
     data_dir = Path(tempfile.mkdtemp(prefix="portalpay-test-pg-"))
-    return embedded_database_url(data_dir)
+    return embedded_database_url(data_dir, cleanup_mode="delete")
 
 
 @pytest.fixture(scope="session")
