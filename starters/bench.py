@@ -18,7 +18,7 @@ bench_app = typer.Typer(help="Benchmark PortalPay against the bare-Temporal floo
 @bench_app.callback(invoke_without_command=True)
 def bench(
     attempts: int = typer.Option(
-        150, "--attempts", "-n", min=1, help="Attempts per concurrency level and side."
+        200, "--attempts", "-n", min=1, help="Attempts per level and side (at least 2 x C)."
     ),
     concurrency: str = typer.Option(
         "20,100", "--concurrency", "-c", help="Comma-separated concurrency levels."
@@ -53,6 +53,8 @@ def bench(
     if portal_url and not (database_url and temporal_address and task_queue):
         raise typer.BadParameter("--portal-url needs --database-url, --temporal-address and --task-queue")
     console = Console(stderr=json_out)
+    if not console.is_terminal:
+        console = Console(stderr=json_out, width=160)
     directory = (work_dir or STATE_DIR / f"bench-{int(time.time())}").resolve()
     config = StackConfig(
         work_dir=directory,

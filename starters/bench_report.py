@@ -75,6 +75,8 @@ def throughput_table(phases: list[PhaseResult]) -> Table:
         table.add_column(col, justify="right")
     table.add_column("portal CPU% / RSS MB", justify="right")
     table.add_column("server CPU%", justify="right")
+    table.add_column("PG CPU%", justify="right")
+    table.add_column("driver / machine CPU%", justify="right")
     floors = {p.concurrency: p for p in phases if p.side == "floor"}
     for p in phases:
         floor = floors.get(p.concurrency)
@@ -94,6 +96,9 @@ def throughput_table(phases: list[PhaseResult]) -> Table:
             f"{worker.rss_peak_mb:.0f}",
             f"{portal.cpu_percent:.0f} / {portal.rss_peak_mb:.0f}" if portal else "—",
             f"{server.cpu_percent:.0f}",
+            f"{p.resources.get('postgres', ResourceUse()).cpu_percent:.0f}",
+            f"{p.resources.get('(bench driver)', ResourceUse()).cpu_percent:.0f}"
+            f" / {p.resources.get('(whole machine)', ResourceUse()).cpu_percent:.0f}",
         )
     return table
 

@@ -1,20 +1,28 @@
 """Running jobs at a fixed concurrency while watching the processes that serve them."""
 
 import asyncio
+import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
+from typing import Protocol
 
+import psutil
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from starters.bench_driver import AttemptFailed, Timings
 from starters.bench_report import MB, PhaseResult, ResourceUse
-from starters.bench_stack import ManagedProcess
+from starters.bench_stack import ProcessSample
 
 Job = Callable[[Timings], Awaitable[None]]
 
 
-def progress_bar(enabled: bool) -> Progress | None:
+class Sampled(Protocol):
+    def sample(self) -> ProcessSample: ...
+
+
+def progress_bar(enabled: bool, console: Console) -> Progress | None:
     if not enabled:
         return None
     return Progress(
@@ -22,6 +30,7 @@ def progress_bar(enabled: bool) -> Progress | None:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        console=console,
         transient=False,
     )
 
@@ -29,8 +38,8 @@ def progress_bar(enabled: bool) -> Progress | None:
 class ResourceWatch:
     """Peak RSS while running and CPU used between `__enter__` and `__exit__`, per process."""
 
-    def __init__(self, procs: dict[str, ManagedProcess], interval: float = 0.5) -> None:
-        self.procs = {k: v for k, v in procs.items() if v is not None}
+    def __init__(self, procs: Mapping[str, Sampled | None], interval: float = 0.5) -> None:
+        self.procs: dict[str, Sampled] = {k: v for k, v in procs.items() if v is not None}
         self.interval = interval
         self.peak: dict[str, int] = dict.fromkeys(self.procs, 0)
         self._cpu0: dict[str, float] = {}
@@ -44,9 +53,23 @@ class ResourceWatch:
                 self.peak[name] = max(self.peak[name], (await asyncio.to_thread(proc.sample)).rss_bytes)
             await asyncio.sleep(self.interval)
 
+    @staticmethod
+    def _machine_busy() -> float:
+        t = psutil.cpu_times()
+        return float(
+            t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
+        )
+
+    @staticmethod
+    def _driver_cpu() -> float:
+        t = psutil.Process(os.getpid()).cpu_times()
+        return float(t.user + t.system)
+
     async def __aenter__(self) -> "ResourceWatch":
         self._t0 = time.monotonic()
         self._cpu0 = {n: p.sample().cpu_seconds for n, p in self.procs.items()}
+        self._cpu0["(bench driver)"] = self._driver_cpu()
+        self._cpu0["(whole machine)"] = self._machine_busy()
         self._task = asyncio.create_task(self._sample())
         return self
 
@@ -61,6 +84,9 @@ class ResourceWatch:
                 rss_peak_mb=self.peak[name] / MB,
                 cpu_percent=100.0 * (sample.cpu_seconds - self._cpu0[name]) / wall,
             )
+        # The driver's own share, and the machine's: what is left is someone else's load.
+        for name, now in (("(bench driver)", self._driver_cpu()), ("(whole machine)", self._machine_busy())):
+            self.result[name] = ResourceUse(cpu_percent=100.0 * (now - self._cpu0[name]) / wall)
 
 
 async def run_jobs(
@@ -91,7 +117,7 @@ async def run_phase(
     side: str,
     concurrency: int,
     jobs: list[Job],
-    procs: dict[str, ManagedProcess],
+    procs: Mapping[str, Sampled | None],
     progress: Progress | None,
 ) -> PhaseResult:
     timings = Timings()

@@ -130,6 +130,21 @@ class EmbeddedPostgres:
         self.url = str(get_server(str(self.data_dir), cleanup_mode=None).get_uri())
         return self.url
 
+    def sample(self) -> ProcessSample:
+        """RSS and CPU of the postmaster and every backend it forked."""
+        try:
+            pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+            root = psutil.Process(pid)
+            rss = cpu = 0.0
+            for p in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):
+                    rss += p.memory_info().rss
+                    t = p.cpu_times()
+                    cpu += t.user + t.system + t.children_user + t.children_system
+            return ProcessSample(int(rss), cpu)
+        except (OSError, ValueError, IndexError, psutil.Error):
+            return ProcessSample(0, 0.0)
+
     def restart(self, *, immediate: bool) -> None:
         """`immediate` is a crash (no checkpoint; WAL replay on start); otherwise a fast shutdown."""
         from pgserver.postgres_server import pg_ctl  # type: ignore[attr-defined]

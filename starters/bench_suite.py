@@ -43,6 +43,11 @@ BENCH_ENV = {
 }
 
 
+def per_level(attempts: int, concurrency: int) -> int:
+    """At least two attempts per lane, so a level measures steady state and not its ramp."""
+    return max(attempts, 2 * concurrency)
+
+
 def settings_from_env(env: dict[str, str]) -> Settings:
     fields = Settings.model_fields
     values: dict[str, Any] = {k.lower(): v for k, v in env.items() if k.lower() in fields}
@@ -100,7 +105,7 @@ async def run_bench(
         ).start()
         settings = settings_from_env(stack.env)
         pool = await create_pool(stack.database_url, min_size=1, max_size=4)
-        needed = WARMUP + attempts * len(levels) + parked + 1
+        needed = WARMUP + sum(per_level(attempts, c) for c in levels) + parked + 1
         console.print(f"seeding {needed} invoices…")
         invoices = await seed_invoices(pool, needed)
         signer = signer_from_settings(settings)
@@ -112,20 +117,26 @@ async def run_bench(
             max_connections=max([*levels, 50]) + 20, max_keepalive_connections=max([*levels, 50]) + 20
         )
         async with httpx.AsyncClient(base_url=stack.portal_url, timeout=120.0, limits=limits) as http:
-            progress = progress_bar(show_progress)
-            procs = {"worker": stack.worker, "portal": stack.portal, "temporal": stack.temporal}
-            floor_procs = {"worker": floor_worker, "temporal": stack.temporal}
+            progress = progress_bar(show_progress, console)
+            procs = {
+                "worker": stack.worker,
+                "portal": stack.portal,
+                "temporal": stack.temporal,
+                "postgres": stack.postgres,
+            }
+            floor_procs = {"worker": floor_worker, "temporal": stack.temporal, "postgres": stack.postgres}
             phases: list[PhaseResult] = []
             memory: dict[str, Any] | None = None
             with live(progress):
                 queue = iter(invoices)
                 await _warm_up(http, floor_client, floor_queue, [next(queue) for _ in range(WARMUP)])
                 for c in levels:
-                    ids = [f"floor-{secrets.token_hex(6)}" for _ in range(attempts)]
+                    n = per_level(attempts, c)
+                    ids = [f"floor-{secrets.token_hex(6)}" for _ in range(n)]
                     floor_jobs: list[Job] = [_floor_job(floor_client, i, floor_queue) for i in ids]
-                    phases.append(await run_phase("floor", c, floor_jobs, floor_procs, progress))  # type: ignore[arg-type]
-                    portal_jobs: list[Job] = [_portal_job(http, next(queue)) for _ in range(attempts)]
-                    phases.append(await run_phase("portalpay", c, portal_jobs, procs, progress))  # type: ignore[arg-type]
+                    phases.append(await run_phase("floor", c, floor_jobs, floor_procs, progress))
+                    portal_jobs: list[Job] = [_portal_job(http, next(queue)) for _ in range(n)]
+                    phases.append(await run_phase("portalpay", c, portal_jobs, procs, progress))
                 cold_invoice = next(queue)
                 if parked:
                     memory = await memory_mode(

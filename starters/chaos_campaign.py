@@ -76,7 +76,12 @@ class CampaignReport:
 
 
 async def inject_faults(
-    stack: Stack, cfg: CampaignConfig, active: list[int], rng: random.Random, log: list[str]
+    stack: Stack,
+    cfg: CampaignConfig,
+    active: list[int],
+    rng: random.Random,
+    log: list[str],
+    times: list[tuple[float, str]],
 ) -> None:
     """SIGKILL the worker and restart PostgreSQL at random moments while customers are in flight."""
     events = ["kill"] * cfg.worker_kills + ["pg"] * cfg.pg_restarts
@@ -88,6 +93,7 @@ async def inject_faults(
         at = f"t+{time.monotonic() - started:5.1f}s, {active[0]} in flight"
         if event == "kill":
             assert stack.worker is not None
+            times.append((time.monotonic(), "a worker SIGKILL"))
             stack.worker.kill()
             log.append(f"{at}: worker SIGKILLed")
             await asyncio.sleep(rng.uniform(0.2, 2.0))
@@ -95,6 +101,7 @@ async def inject_faults(
         else:
             assert stack.postgres is not None
             immediate = pg_done % 2 == 0
+            times.append((time.monotonic(), "a PostgreSQL restart"))
             await asyncio.to_thread(stack.postgres.restart, immediate=immediate)
             pg_done += 1
             log.append(f"{at}: PostgreSQL restarted ({'crash' if immediate else 'fast'})")
@@ -130,6 +137,7 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
             max_connections=cfg.concurrency + 20, max_keepalive_connections=cfg.concurrency + 20
         )
         fault_log: list[str] = []
+        fault_times: list[tuple[float, str]] = []
         async with httpx.AsyncClient(base_url=stack.portal_url, timeout=90.0, limits=limits) as http:
             active = [0]
             gate = asyncio.Semaphore(cfg.concurrency)
@@ -151,7 +159,7 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
             )
             await asyncio.gather(
                 asyncio.gather(*(customer(r) for r in records)),
-                inject_faults(stack, cfg, active, rng, fault_log),
+                inject_faults(stack, cfg, active, rng, fault_log, fault_times),
             )
             assert stack.worker is not None
             if not stack.worker.alive():
@@ -162,7 +170,7 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
             promises = [await check_settled(seen, http, records), check_outcomes(records, seen)]
             promises += await check_payments(pool, ids)
             promises += await check_audit(client, pool, ids)
-            promises += check_codes(records, faults.log, cfg.broken_channel)
+            promises += check_codes(records, faults.log, cfg.broken_channel, fault_times)
             promises.append(retries_seen(records))
             console.print("brute force and schemathesis…")
             promises.append(await brute_force(http, pool, attack_inv, max_failed=settings.otp_max_failed))

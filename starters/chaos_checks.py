@@ -206,13 +206,24 @@ async def check_audit(client: Client, pool: asyncpg.Pool, invoice_ids: list[str]
     ]
 
 
-def check_codes(records: list[CustomerRecord], inbox: AcceptedMessages, broken: str) -> list[Promise]:
+def check_codes(
+    records: list[CustomerRecord], inbox: AcceptedMessages, broken: str, fault_times: list[tuple[float, str]]
+) -> list[Promise]:
     needing = [r for r in records if r.session_id]
     without = [r.invoice.invoice_id for r in needing if not r.code_obtained]
     moved = sum(1 for r in needing if r.moved_channel)
     on_broken = sum(1 for r in needing if r.plan.first_channel == broken)
-    doubled = inbox.doubled()
+    doubled = inbox.two_codes()
     faults: dict[str, Any] = dict(inbox.faults)
+
+    def after_fault(deliveries: list[tuple[float, str]]) -> str:
+        first = deliveries[0][0]
+        before = [(first - t, what) for t, what in fault_times if t <= first + 0.5]
+        if not before:
+            return "before any fault"
+        gap, what = min(before)
+        return f"first delivery {gap:+.1f}s after {what}"
+
     return [
         Promise(
             "every code request ends delivered or moved to the other channel",
@@ -222,9 +233,10 @@ def check_codes(records: list[CustomerRecord], inbox: AcceptedMessages, broken: 
         ),
         Promise(
             "no customer gets two codes for one request",
-            f"{len(doubled)} sends delivered twice; provider faults {faults}",
+            f"{len(doubled)} sends delivered two codes, {inbox.repeated()} the same code twice;"
+            f" provider faults {faults}",
             not doubled,
-            ", ".join(list(doubled)[:5]),
+            "; ".join(f"{k} ({after_fault(v)})" for k, v in list(doubled.items())[:5]),
         ),
     ]
 

@@ -12,6 +12,7 @@ import random
 import re
 import sys
 import threading
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -42,15 +43,16 @@ class AcceptedMessages:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.by_recipient: dict[str, list[str]] = defaultdict(list)
-        self.by_key: dict[str, int] = defaultdict(int)
+        self.by_key: dict[str, list[tuple[float, str]]] = defaultdict(list)
         self.faults: dict[str, int] = defaultdict(int)
 
     def accepted(self, recipient: str, key: str, text: str) -> None:
         match = CODE_RE.search(text)
+        code = match.group(1) if match else ""
         with self._lock:
-            self.by_key[key] += 1
-            if match:
-                self.by_recipient[recipient].append(match.group(1))
+            self.by_key[key].append((time.monotonic(), code))
+            if code:
+                self.by_recipient[recipient].append(code)
 
     def fault(self, kind: str) -> None:
         with self._lock:
@@ -61,9 +63,15 @@ class AcceptedMessages:
             codes = self.by_recipient.get(recipient)
             return codes[-1] if codes else None
 
-    def doubled(self) -> dict[str, int]:
+    def two_codes(self) -> dict[str, list[tuple[float, str]]]:
+        """Sends for which the provider delivered more than one distinct code."""
         with self._lock:
-            return {k: n for k, n in self.by_key.items() if n > 1}
+            return {k: list(v) for k, v in self.by_key.items() if len({c for _, c in v}) > 1}
+
+    def repeated(self) -> int:
+        """Sends delivered more than once with the same code (a duplicate message, not a second code)."""
+        with self._lock:
+            return sum(1 for v in self.by_key.values() if len(v) > 1 and len({c for _, c in v}) == 1)
 
 
 def _fault(rng: random.Random, lock: threading.Lock, rate: float, log: AcceptedMessages) -> Behaviour | None:
