@@ -48,11 +48,19 @@ async def _answer_after_eviction(finish: Callable[[int], Any], parked: int) -> s
     if parked <= WORKER_CACHE:
         return f"n/a (≤ {WORKER_CACHE} parked: none evicted)"
     latencies = []
+    failed = 0
     for i in range(min(EVICTION_SAMPLE, parked)):
         t = time.perf_counter()
-        await finish(i)
+        try:
+            await finish(i)
+        except Exception:
+            failed += 1
+            continue
         latencies.append(time.perf_counter() - t)
-    return f"{percentile(latencies, 50) * 1000:.0f} / {max(latencies) * 1000:.0f}"
+    if not latencies:
+        return f"all {failed} failed"
+    note = f" ({failed} failed)" if failed else ""
+    return f"{percentile(latencies, 50) * 1000:.0f} / {max(latencies) * 1000:.0f}{note}"
 
 
 async def memory_mode(

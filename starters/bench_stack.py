@@ -239,7 +239,8 @@ class Stack:
 
     def build_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTP_", "ATTEMPT_", "PAYMENT_"))}
-        env.update(stack_secrets())
+        # Secrets already in the environment win: a given portal must accept the bench's links.
+        env.update({k: os.environ.get(k) or v for k, v in stack_secrets().items()})
         env.update(
             {
                 "PORTALPAY_ENV": "dev",

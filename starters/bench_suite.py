@@ -87,7 +87,8 @@ async def run_bench(
     stack = Stack(config)
     floor_worker: ManagedProcess | None = None
     try:
-        await stack.start()
+        # With a given portal, its own worker serves it: starting one more would skew the figures.
+        await stack.start(worker=config.portal_url is None)
         floor_queue = f"floor-{secrets.token_hex(4)}"
         floor_worker = ManagedProcess(
             "floor-worker",

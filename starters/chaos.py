@@ -44,6 +44,8 @@ def chaos(
     if work_dir is not None:
         cfg.work_dir = work_dir.resolve()
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
     report = asyncio.run(run_campaign(cfg, console))
     for line in report.faults:
         console.print(f"  {line}")
