@@ -37,7 +37,7 @@ test: $(STAMP) lint typecheck browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/portalpay bench $(BENCH_ARGS)
+	$(BIN)/portalpay bench $(or $(BENCH_ARGS),--parked 2000)
 
 chaos: $(STAMP)
 	$(BIN)/portalpay chaos $(CHAOS_ARGS)
