@@ -4,16 +4,22 @@ The code exists in plaintext only inside `send_code` (on its way to the provider
 customer's update argument (encrypted by the codec). PostgreSQL keeps an HMAC of it under a
 server key, bound to the attempt and send number, so a leaked table cannot be brute-forced
 without the key and a code from one send never verifies another.
+
+Until the provider has accepted the message, the code's pyotp secret is also kept, sealed under a
+key derived from the same server key: a send retried after a crash (the provider may already have
+delivered) re-sends the same code, never a second one. It is erased once `sent_at` is recorded.
 """
 
 import hashlib
 import hmac
 import logging
+import os
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pyotp
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -28,13 +34,30 @@ log = logging.getLogger(__name__)
 CODE_DIGITS = 6
 
 
-def new_code() -> str:
-    """Six digits from a CSPRNG: a fresh random HOTP secret (pyotp uses `secrets`) at counter 0."""
-    return pyotp.HOTP(pyotp.random_base32(), digits=CODE_DIGITS).at(0)
+_SEALING_CONTEXT = b"portalpay otp secret sealing v1"
+
+
+def code_for_secret(secret: str) -> str:
+    """Six digits: a random HOTP secret (pyotp draws it from `secrets`, a CSPRNG) at counter 0."""
+    return pyotp.HOTP(secret, digits=CODE_DIGITS).at(0)
 
 
 def code_digest(key: bytes, run_id: str, send_seq: int, code: str) -> bytes:
     return hmac.new(key, f"{run_id}:{send_seq}:{code}".encode(), hashlib.sha256).digest()
+
+
+class SecretSealer:
+    """AES-GCM under a key derived from OTP_HMAC_KEY, bound to the challenge it belongs to."""
+
+    def __init__(self, server_key: bytes) -> None:
+        self._aead = AESGCM(hmac.new(server_key, _SEALING_CONTEXT, hashlib.sha256).digest())
+
+    def seal(self, secret: str, run_id: str, send_seq: int) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, secret.encode(), f"{run_id}:{send_seq}".encode())
+
+    def unseal(self, sealed: bytes, run_id: str, send_seq: int) -> str:
+        return self._aead.decrypt(sealed[:12], sealed[12:], f"{run_id}:{send_seq}".encode()).decode()
 
 
 class OtpActivities:
@@ -49,6 +72,7 @@ class OtpActivities:
     ) -> None:
         self._pool = pool
         self._key = hmac_key
+        self._sealer = SecretSealer(hmac_key)
         self._senders = senders
         self._company = company_name
         self._metrics = metrics
@@ -87,25 +111,39 @@ class OtpActivities:
                 non_retryable=True,
             )
         masked = mask_destination(request.channel, to)
-        code = new_code()
-        now = datetime.now(UTC)
-        expires_at = now + timedelta(seconds=request.ttl_seconds)
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO otp_challenges (run_id, send_seq, workflow_id, invoice_id, contact_id, channel,"
-                " destination_masked, code_digest, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
-                " ON CONFLICT (run_id, send_seq) DO UPDATE SET code_digest = EXCLUDED.code_digest,"
-                " expires_at = EXCLUDED.expires_at, destination_masked = EXCLUDED.destination_masked",
-                ref.run_id,
-                request.send_seq,
-                ref.workflow_id,
-                ref.invoice_id,
-                ref.payer_contact_id,
-                request.channel.value,
-                masked,
-                code_digest(self._key, ref.run_id, request.send_seq, code),
-                expires_at,
-            )
+        secret = pyotp.random_base32()
+        code = code_for_secret(secret)
+        expires_at = datetime.now(UTC) + timedelta(seconds=request.ttl_seconds)
+        # First writer wins; a retry (or a racing duplicate) picks up the stored secret, so every
+        # message for this send carries the same code and the stored digest never changes.
+        await self._pool.execute(
+            "INSERT INTO otp_challenges (run_id, send_seq, workflow_id, invoice_id, contact_id, channel,"
+            " destination_masked, code_digest, secret_sealed, expires_at)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (run_id, send_seq) DO NOTHING",
+            ref.run_id,
+            request.send_seq,
+            ref.workflow_id,
+            ref.invoice_id,
+            ref.payer_contact_id,
+            request.channel.value,
+            masked,
+            code_digest(self._key, ref.run_id, request.send_seq, code),
+            self._sealer.seal(secret, ref.run_id, request.send_seq),
+            expires_at,
+        )
+        stored = await self._pool.fetchrow(
+            "SELECT secret_sealed, expires_at, sent_at FROM otp_challenges WHERE run_id = $1 AND send_seq = $2",
+            ref.run_id,
+            request.send_seq,
+        )
+        if stored["secret_sealed"] is None:
+            raise ApplicationError(
+                "the challenge was sent by a concurrent try", type="ConcurrentSend"
+            )  # retryable: the next try takes the early return above
+        code = code_for_secret(
+            self._sealer.unseal(bytes(stored["secret_sealed"]), ref.run_id, request.send_seq)
+        )
+        expires_at = stored["expires_at"]
         message = compose_otp_message(
             channel=request.channel,
             to=to,
@@ -137,8 +175,8 @@ class OtpActivities:
         # Recording sent_at is the guard a retry reads; a new code voids every older one.
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "UPDATE otp_challenges SET sent_at = $3, provider = $4, provider_message_id = $5"
-                " WHERE run_id = $1 AND send_seq = $2",
+                "UPDATE otp_challenges SET sent_at = $3, provider = $4, provider_message_id = $5,"
+                " secret_sealed = NULL WHERE run_id = $1 AND send_seq = $2",
                 ref.run_id,
                 request.send_seq,
                 sent_at,

@@ -16,6 +16,7 @@ from temporalio.service import RPCError
 
 from activities.delivery.base import CodeSender
 from activities.delivery.console import ConsoleSender
+from domain.channels import Channel
 from infra.pay_links import signer_from_settings
 from infra.settings import Settings
 from starters import portal_customer_api, portal_pages, staff_api
@@ -84,15 +85,15 @@ def create_app(
         @app.get("/dev/outbox", tags=["dev"], summary="Messages the console provider 'sent', newest last")
         async def dev_outbox(
             deps: Deps,
-            channel: str | None = None,
-            to: str | None = None,
+            channel: Channel | None = None,
+            to: Annotated[str | None, Query(max_length=320, pattern=r"^[^\x00]*$")] = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 200,
         ) -> list[OutboxMessage]:
             rows = await deps.pool.fetch(
                 "SELECT * FROM (SELECT id, channel, to_address, subject, body, created_at FROM dev_outbox"
                 " WHERE ($1::text IS NULL OR channel = $1) AND ($2::text IS NULL OR to_address = $2)"
                 " ORDER BY id DESC LIMIT $3) newest ORDER BY id",
-                channel,
+                channel.value if channel else None,
                 to,
                 limit,
             )
@@ -117,6 +118,15 @@ def _install_unavailable_handlers(app: FastAPI) -> None:
     async def _temporal_down(_: Request, exc: RPCError):  # type: ignore[no-untyped-def]
         return error_response(503, "Unavailable", "Payments are briefly unavailable. Please try again.")
 
-    @app.exception_handler(asyncpg.PostgresConnectionError)
     async def _db_down(_: Request, exc: Exception):  # type: ignore[no-untyped-def]
         return error_response(503, "Unavailable", "Payments are briefly unavailable. Please try again.")
+
+    # A PostgreSQL restart surfaces as any of these, depending on where the connection broke.
+    for down in (
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.CannotConnectNowError,
+        ConnectionError,
+        OSError,
+    ):
+        app.add_exception_handler(down, _db_down)

@@ -86,6 +86,13 @@ async def test_dev_outbox_lists_messages_newest_last(portal: Portal) -> None:
     assert [m["channel"] for m in only_sms] == ["sms"]
 
 
+async def test_dev_outbox_refuses_malformed_filters(portal: Portal) -> None:
+    # A NUL byte used to reach PostgreSQL and come back as a 500 (found by schemathesis).
+    for params in ({"to": "a\x00b"}, {"channel": "fax"}, {"to": "x" * 400}):
+        r = await portal.http.get("/dev/outbox", params=params)
+        assert r.status_code == 422, params
+
+
 async def test_dev_outbox_is_404_in_prod(portal_factory: PortalFactory) -> None:
     async with portal_factory() as dev:
         settings = dev.harness.settings.model_copy(update={"portalpay_env": "prod"})

@@ -87,10 +87,12 @@ class ProviderAnswerLost:
         self.name = inner.name
         self._inner = inner
         self.calls: Counter[str] = Counter()
+        self.texts: list[str] = []
 
     async def send(self, message: OtpMessage) -> DeliveryReceipt:
         receipt = await self._inner.send(message)
         self.calls[message.idempotency_key] += 1
+        self.texts.append(message.text)
         if self.calls[message.idempotency_key] == 1:
             raise TransientDeliveryError("read timeout", provider=self.name, provider_code="timeout")
         return receipt
@@ -176,5 +178,12 @@ async def test_provider_accepted_but_answer_lost_is_one_message_with_a_working_c
         attempt = await Attempt.open(h, inv)
         _, code = await attempt.send_and_read(Channel.EMAIL)
         assert list(sender.calls.values()) == [2]
+        # The provider may have delivered both messages: they must carry one and the same code.
+        assert len(sender.texts) == 2 and all(code in text for text in sender.texts)
         assert await outbox_count(h.pool, attempt.run_id) == 1
         assert (await attempt.verify(code)).verified
+        sealed = await h.pool.fetchval(
+            "SELECT count(*) FROM otp_challenges WHERE run_id = $1 AND secret_sealed IS NOT NULL",
+            attempt.run_id,
+        )
+        assert sealed == 0, "the code's secret must be erased once the provider accepted it"
