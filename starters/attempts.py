@@ -14,7 +14,6 @@ import asyncpg
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
-    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
@@ -140,25 +139,24 @@ class AttemptGateway:
             )
 
     async def open(self, invoice_id: str, ctx: ClientContext) -> AttemptState:
-        """Join the running attempt for this invoice, or start one."""
+        """Join the running attempt for this invoice, or start one.
+
+        One update-with-start does both (`USE_EXISTING`), so joining costs no extra round trip.
+        PostgreSQL answers "paid" and "locked" first, for running and closed runs alike.
+        """
         handle = self.client.get_workflow_handle(workflow_id_for(invoice_id))
-        try:
-            running = (await handle.describe()).status is WorkflowExecutionStatus.RUNNING
-        except RPCError as err:
-            if err.status is not RPCStatusCode.NOT_FOUND:
-                raise
-            running = False
-        if running:
-            try:
-                return await self._update(handle, PayInvoiceWorkflow.open_session, ctx, None, AttemptState)
-            except AttemptNotFound:
-                pass  # it closed in between: start a new one below
-            except AttemptRefused as refused:
-                if refused.type is not RefusalType.INVALID_STATE:
-                    raise
-                # It ended or is ending (cancelled, expired, locked): once it closes, start anew.
-                await self._wait_closed(handle)
         await self.check_can_open(invoice_id)
+        try:
+            return await self._open_or_start(invoice_id, ctx)
+        except AttemptRefused as refused:
+            if refused.type is not RefusalType.INVALID_STATE:
+                raise
+        # We joined an attempt that is ending (cancelled, expired): once it closes, start anew.
+        await self._wait_closed(handle)
+        await self.check_can_open(invoice_id)
+        return await self._open_or_start(invoice_id, ctx)
+
+    async def _open_or_start(self, invoice_id: str, ctx: ClientContext) -> AttemptState:
         start = WithStartWorkflowOperation(
             PayInvoiceWorkflow.run,
             PayInvoiceInput(
