@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     portal_base_url: str = "http://127.0.0.1:8000"
     link_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     worker_graceful_shutdown_seconds: int = Field(default=30, ge=0)
+    # Parked attempts beyond the cache cost no worker memory; an evicted one replays (~300 ms).
+    worker_max_cached_workflows: int = Field(default=1000, ge=0)
     # Browser origins of the Temporal UI allowed to call the codec endpoint (comma-separated).
     codec_cors_origins: str = (
         "http://localhost:8080,http://127.0.0.1:8080,http://localhost:8233,http://127.0.0.1:8233"

@@ -37,6 +37,7 @@ async def run_worker_process(
                 settings.temporal_task_queue,
                 deps,
                 graceful_shutdown=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+                max_cached_workflows=settings.worker_max_cached_workflows,
             )
             await run_until_signalled(worker, stop)
         finally:
