@@ -567,7 +567,19 @@ class PayInvoiceWorkflow:
                     summary=f"debit {request.amount_cents} {request.currency} for {request.attempt.invoice_id}",
                 )
                 return receipt
-            except ActivityError:
+            except ActivityError as err:
+                cause = err.cause
+                if isinstance(cause, ApplicationError) and cause.non_retryable:
+                    # The processor refused the request itself: no debit exists and none ever will.
+                    return PaymentReceipt(
+                        payment_id="",
+                        amount_cents=request.amount_cents,
+                        currency=request.currency,
+                        account_last4=last4(request.details.account_number),
+                        method=request.details.method,
+                        accepted=False,
+                        decline_reason=f"processor_rejected: {cause.message}",
+                    )
                 workflow.logger.warning("debit did not complete; retrying with the same idempotency key")
                 await workflow.sleep(opts.DEBIT_ROUND_PAUSE)
 
