@@ -115,9 +115,11 @@ class AttemptGateway:
 
     # ---- opening ------------------------------------------------------------------------------
 
-    async def check_can_open(self, invoice_id: str) -> None:
+    async def check_can_open(self, invoice_id: str) -> str:
+        """Refuse unknown, paid and locked invoices; returns the workflow's static summary."""
         row = await self.pool.fetchrow(
-            "SELECT number, status, locked_until FROM invoices WHERE id = $1", invoice_id
+            "SELECT number, status, locked_until, balance_cents, currency FROM invoices WHERE id = $1",
+            invoice_id,
         )
         if row is None:
             raise AttemptRefused(RefusalType.INVOICE_NOT_FOUND, f"invoice {invoice_id} does not exist")
@@ -137,6 +139,8 @@ class AttemptGateway:
                 retry_after=retry_after,
                 details={"locked_until": row["locked_until"].isoformat()},
             )
+        cents = row["balance_cents"]
+        return f"Pay Your Invoice {row['number']}: {cents // 100:,}.{cents % 100:02d} {row['currency']}"
 
     async def open(self, invoice_id: str, ctx: ClientContext) -> AttemptState:
         """Join the running attempt for this invoice, or start one.
@@ -145,18 +149,18 @@ class AttemptGateway:
         PostgreSQL answers "paid" and "locked" first, for running and closed runs alike.
         """
         handle = self.client.get_workflow_handle(workflow_id_for(invoice_id))
-        await self.check_can_open(invoice_id)
+        summary = await self.check_can_open(invoice_id)
         try:
-            return await self._open_or_start(invoice_id, ctx)
+            return await self._open_or_start(invoice_id, ctx, summary)
         except AttemptRefused as refused:
             if refused.type is not RefusalType.INVALID_STATE:
                 raise
         # We joined an attempt that is ending (cancelled, expired): once it closes, start anew.
         await self._wait_closed(handle)
-        await self.check_can_open(invoice_id)
-        return await self._open_or_start(invoice_id, ctx)
+        summary = await self.check_can_open(invoice_id)
+        return await self._open_or_start(invoice_id, ctx, summary)
 
-    async def _open_or_start(self, invoice_id: str, ctx: ClientContext) -> AttemptState:
+    async def _open_or_start(self, invoice_id: str, ctx: ClientContext, summary: str) -> AttemptState:
         start = WithStartWorkflowOperation(
             PayInvoiceWorkflow.run,
             PayInvoiceInput(
@@ -174,7 +178,7 @@ class AttemptGateway:
                     SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.RESOLVING_PAYER.value),
                 ]
             ),
-            static_summary=f"Pay Your Invoice {invoice_id}",
+            static_summary=summary,
         )
         try:
             result: AttemptState = await self.client.execute_update_with_start_workflow(

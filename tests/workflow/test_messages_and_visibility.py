@@ -131,7 +131,7 @@ async def test_search_attributes_and_current_details_follow_the_attempt(harness:
     assert description.status is WorkflowExecutionStatus.COMPLETED
     assert await search_attributes() == expected | {"PaymentStatus": "PAID"}
     assert (await details()).startswith("Finished: PAID")
-    assert await description.static_summary() == f"Pay Your Invoice {inv.invoice_id}"
+    assert await description.static_summary() == f"Pay Your Invoice {inv.invoice_id}: 480.00 USD"
 
 
 async def test_failed_delivery_report_marks_the_channel_and_offers_the_other(
