@@ -28,10 +28,9 @@ from activities.delivery.messages import compose_otp_message
 from domain.activity_io import CheckCodeRequest, CheckCodeResult, SendCodeRequest, SendCodeResult
 from domain.channels import Channel, mask_destination
 from domain.errors import ActivityFailureType
+from domain.otp_code import OTP_CODE_DIGITS
 
 log = logging.getLogger(__name__)
-
-CODE_DIGITS = 6
 
 
 _SEALING_CONTEXT = b"portalpay otp secret sealing v1"
@@ -39,7 +38,7 @@ _SEALING_CONTEXT = b"portalpay otp secret sealing v1"
 
 def code_for_secret(secret: str) -> str:
     """Six digits: a random HOTP secret (pyotp draws it from `secrets`, a CSPRNG) at counter 0."""
-    return pyotp.HOTP(secret, digits=CODE_DIGITS).at(0)
+    return pyotp.HOTP(secret, digits=OTP_CODE_DIGITS).at(0)
 
 
 def code_digest(key: bytes, run_id: str, send_seq: int, code: str) -> bytes:

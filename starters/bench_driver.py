@@ -5,7 +5,6 @@ PortalPay: `POST /api/portal/sessions` → `/code` → read the code from `GET /
 """
 
 import asyncio
-import re
 import secrets
 import time
 from collections import defaultdict
@@ -15,10 +14,10 @@ import asyncpg
 import httpx
 from temporalio.client import Client
 
+from domain.otp_code import find_code
 from starters import bench_floor
 
 ACTIONS = ("open", "request_code", "verify", "pay")
-CODE_RE = re.compile(r"\b(\d{6})\b")
 SANDBOX_ROUTING = "011000015"
 SANDBOX_ACCOUNT = "000123456789"
 PAYMENT_BODY = {
@@ -97,9 +96,9 @@ async def read_code(http: httpx.AsyncClient, email: str, *, tries: int = 100) ->
         response = await http.get("/dev/outbox", params={"to": email, "limit": 1})
         messages = response.json() if response.status_code == 200 else []
         if messages:
-            match = CODE_RE.search(messages[-1]["body"])
-            if match:
-                return match.group(1)
+            code = find_code(messages[-1]["body"])
+            if code:
+                return code
         await asyncio.sleep(0.05)
     raise AttemptFailed("read_code: no code in the outbox")
 

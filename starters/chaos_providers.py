@@ -9,7 +9,6 @@ are the provider tests' (`tests/providers/standins.py`).
 
 import json
 import random
-import re
 import sys
 import threading
 import time
@@ -17,6 +16,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
+
+from domain.otp_code import find_code
 
 _ROOT = Path(__file__).resolve().parent.parent
 if (_ROOT / "tests" / "providers").is_dir() and str(_ROOT) not in sys.path:
@@ -32,7 +33,6 @@ from tests.providers.standins import (  # noqa: E402
     twilio_error,
 )
 
-CODE_RE = re.compile(r"\b(\d{6})\b")
 # Past the senders' 10 s socket timeout, so the SDK gives up and the activity retries.
 HANG_SECONDS = 12.0
 
@@ -47,8 +47,7 @@ class AcceptedMessages:
         self.faults: dict[str, int] = defaultdict(int)
 
     def accepted(self, recipient: str, key: str, text: str) -> None:
-        match = CODE_RE.search(text)
-        code = match.group(1) if match else ""
+        code = find_code(text) or ""
         with self._lock:
             self.by_key[key].append((time.monotonic(), code))
             if code:

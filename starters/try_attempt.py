@@ -1,7 +1,6 @@
 """`portalpay try <invoice>`: a whole attempt from the terminal, as a customer would click it."""
 
 import asyncio
-import re
 
 import typer
 from rich.console import Console
@@ -16,6 +15,7 @@ from domain.attempt import (
     VerifyCodeInput,
 )
 from domain.channels import Channel
+from domain.otp_code import find_code
 from domain.policy import PaymentMethod
 from domain.status import PaymentStatus
 from infra.settings import Settings
@@ -24,7 +24,6 @@ from starters.resources import ExpectedFailure, open_resources
 
 console = Console()
 SANDBOX_ROUTING = "011000015"
-CODE_RE = re.compile(r"\b(\d{6})\b")
 CLI = ClientContext(actor="cli", ip="127.0.0.1", user_agent="portalpay-try")
 
 
@@ -41,9 +40,9 @@ async def _code_from_outbox(
             channel.value,
         )
         if row is not None:
-            match = CODE_RE.search(row["body"])
-            if match:
-                return match.group(1)
+            code = find_code(row["body"])
+            if code:
+                return code
         await asyncio.sleep(0.1)
     return None
 

@@ -1,7 +1,6 @@
 """Helpers shared by the test suites: test data with unique ids, the outbox, the harness."""
 
 import base64
-import re
 import sys
 import uuid
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import Any
 import asyncpg
 from temporalio.client import Client
 
+from domain.otp_code import find_code
 from infra.settings import Settings
 from starters.attempts import AttemptGateway
 
@@ -93,9 +93,6 @@ async def create_invoice(
     return TestInvoice(invoice_id, customer_id, payer if designate_payer else primary, primary, email, phone)
 
 
-CODE_RE = re.compile(r"\b(\d{6})\b")
-
-
 async def outbox_messages(pool: asyncpg.Pool, to: str) -> list[asyncpg.Record]:
     return await pool.fetch("SELECT * FROM dev_outbox WHERE to_address = $1 ORDER BY id", to)
 
@@ -103,9 +100,9 @@ async def outbox_messages(pool: asyncpg.Pool, to: str) -> list[asyncpg.Record]:
 async def latest_code(pool: asyncpg.Pool, to: str) -> str:
     rows = await outbox_messages(pool, to)
     assert rows, f"no message in the outbox for {to}"
-    match = CODE_RE.search(rows[-1]["body"])
-    assert match, "no code in the message"
-    return match.group(1)
+    code = find_code(rows[-1]["body"])
+    assert code, "no code in the message"
+    return code
 
 
 def wrong_code(code: str) -> str:

@@ -49,12 +49,12 @@ with workflow.unsafe.imports_passed_through():
     from domain.channels import Channel
     from domain.errors import ActivityFailureType, RefusalType
     from domain.masking import last4
+    from domain.otp_code import OTP_CODE_DIGITS, is_well_formed_code
     from domain.status import CANCELLABLE_STATUSES, PaymentStatus
     from workflows import activity_options as opts
     from workflows import search_attributes as sa
     from workflows.waiting_for import describe_wait
 
-CODE_DIGITS = 6
 FAILED_DELIVERY_STATUSES = frozenset({"undelivered", "failed"})
 
 
@@ -465,8 +465,8 @@ class PayInvoiceWorkflow:
     @verify_code.validator
     def _validate_verify_code(self, input: VerifyCodeInput) -> None:
         self._require_status(PaymentStatus.AWAITING_CODE)
-        if len(input.code) != CODE_DIGITS or not input.code.isdigit():
-            raise _refuse(RefusalType.INVALID_INPUT, f"the code is {CODE_DIGITS} digits")
+        if not is_well_formed_code(input.code):
+            raise _refuse(RefusalType.INVALID_INPUT, f"the code is {OTP_CODE_DIGITS} digits")
 
     async def _lock_out(self) -> None:
         locked_until = workflow.now() + timedelta(seconds=self._timers.lockout_seconds)

@@ -29,8 +29,9 @@ from domain.attempt import (
     VerifyCodeResult,
 )
 from domain.channels import Channel
+from domain.otp_code import find_code
 from domain.policy import PaymentMethod
-from tests.support import CODE_RE, GOOD_ACCOUNT, GOOD_ROUTING, Harness, TestInvoice, create_invoice
+from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, Harness, TestInvoice, create_invoice
 from workflows.pay_invoice import PayInvoiceWorkflow
 
 BROWSER = ClientContext(ip="203.0.113.7", user_agent="pytest-browser")
@@ -81,9 +82,9 @@ async def code_in_outbox(pool: asyncpg.Pool, to: str, run_id: str) -> str:
         f"%/{run_id}/code/%",
     )
     assert rows, f"no message for this attempt in the outbox of {to}"
-    match = CODE_RE.search(rows[-1]["body"])
-    assert match, "no code in the message"
-    return match.group(1)
+    code = find_code(rows[-1]["body"])
+    assert code, "no code in the message"
+    return code
 
 
 async def outbox_count(pool: asyncpg.Pool, run_id: str) -> int:
