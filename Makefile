@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy domain workflows activities workers starters infra
+	$(BIN)/mypy domain workflows activities workers starters infra tools tests
 
 # Browser tests drive Debian's chromium through the Python playwright package (no browser download).
 browser:
@@ -37,10 +37,10 @@ test: $(STAMP) lint typecheck browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/portalpay bench $(or $(BENCH_ARGS),--parked 2000)
+	$(BIN)/python -m tools.bench $(or $(BENCH_ARGS),--parked 2000)
 
 chaos: $(STAMP)
-	$(BIN)/portalpay chaos $(CHAOS_ARGS)
+	$(BIN)/python -m tools.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .portalpay .pytest_cache .mypy_cache

@@ -3,8 +3,8 @@
 import asyncpg
 from temporalio import activity
 
-from activities.audit_store import append_event
 from domain.activity_io import AuditEventInput, AuditEventRecord, LockoutRequest
+from infra.stores.audit_trail import append_event
 
 
 class AuditActivities:

@@ -23,12 +23,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.delivery.base import CodeSender, PermanentDeliveryError, TransientDeliveryError
-from activities.delivery.messages import compose_otp_message
 from domain.activity_io import CheckCodeRequest, CheckCodeResult, SendCodeRequest, SendCodeResult
 from domain.channels import Channel, mask_destination
 from domain.errors import ActivityFailureType
 from domain.otp_code import OTP_CODE_DIGITS
+from infra.providers.delivery.base import CodeSender, PermanentDeliveryError, TransientDeliveryError
+from infra.providers.delivery.messages import compose_otp_message
 
 log = logging.getLogger(__name__)
 

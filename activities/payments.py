@@ -11,10 +11,10 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.sandbox_processor import ProcessorRejected, SandboxProcessor
 from domain.activity_io import ProcessorDebitRequest
 from domain.attempt import PaymentReceipt
 from domain.masking import last4
+from infra.providers.processor.sandbox import ProcessorRejected, SandboxProcessor
 
 # NACHA: keep the authorization (and the authentication behind it) two years.
 AUTHORIZATION_RETENTION = timedelta(days=2 * 365)

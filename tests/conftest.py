@@ -18,11 +18,11 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.delivery.console import ConsoleSender
 from domain.channels import Channel
 from infra.converter import build_data_converter
 from infra.db import create_pool, embedded_database_url, migrate_url
-from starters.attempts import AttemptGateway
+from infra.providers.delivery.console import ConsoleSender
+from starters.workflow_client import AttemptGateway
 from tests.support import BIN_DIR, Harness, test_settings
 from workers.worker import WorkerDeps, build_worker
 from workflows.search_attributes import ALL_KEYS

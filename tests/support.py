@@ -12,7 +12,7 @@ from temporalio.client import Client
 
 from domain.otp_code import find_code
 from infra.settings import Settings
-from starters.attempts import AttemptGateway
+from starters.workflow_client import AttemptGateway
 
 BIN_DIR = Path(sys.executable).parent
 TEST_CODEC_KEYS = "test1:" + base64.b64encode(b"k" * 32).decode()

@@ -165,7 +165,7 @@ def cli_commands() -> dict[tuple[str, ...], Any] | None:
     try:
         import typer.main
 
-        from starters.cli import app
+        from starters.cli.app import app
     except ImportError:
         return None
     leaves: dict[tuple[str, ...], Any] = {}

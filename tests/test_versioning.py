@@ -18,12 +18,12 @@ from temporalio.worker import Replayer, Worker
 from activities.audit import AuditActivities
 from activities.payer import PayerActivities
 from activities.payments import PaymentActivities
-from activities.sandbox_processor import SandboxProcessor
 from domain.attempt import AttemptOutcome, ClientContext, PayInvoiceInput, PaymentDetails, SubmitPaymentInput
 from domain.policy import PaymentMethod
 from domain.status import PaymentStatus
 from infra.converter import build_data_converter
-from starters.attempts import AttemptGateway
+from infra.providers.processor.sandbox import SandboxProcessor
+from starters.workflow_client import AttemptGateway
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, Harness, create_invoice
 from tests.support import test_settings as settings_for_tests
 from workflows.pay_invoice import PayInvoiceWorkflow

@@ -13,12 +13,12 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.audit import AuditActivities
-from activities.delivery.base import CodeSender
 from activities.otp import OtpActivities
 from activities.payer import PayerActivities
 from activities.payments import PaymentActivities
-from activities.sandbox_processor import SandboxProcessor
 from domain.channels import Channel
+from infra.providers.delivery.base import CodeSender
+from infra.providers.processor.sandbox import SandboxProcessor
 from workflows.pay_invoice import PayInvoiceWorkflow
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from starters.chaos_campaign import CampaignConfig, run_campaign
+from tools.chaos.campaign import CampaignConfig, run_campaign
 
 
 @pytest.mark.timeout(600)

@@ -13,7 +13,7 @@ from temporalio.api.common.v1 import Payload
 
 from infra.codec import AesGcmPayloadCodec
 from infra.converter import build_data_converter
-from starters.codec_api import (
+from starters.portal.codec_api import (
     SESSION_COOKIE,
     add_codec_cors,
     codec_app_from_environment,

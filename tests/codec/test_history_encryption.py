@@ -14,7 +14,7 @@ from temporalio.worker import Replayer, Worker
 
 from infra.codec import AesGcmPayloadCodec
 from infra.converter import build_data_converter
-from starters.codec_api import codec_router
+from starters.portal.codec_api import codec_router
 from tests.codec.echo_workflow import ContactInput, EchoContactWorkflow
 from tests.codec.keys import KEY_A, KEY_B, OPERATOR_TOKEN
 

@@ -23,7 +23,6 @@ import asyncpg
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.delivery.console import ConsoleSender
 from domain.attempt import (
     CancelInput,
     ClientContext,
@@ -36,7 +35,8 @@ from domain.channels import Channel
 from domain.policy import PaymentMethod
 from infra.converter import build_data_converter
 from infra.db import create_pool, embedded_database_url, migrate_url
-from starters.attempts import AttemptGateway
+from infra.providers.delivery.console import ConsoleSender
+from starters.workflow_client import AttemptGateway
 from tests.support import BIN_DIR, GOOD_ACCOUNT, GOOD_ROUTING, create_invoice, latest_code, test_settings
 from workers.worker import WorkerDeps, build_worker
 from workflows.search_attributes import ALL_KEYS

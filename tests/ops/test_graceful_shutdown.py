@@ -19,10 +19,10 @@ from temporalio.api.enums.v1 import EventType, PendingActivityState
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
-from activities.audit_store import chain_ok, fetch_trail
 from domain.attempt import AttemptState, ClientContext
 from domain.status import PaymentStatus
-from starters.attempts import AttemptGateway
+from infra.stores.audit_trail import chain_ok, fetch_trail
+from starters.workflow_client import AttemptGateway
 from tests.ops.cli_process import PORTALPAY, cli_env, invoice_with_unique_contacts
 from tests.support import test_settings as settings_for_tests
 

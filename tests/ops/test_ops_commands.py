@@ -26,9 +26,9 @@ from domain.attempt import (
 from domain.channels import Channel
 from domain.policy import PaymentMethod
 from domain.status import PaymentStatus
-from starters.ops import render_report
-from starters.ops_queries import find_stuck, load_attempt_report
-from starters.replay import run_replay
+from starters.cli.ops import render_report
+from starters.cli.ops_queries import find_stuck, load_attempt_report
+from starters.cli.replay import run_replay
 from tests import support
 from tests.ops.cli_process import cli_env, invoice_with_unique_contacts, run_cli
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, Harness, latest_code

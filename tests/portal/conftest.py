@@ -17,8 +17,8 @@ import pytest
 from fastapi import FastAPI
 
 from infra.pay_links import PayLinkSigner, signer_from_settings
-from starters.demo_data import CONTACTS, CUSTOMERS, INVOICES
-from starters.portal_app import create_app
+from infra.stores.demo import CONTACTS, CUSTOMERS, INVOICES
+from starters.portal.app import create_app
 from tests.support import Harness
 
 CLIENT_IP = "203.0.113.9"

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from starters.portal_app import create_app
+from starters.portal.app import create_app
 from tests.portal.conftest import Portal, PortalFactory
 from tests.support import create_invoice
 

@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 
 from infra.pay_links import signer_from_settings
-from starters.portal_server import build_portal_app
+from starters.portal.assembly import build_portal_app
 from tests.portal.conftest import DemoClone, clone_demo_customer
 from tests.support import GOOD_ROUTING, Harness
 

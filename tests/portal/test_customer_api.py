@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Any
 
-from activities.audit_store import chain_ok, fetch_trail
+from infra.stores.audit_trail import chain_ok, fetch_trail
 from tests.portal.conftest import CLIENT_IP, USER_AGENT, Portal, PortalFactory
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, create_invoice, latest_code, outbox_messages, wrong_code
 

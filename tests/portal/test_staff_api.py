@@ -2,7 +2,7 @@
 
 import uuid
 
-from activities.audit_store import fetch_chain
+from infra.stores.audit_trail import fetch_chain
 from tests.portal.conftest import CLIENT_IP, Portal, clone_demo_customer
 from tests.support import create_invoice, outbox_messages
 

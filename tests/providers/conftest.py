@@ -5,8 +5,9 @@ from collections.abc import Iterator
 import pytest
 from openapi_core import OpenAPI
 
+from tools.standins.providers import SendGridStandIn, TwilioStandIn
+
 from .contracts import contracts_missing_reason, load_sendgrid_contract, load_twilio_contract
-from .standins import SendGridStandIn, TwilioStandIn
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from .standins import Captured
+from tools.standins.providers import Captured
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_DIR = (REPO_ROOT / ".." / "shared" / "contracts").resolve()

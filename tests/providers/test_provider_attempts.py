@@ -18,10 +18,6 @@ from fastapi import FastAPI
 from openapi_core import OpenAPI
 from twilio.request_validator import RequestValidator
 
-from activities.audit_store import fetch_trail
-from activities.delivery.base import CodeSender
-from activities.delivery.sendgrid_email import SendGridEmailSender
-from activities.delivery.twilio_sms import TwilioSmsSender
 from domain.attempt import (
     ClientContext,
     DeliveryStatusEvent,
@@ -34,14 +30,18 @@ from domain.channels import Channel
 from domain.errors import RefusalType
 from domain.policy import PaymentMethod
 from domain.status import PaymentStatus
-from starters.attempts import AttemptRefused
-from starters.twilio_status import STATUS_PATH, twilio_status_router
+from infra.providers.delivery.base import CodeSender
+from infra.providers.delivery.sendgrid_email import SendGridEmailSender
+from infra.providers.delivery.twilio_sms import TwilioSmsSender
+from infra.stores.audit_trail import fetch_trail
+from starters.portal.twilio_webhook import STATUS_PATH, twilio_status_router
+from starters.workflow_client import AttemptRefused
 from tests.conftest import HarnessFactory
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, Harness, create_invoice
+from tools.standins.providers import Reply, SendGridStandIn, TwilioStandIn, twilio_error
 from workflows.pay_invoice import PayInvoiceWorkflow
 
 from .contracts import validate_sendgrid, validate_twilio
-from .standins import Reply, SendGridStandIn, TwilioStandIn, twilio_error
 
 BROWSER = ClientContext(ip="203.0.113.8", user_agent="pytest-providers")
 ACCOUNT_SID = "AC" + "d" * 32

@@ -5,16 +5,16 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
-from activities.delivery.console import ConsoleSender
-from activities.delivery.factory import build_code_senders, check_provider_settings, close_code_senders
-from activities.delivery.messages import compose_otp_message
-from activities.delivery.sendgrid_email import SendGridEmailSender
-from activities.delivery.twilio_sms import TwilioSmsSender
 from domain.channels import Channel
+from infra.providers.delivery.console import ConsoleSender
+from infra.providers.delivery.factory import build_code_senders, check_provider_settings, close_code_senders
+from infra.providers.delivery.messages import compose_otp_message
+from infra.providers.delivery.sendgrid_email import SendGridEmailSender
+from infra.providers.delivery.twilio_sms import TwilioSmsSender
 from infra.settings import Settings, SettingsError
+from tools.standins.providers import SendGridStandIn, TwilioStandIn
 
 from .contracts import validate_sendgrid, validate_twilio
-from .standins import SendGridStandIn, TwilioStandIn
 
 POOL = cast(asyncpg.Pool, object())  # the console sender only keeps it
 ACCOUNT_SID = "AC" + "a" * 32

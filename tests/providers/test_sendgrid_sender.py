@@ -8,13 +8,13 @@ import pytest
 from openapi_core import OpenAPI
 from openapi_core.exceptions import OpenAPIError
 
-from activities.delivery.base import OtpMessage, PermanentDeliveryError, TransientDeliveryError
-from activities.delivery.messages import compose_otp_message
-from activities.delivery.sendgrid_email import SendGridEmailSender
 from domain.channels import Channel
+from infra.providers.delivery.base import OtpMessage, PermanentDeliveryError, TransientDeliveryError
+from infra.providers.delivery.messages import compose_otp_message
+from infra.providers.delivery.sendgrid_email import SendGridEmailSender
+from tools.standins.providers import Drop, Hang, Reply, SendGridStandIn
 
 from .contracts import validate_sendgrid
-from .standins import Drop, Hang, Reply, SendGridStandIn
 
 CODE = "493817"
 TO = "charles.babbage@example.com"
@@ -93,7 +93,7 @@ async def test_dynamic_template_carries_template_data(
 
 def test_contract_refuses_a_body_without_from(sendgrid_contract: OpenAPI) -> None:
     """The validator has teeth: a body SendGrid's document forbids is refused."""
-    from .standins import Captured
+    from tools.standins.providers import Captured
 
     bad = Captured(
         "POST",

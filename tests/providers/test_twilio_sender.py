@@ -8,13 +8,13 @@ import pytest
 from openapi_core import OpenAPI
 from openapi_core.exceptions import OpenAPIError
 
-from activities.delivery.base import OtpMessage, PermanentDeliveryError, TransientDeliveryError
-from activities.delivery.messages import compose_otp_message
-from activities.delivery.twilio_sms import BaseUrlTwilioHttpClient, TwilioSmsSender
 from domain.channels import Channel
+from infra.providers.delivery.base import OtpMessage, PermanentDeliveryError, TransientDeliveryError
+from infra.providers.delivery.messages import compose_otp_message
+from infra.providers.delivery.twilio_sms import BaseUrlTwilioHttpClient, TwilioSmsSender
+from tools.standins.providers import Captured, Drop, Hang, Reply, TwilioStandIn, basic_auth, twilio_error
 
 from .contracts import validate_twilio
-from .standins import Captured, Drop, Hang, Reply, TwilioStandIn, basic_auth, twilio_error
 
 CODE = "582039"
 TO = "+15555550102"

@@ -20,9 +20,9 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.delivery.console import ConsoleSender
 from domain.channels import Channel
 from infra.converter import build_data_converter
+from infra.providers.delivery.console import ConsoleSender
 from tests.support import BIN_DIR, test_settings
 from workers.worker import WorkerDeps, build_worker
 from workflows.search_attributes import ALL_KEYS

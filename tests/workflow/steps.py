@@ -15,7 +15,6 @@ import asyncpg
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowHistory
 
-from activities.audit_store import fetch_trail
 from domain.attempt import (
     AttemptOutcome,
     AttemptState,
@@ -31,6 +30,7 @@ from domain.attempt import (
 from domain.channels import Channel
 from domain.otp_code import find_code
 from domain.policy import PaymentMethod
+from infra.stores.audit_trail import fetch_trail
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, Harness, TestInvoice, create_invoice
 from workflows.pay_invoice import PayInvoiceWorkflow
 

@@ -14,7 +14,7 @@ from domain.channels import Channel
 from domain.errors import RefusalType
 from domain.policy import AttemptTimers
 from domain.status import PaymentStatus
-from starters.attempts import AttemptRefused
+from starters.workflow_client import AttemptRefused
 from tests.conftest import HarnessFactory
 from tests.support import Harness
 from tests.workflow.steps import (

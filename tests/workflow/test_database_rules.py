@@ -9,10 +9,10 @@ from datetime import timedelta
 import asyncpg
 import pytest
 
-from activities.audit_store import chain_ok
 from domain.audit import compute_event_hash, verify_chain
 from domain.channels import Channel
 from domain.status import PaymentStatus
+from infra.stores.audit_trail import chain_ok
 from tests.support import Harness
 from tests.support import TestInvoice as Invoice
 from tests.workflow.steps import Attempt, audit_rows, new_invoice

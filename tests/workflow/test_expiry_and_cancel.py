@@ -6,7 +6,7 @@ from domain.attempt import CancelInput, ClientContext
 from domain.channels import Channel
 from domain.errors import RefusalType
 from domain.status import PaymentStatus
-from starters.attempts import AttemptRefused
+from starters.workflow_client import AttemptRefused
 from tests.conftest import HarnessFactory
 from tests.support import Harness
 from tests.workflow.steps import BROWSER, Attempt, audit_rows, audit_types, new_invoice

@@ -1,6 +1,5 @@
 """Whole attempts on the real dev server and PostgreSQL: paid by OTP, deposits, no contact method."""
 
-from activities.audit_store import chain_ok, fetch_trail
 from domain.attempt import (
     ClientContext,
     PaymentDetails,
@@ -11,6 +10,7 @@ from domain.attempt import (
 from domain.channels import Channel
 from domain.policy import PaymentMethod
 from domain.status import PaymentStatus
+from infra.stores.audit_trail import chain_ok, fetch_trail
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, Harness, create_invoice, latest_code
 from workflows.pay_invoice import PayInvoiceWorkflow
 

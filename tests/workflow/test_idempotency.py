@@ -11,8 +11,6 @@ import pytest
 from temporalio import activity
 
 from activities.audit import AuditActivities
-from activities.delivery.base import DeliveryReceipt, OtpMessage, TransientDeliveryError
-from activities.delivery.console import ConsoleSender
 from activities.otp import OtpActivities
 from activities.payments import PaymentActivities
 from domain.activity_io import (
@@ -26,6 +24,8 @@ from domain.attempt import PaymentReceipt
 from domain.audit import verify_chain
 from domain.channels import Channel
 from domain.status import PaymentStatus
+from infra.providers.delivery.base import DeliveryReceipt, OtpMessage, TransientDeliveryError
+from infra.providers.delivery.console import ConsoleSender
 from tests.conftest import HarnessFactory
 from tests.workflow.steps import Attempt, audit_rows, audit_types, new_invoice, outbox_count
 from workers import worker as worker_module

@@ -10,7 +10,7 @@ from domain.attempt import DeliveryStatusEvent, PaymentEvent
 from domain.channels import Channel, mask_destination
 from domain.errors import RefusalType
 from domain.status import PaymentStatus
-from starters.attempts import AttemptRefused
+from starters.workflow_client import AttemptRefused
 from tests.conftest import HarnessFactory
 from tests.support import Harness
 from tests.workflow.steps import (

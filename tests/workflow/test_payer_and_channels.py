@@ -11,7 +11,7 @@ from domain.attempt import PayInvoiceInput, workflow_id_for
 from domain.channels import Channel, mask_destination
 from domain.errors import RefusalType
 from domain.status import PaymentStatus
-from starters.attempts import AttemptRefused
+from starters.workflow_client import AttemptRefused
 from tests.support import Harness
 from tests.workflow.steps import (
     BROWSER,

@@ -14,7 +14,7 @@ from domain.errors import RefusalType
 from domain.policy import PaymentMethod
 from domain.sandbox import DECLINING_ACCOUNTS
 from domain.status import PaymentStatus
-from starters.attempts import AttemptNotFound, AttemptRefused
+from starters.workflow_client import AttemptNotFound, AttemptRefused
 from tests.conftest import HarnessFactory
 from tests.support import Harness
 from tests.workflow.steps import Attempt, audit_rows, audit_types, bank_details, new_invoice

@@ -11,10 +11,10 @@ import asyncpg
 import pytest
 from temporalio.client import Client
 
-from activities.audit_store import chain_ok
 from domain.channels import Channel
 from domain.status import PaymentStatus
-from starters.attempts import AttemptGateway
+from infra.stores.audit_trail import chain_ok
+from starters.workflow_client import AttemptGateway
 from tests.support import BIN_DIR, TEST_CODEC_KEYS, Harness, test_settings
 from tests.workflow.steps import Attempt, audit_rows, new_invoice, outbox_count
 

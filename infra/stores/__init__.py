@@ -1,0 +1,1 @@
+"""The SQL that the portal, the CLI and the activities share: one store per table family."""

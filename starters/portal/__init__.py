@@ -1,0 +1,1 @@
+"""The portal: one FastAPI app for customers (pay links), staff, the codec endpoint and provider webhooks."""

@@ -1,0 +1,131 @@
+"""`GET /pay/{token}`: the Pay Your Invoice page, rendered on the server, driven by `static/portal.js`.
+
+Opening the page starts nothing: mail scanners fetch links, so an attempt begins only when the
+customer presses Pay. The page knows the invoice from PostgreSQL; everything after that comes
+from the JSON API, which the workflow answers.
+"""
+
+import html
+import json
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from infra.pay_links import PayLinkExpired, PayLinkForged
+from starters.portal.dependencies import Deps
+from starters.portal.staff_api import format_amount
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+ASSET_VERSION = "1"
+
+router = APIRouter(include_in_schema=False)
+
+# The link is a credential: no caching, no referrer, no framing, no script but ours.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+}
+
+
+@cache
+def _template() -> Template:
+    return Template((TEMPLATES_DIR / "pay.html").read_text(encoding="utf-8"))
+
+
+def _json_for_script(value: dict[str, Any]) -> str:
+    # Inside <script type="application/json">: keep "</script>" and friends from closing the tag.
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def render_page(
+    *,
+    initial_view: str,
+    company_name: str,
+    status_code: int = 200,
+    token: str | None = None,
+    invoice: dict[str, Any] | None = None,
+    locked_until: datetime | None = None,
+    link_heading: str = "This link is not valid",
+    link_message: str = "Ask for a new payment link.",
+) -> HTMLResponse:
+    number = amount = ""
+    kind = "invoice"
+    config: dict[str, Any] = {"token": token}
+    if invoice is not None:
+        number = invoice["number"]
+        kind = invoice["kind"]
+        amount = format_amount(invoice["balance_cents"], invoice["currency"])
+        config.update(invoice_id=invoice["id"], invoice_number=number, kind=kind)
+    if locked_until is not None:
+        config["locked_until"] = locked_until.isoformat()
+    esc = html.escape
+    body = _template().substitute(
+        title="Pay Your Invoice" if invoice is not None else esc(link_heading),
+        company_name=esc(company_name),
+        asset_version=ASSET_VERSION,
+        initial_view=esc(initial_view),
+        invoice_number=esc(number),
+        amount_display=esc(amount),
+        amount_label="Deposit due" if kind == "deposit" else "Amount due",
+        kind_note=(
+            "This is a deposit: no verification code is needed."
+            if kind == "deposit"
+            else "Pay by E-Check or ACH. We'll verify it's you with a one-time code first."
+        ),
+        link_heading=esc(link_heading),
+        link_message=esc(link_message),
+        config_json=_json_for_script(config),
+    )
+    return HTMLResponse(body, status_code=status_code, headers=PAGE_HEADERS)
+
+
+@router.get("/pay/{token}", response_class=HTMLResponse)
+async def pay_page(token: str, deps: Deps) -> HTMLResponse:
+    company = deps.settings.company_name
+    try:
+        claims = deps.signer.verify(token)
+    except PayLinkExpired:
+        return render_page(
+            initial_view="link-invalid",
+            company_name=company,
+            status_code=401,
+            link_heading="This link has expired",
+            link_message="Payment links work for a limited time. Ask for a new payment link.",
+        )
+    except PayLinkForged:
+        return render_page(initial_view="link-invalid", company_name=company, status_code=401)
+    invoice = await deps.pool.fetchrow(
+        "SELECT id, number, kind, balance_cents, currency, status, locked_until FROM invoices WHERE id = $1",
+        claims.invoice_id,
+    )
+    if invoice is None:
+        return render_page(
+            initial_view="link-invalid",
+            company_name=company,
+            status_code=404,
+            link_heading="Invoice not found",
+            link_message="We could not find this invoice. Ask for a new payment link.",
+        )
+    invoice_data = dict(invoice)
+    if invoice["status"] == "paid":
+        return render_page(initial_view="paid", company_name=company, token=token, invoice=invoice_data)
+    locked_until = invoice["locked_until"]
+    if locked_until is not None and locked_until > datetime.now(UTC):
+        return render_page(
+            initial_view="locked",
+            company_name=company,
+            token=token,
+            invoice=invoice_data,
+            locked_until=locked_until,
+        )
+    return render_page(initial_view="invoice", company_name=company, token=token, invoice=invoice_data)

@@ -1,0 +1,272 @@
+"""The staff half of SPEC §4: who pays for a customer, sending the Pay Your Invoice link, the audit trail.
+
+Staff see full contact details (they are the ones who fix a wrong email or phone); the customer
+never does. Designating the payer and sending a link are audited with the staff actor.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, Header, Request
+
+from domain.activity_io import AuditEventInput
+from domain.attempt import ClientContext
+from domain.audit import AuditEventType
+from domain.channels import Channel, channels_on_file, mask_destination
+from domain.errors import RefusalType
+from domain.status import PaymentStatus
+from infra.pay_links import pay_link_url
+from infra.providers.delivery.base import DeliveryError, OtpMessage
+from infra.stores.audit_trail import append_event, chain_ok, fetch_trail
+from starters.portal.dependencies import ERROR_RESPONSES, Deps, PortalError, client_context, require_staff
+from starters.portal.schemas import (
+    AuditTrailView,
+    ContactsView,
+    ContactView,
+    DeliveryView,
+    DesignatePayerBody,
+    DesignationView,
+    PaymentRequestView,
+    RecipientView,
+)
+
+router = APIRouter(
+    prefix="/api/staff",
+    tags=["staff"],
+    dependencies=[Depends(require_staff)],
+    responses={k: v for k, v in ERROR_RESPONSES.items() if k in (401, 404, 409, 422)},
+)
+
+StaffUser = Annotated[
+    str | None, Header(alias="X-Staff-User", description="Who is acting, for the audit trail", max_length=120)
+]
+
+NO_CONTACT_PROBLEM = (
+    "The payer has no email or phone on file, so identity cannot be verified: "
+    "update the contact details in the customer's profile."
+)
+
+
+def _staff_context(request: Request, staff_user: str | None) -> ClientContext:
+    actor = f"staff:{staff_user.strip()}" if staff_user and staff_user.strip() else "staff"
+    return client_context(request, actor=actor)
+
+
+def format_amount(cents: int, currency: str) -> str:
+    value = f"{cents // 100:,}.{cents % 100:02d}"
+    return f"${value}" if currency == "USD" else f"{value} {currency}"
+
+
+async def _contacts_view(conn: asyncpg.Connection, customer_id: str) -> ContactsView:
+    customer = await conn.fetchrow("SELECT id, name FROM customers WHERE id = $1", customer_id)
+    if customer is None:
+        raise PortalError(404, "CustomerNotFound", f"No customer {customer_id}.")
+    rows = await conn.fetch(
+        "SELECT id, name, email, phone, is_primary, portal_payer FROM contacts"
+        " WHERE customer_id = $1 ORDER BY portal_payer DESC, is_primary DESC, name, id",
+        customer_id,
+    )
+    payer = next((r for r in rows if r["portal_payer"]), None) or next(
+        (r for r in rows if r["is_primary"]), None
+    )
+    contacts = [
+        ContactView(
+            contact_id=r["id"],
+            name=r["name"],
+            email=r["email"],
+            phone=r["phone"],
+            is_primary=r["is_primary"],
+            portal_payer=r["portal_payer"],
+            channels=channels_on_file(r["email"], r["phone"]),
+            receives_otp=payer is not None and r["id"] == payer["id"],
+        )
+        for r in rows
+    ]
+    problem = None
+    if payer is None:
+        problem = "No contact is marked Customer Portal Payer and there is no primary contact."
+    elif not channels_on_file(payer["email"], payer["phone"]):
+        problem = NO_CONTACT_PROBLEM
+    return ContactsView(
+        customer_id=customer["id"],
+        customer_name=customer["name"],
+        payer_contact_id=payer["id"] if payer is not None else None,
+        payer_source=None if payer is None else ("designated" if payer["portal_payer"] else "primary"),
+        payer_problem=problem,
+        contacts=contacts,
+    )
+
+
+@router.get("/customers/{customer_id}/contacts", summary="Contacts with the Customer Portal Payer tag")
+async def list_contacts(customer_id: str, deps: Deps) -> ContactsView:
+    async with deps.pool.acquire() as conn:
+        return await _contacts_view(conn, customer_id)
+
+
+@router.put("/customers/{customer_id}/portal-payer", summary="Mark one contact as the Customer Portal Payer")
+async def designate_payer(
+    customer_id: str, body: DesignatePayerBody, request: Request, deps: Deps, staff_user: StaffUser = None
+) -> DesignationView:
+    async with deps.pool.acquire() as conn, conn.transaction():
+        # Serialises designations of one customer; the unique partial index is the last word.
+        if await conn.fetchval("SELECT id FROM customers WHERE id = $1 FOR UPDATE", customer_id) is None:
+            raise PortalError(404, "CustomerNotFound", f"No customer {customer_id}.")
+        contact = await conn.fetchrow(
+            "SELECT id, name FROM contacts WHERE id = $1 AND customer_id = $2", body.contact_id, customer_id
+        )
+        if contact is None:
+            raise PortalError(
+                404, "ContactNotFound", f"Customer {customer_id} has no contact {body.contact_id}."
+            )
+        previous = await conn.fetchval(
+            "SELECT id FROM contacts WHERE customer_id = $1 AND portal_payer", customer_id
+        )
+        await conn.execute(
+            "UPDATE contacts SET portal_payer = false, updated_at = now()"
+            " WHERE customer_id = $1 AND portal_payer AND id <> $2",
+            customer_id,
+            body.contact_id,
+        )
+        await conn.execute(
+            "UPDATE contacts SET portal_payer = true, updated_at = now() WHERE id = $1 AND NOT portal_payer",
+            body.contact_id,
+        )
+        record = await append_event(
+            conn,
+            AuditEventInput(
+                event_key=f"designate:{customer_id}:{body.contact_id}:{uuid.uuid4()}",
+                event_type=AuditEventType.PORTAL_PAYER_DESIGNATED,
+                invoice_id=None,
+                customer_id=customer_id,
+                payer_contact_id=body.contact_id,
+                client=_staff_context(request, staff_user),
+                details={
+                    "previous_payer_contact_id": previous,
+                    "changed": previous != body.contact_id,
+                    "contact_name": contact["name"],
+                },
+                occurred_at=datetime.now(UTC),
+            ),
+        )
+        view = await _contacts_view(conn, customer_id)
+    return DesignationView(**view.model_dump(), previous_payer_contact_id=previous, audit_event_id=record.id)
+
+
+def _link_message(
+    channel: Channel, to: str, *, url: str, invoice_number: str, amount: str, company: str, key: str
+) -> OtpMessage:
+    if channel is Channel.SMS:
+        text = f"{company}: invoice {invoice_number} for {amount} is ready. Pay securely: {url}"
+        return OtpMessage(channel, to, "", text, None, key, {})
+    subject = f"Pay your invoice {invoice_number} ({amount})"
+    text = (
+        f"Invoice {invoice_number} from {company} for {amount} is ready.\n\n"
+        f"Pay Your Invoice: {url}\n\n"
+        "Before paying by E-Check or ACH we will send a one-time code to this contact to verify it is you."
+    )
+    return OtpMessage(channel, to, subject, text, None, key, {"url": url, "invoice_number": invoice_number})
+
+
+@router.post(
+    "/invoices/{invoice_id}/payment-requests",
+    summary="Make a Pay Your Invoice link and send it to the Customer Portal Payer",
+)
+async def create_payment_request(
+    invoice_id: str, request: Request, deps: Deps, staff_user: StaffUser = None
+) -> PaymentRequestView:
+    invoice = await deps.pool.fetchrow(
+        "SELECT id, number, customer_id, balance_cents, currency, status FROM invoices WHERE id = $1",
+        invoice_id,
+    )
+    if invoice is None:
+        raise PortalError(404, "InvoiceNotFound", f"No invoice {invoice_id}.")
+    if invoice["status"] == "paid":
+        raise PortalError(
+            409, RefusalType.INVOICE_ALREADY_PAID, "This invoice is already paid.", status=PaymentStatus.PAID
+        )
+    payer = await deps.pool.fetchrow(
+        "SELECT id, name, email, phone, portal_payer FROM contacts"
+        " WHERE customer_id = $1 AND (portal_payer OR is_primary) ORDER BY portal_payer DESC LIMIT 1",
+        invoice["customer_id"],
+    )
+    if payer is None:
+        raise PortalError(409, "NoPayerContact", "The customer has no payer or primary contact.")
+
+    token = deps.signer.issue(invoice_id)
+    claims = deps.signer.verify(token)
+    url = pay_link_url(deps.settings, token)
+    # Email is the channel for links (SPEC §4); a payer with only a phone gets it by text instead.
+    offered = channels_on_file(payer["email"], payer["phone"])
+    channel = Channel.EMAIL if Channel.EMAIL in offered else (offered[0] if offered else None)
+    delivery = DeliveryView(sent=False, problem=NO_CONTACT_PROBLEM)
+    request_key = f"payreq:{invoice_id}:{claims.nonce}"
+    if channel is not None:
+        to = payer["email"] if channel is Channel.EMAIL else payer["phone"]
+        destination = mask_destination(channel, to)
+        message = _link_message(
+            channel,
+            to,
+            url=url,
+            invoice_number=invoice["number"],
+            amount=format_amount(invoice["balance_cents"], invoice["currency"]),
+            company=deps.settings.company_name,
+            key=request_key,
+        )
+        try:
+            receipt = await deps.link_sender.send(message)
+            delivery = DeliveryView(
+                sent=True,
+                channel=channel,
+                destination=destination,
+                provider=receipt.provider,
+                message_id=receipt.message_id,
+            )
+        except DeliveryError as exc:
+            delivery = DeliveryView(
+                sent=False, channel=channel, destination=destination, provider=exc.provider, problem=str(exc)
+            )
+    details: dict[str, Any] = {
+        "sent": delivery.sent,
+        "link_expires_at": claims.expires_at.isoformat(),
+        "link_nonce": claims.nonce,
+    }
+    if delivery.problem:
+        details["problem"] = delivery.problem
+    async with deps.pool.acquire() as conn:
+        await append_event(
+            conn,
+            AuditEventInput(
+                event_key=request_key,
+                event_type=AuditEventType.PAYMENT_REQUEST_SENT,
+                invoice_id=invoice_id,
+                customer_id=invoice["customer_id"],
+                payer_contact_id=payer["id"],
+                channel=delivery.channel,
+                destination=delivery.destination,
+                client=_staff_context(request, staff_user),
+                details=details,
+                occurred_at=datetime.now(UTC),
+            ),
+        )
+    return PaymentRequestView(
+        invoice_id=invoice_id,
+        invoice_number=invoice["number"],
+        url=url,
+        expires_at=claims.expires_at,
+        recipient=RecipientView(
+            contact_id=payer["id"], name=payer["name"], portal_payer=payer["portal_payer"], channels=offered
+        ),
+        delivery=delivery,
+    )
+
+
+@router.get("/invoices/{invoice_id}/audit", summary="The invoice's audit trail, oldest first, with chain_ok")
+async def audit_trail(invoice_id: str, deps: Deps) -> AuditTrailView:
+    if await deps.pool.fetchval("SELECT id FROM invoices WHERE id = $1", invoice_id) is None:
+        raise PortalError(404, "InvoiceNotFound", f"No invoice {invoice_id}.")
+    events = await fetch_trail(deps.pool, invoice_id)
+    return AuditTrailView(
+        invoice_id=invoice_id, chain_ok=await chain_ok(deps.pool, invoice_id), events=events
+    )

@@ -1,0 +1,1 @@
+"""`make bench`: PortalPay end to end beside the bare-Temporal floor."""

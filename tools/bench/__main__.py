@@ -1,0 +1,94 @@
+"""`make bench` (`python -m tools.bench`): PortalPay end to end through the portal, beside the bare-Temporal floor.
+
+Only the command line lives here; what it runs is imported when it runs.
+"""
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+bench_app = typer.Typer(help="Benchmark PortalPay against the bare-Temporal floor.")
+
+
+@bench_app.callback(invoke_without_command=True)
+def bench(
+    attempts: int = typer.Option(
+        200, "--attempts", "-n", min=1, help="Attempts per level and side (at least 2 x C)."
+    ),
+    concurrency: str = typer.Option(
+        "20,100", "--concurrency", "-c", help="Comma-separated concurrency levels."
+    ),
+    parked: int = typer.Option(
+        10_000, "--parked", min=0, help="Memory mode: attempts parked waiting for the code (0 skips it)."
+    ),
+    cold: bool = typer.Option(True, "--cold-start/--no-cold-start", help="Time a worker's cold start."),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print the figures as JSON on stdout (tables go to stderr)."
+    ),
+    chart: Path | None = typer.Option(None, "--chart", help="Write a PNG of latency percentiles per action."),
+    temporal_address: str | None = typer.Option(
+        None, help="Use this Temporal server instead of starting one."
+    ),
+    database_url: str | None = typer.Option(None, help="Use this PostgreSQL instead of a dedicated one."),
+    portal_url: str | None = typer.Option(
+        None, help="Use this portal (its worker, task queue and database must be given too)."
+    ),
+    task_queue: str | None = typer.Option(None, help="The task queue of a given portal's worker."),
+    work_dir: Path | None = typer.Option(None, help="Where logs and the dedicated PostgreSQL go."),
+) -> None:
+    """Drive N attempts at concurrency C end to end, beside the bare-Temporal floor."""
+    from rich.console import Console
+
+    from infra.settings import STATE_DIR
+    from tools.bench.report import targets, write_chart
+    from tools.bench.stack import StackConfig
+    from tools.bench.suite import BENCH_ENV, _levels, render, run_bench
+
+    levels = _levels(concurrency)
+    if portal_url and not (database_url and temporal_address and task_queue):
+        raise typer.BadParameter("--portal-url needs --database-url, --temporal-address and --task-queue")
+    console = Console(stderr=json_out)
+    if not console.is_terminal:
+        console = Console(stderr=json_out, width=160)
+    directory = (work_dir or STATE_DIR / f"bench-{int(time.time())}").resolve()
+    config = StackConfig(
+        work_dir=directory,
+        database_url=database_url,
+        temporal_address=temporal_address,
+        portal_url=portal_url,
+        extra_env=dict(BENCH_ENV),
+    )
+    if task_queue:
+        config.task_queue = task_queue
+    try:
+        result = asyncio.run(
+            run_bench(
+                attempts=attempts,
+                levels=levels,
+                parked=parked,
+                cold=cold,
+                work_dir=directory,
+                config=config,
+                console=console,
+                show_progress=True,
+            )
+        )
+    except (RuntimeError, OSError) as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    result["targets"] = targets(result["phases"], result["memory"], result["cold_start"])
+    render(result, console)
+    if chart is not None:
+        write_chart(chart, result["phases"])
+        console.print(f"chart written to {chart}")
+    if json_out:
+        doc = {**result, "phases": [p.to_json() for p in result["phases"]]}
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+
+
+if __name__ == "__main__":
+    bench_app()

@@ -1,0 +1,1 @@
+"""`make chaos`: the fault campaign."""

@@ -1,0 +1,191 @@
+"""The fault campaign behind `portalpay chaos` (`make chaos`) and its shortened form in `make test`.
+
+Customers drive attempts through the portal while the worker is SIGKILLed at random moments and
+PostgreSQL restarts (one crash, one fast shutdown); the email and SMS providers misbehave; then
+the promises are checked, hostile input is thrown at the API, and a report table says which held.
+"""
+
+import asyncio
+import random
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from infra.db import create_pool
+from infra.pay_links import signer_from_settings
+from infra.settings import STATE_DIR
+from infra.temporal import connect
+from tools.bench.driver import seed_invoices
+from tools.bench.stack import Stack, StackConfig
+from tools.bench.suite import settings_from_env
+from tools.chaos.checks import (
+    Promise,
+    check_audit,
+    check_codes,
+    check_outcomes,
+    check_payments,
+    check_settled,
+    retries_seen,
+    wait_settled,
+)
+from tools.chaos.customers import Customer, CustomerRecord, make_plans
+from tools.chaos.hostile import brute_force, fuzz_api
+from tools.standins.faulty_providers import ProviderFaults
+
+
+@dataclass
+class CampaignConfig:
+    attempts: int = 500
+    concurrency: int = 500
+    worker_kills: int = 10
+    pg_restarts: int = 2
+    fault_rate: float = 0.3
+    broken_channel: str = "sms"
+    schemathesis_calls: int = 10_000
+    brute_force_invoices: int = 5
+    fault_gap: tuple[float, float] = (2.0, 8.0)
+    seed: int = field(default_factory=lambda: secrets.randbits(31))
+    work_dir: Path = field(default_factory=lambda: (STATE_DIR / f"chaos-{int(time.time())}").resolve())
+
+
+@dataclass
+class CampaignReport:
+    config: CampaignConfig
+    promises: list[Promise]
+    faults: list[str]
+    wall_seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(p.held for p in self.promises)
+
+    def table(self) -> Table:
+        table = Table(title=f"Fault campaign (seed {self.config.seed}, {self.wall_seconds:.0f} s)")
+        table.add_column("promise")
+        table.add_column("measured")
+        table.add_column("held")
+        for p in self.promises:
+            held = "[green]yes[/]" if p.held else f"[red]NO[/] {p.detail[:200]}"
+            table.add_row(p.name, p.measured, held)
+        return table
+
+
+async def inject_faults(
+    stack: Stack,
+    cfg: CampaignConfig,
+    active: list[int],
+    rng: random.Random,
+    log: list[str],
+    times: list[tuple[float, str]],
+) -> None:
+    """SIGKILL the worker and restart PostgreSQL at random moments while customers are in flight."""
+    events = ["kill"] * cfg.worker_kills + ["pg"] * cfg.pg_restarts
+    rng.shuffle(events)
+    started = time.monotonic()
+    pg_done = 0
+    for event in events:
+        await asyncio.sleep(rng.uniform(*cfg.fault_gap))
+        at = f"t+{time.monotonic() - started:5.1f}s, {active[0]} in flight"
+        if event == "kill":
+            assert stack.worker is not None
+            times.append((time.monotonic(), "a worker SIGKILL"))
+            stack.worker.kill()
+            log.append(f"{at}: worker SIGKILLed")
+            await asyncio.sleep(rng.uniform(0.2, 2.0))
+            stack.worker.start()
+        else:
+            assert stack.postgres is not None
+            immediate = pg_done % 2 == 0
+            times.append((time.monotonic(), "a PostgreSQL restart"))
+            await asyncio.to_thread(stack.postgres.restart, immediate=immediate)
+            pg_done += 1
+            log.append(f"{at}: PostgreSQL restarted ({'crash' if immediate else 'fast'})")
+
+
+async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
+    started = time.monotonic()
+    rng = random.Random(cfg.seed)
+    faults = ProviderFaults(
+        fault_rate=cfg.fault_rate, broken_channel=cfg.broken_channel, seed=cfg.seed
+    ).start()
+    env = {
+        **faults.env(),
+        "OTP_RESEND_COOLDOWN_SECONDS": "1",
+        "WORKER_GRACEFUL_SHUTDOWN_SECONDS": "2",
+    }
+    stack = Stack(StackConfig(work_dir=cfg.work_dir, extra_env=env))
+    try:
+        await stack.start()
+        settings = settings_from_env(stack.env)
+        pool = await create_pool(stack.database_url, min_size=0, max_size=4)
+        client = await connect(settings)
+        invoices = await seed_invoices(pool, cfg.attempts + cfg.brute_force_invoices + 1)
+        signer = signer_from_settings(settings)
+        for inv in invoices:
+            inv.token = signer.issue(inv.invoice_id)
+        customers_inv = invoices[: cfg.attempts]
+        attack_inv = invoices[cfg.attempts : cfg.attempts + cfg.brute_force_invoices]
+        fuzz_inv = invoices[-1]
+        plans = make_plans(cfg.attempts, rng)
+        records = [CustomerRecord(inv, plan) for inv, plan in zip(customers_inv, plans, strict=True)]
+        limits = httpx.Limits(
+            max_connections=cfg.concurrency + 20, max_keepalive_connections=cfg.concurrency + 20
+        )
+        fault_log: list[str] = []
+        fault_times: list[tuple[float, str]] = []
+        async with httpx.AsyncClient(base_url=stack.portal_url, timeout=90.0, limits=limits) as http:
+            active = [0]
+            gate = asyncio.Semaphore(cfg.concurrency)
+
+            # Customers arrive over the fault window, so crashes and outages meet attempts in flight.
+            ramp = (cfg.worker_kills + cfg.pg_restarts) * sum(cfg.fault_gap) / 2
+
+            async def customer(rec: CustomerRecord) -> None:
+                await asyncio.sleep(rng.uniform(0, ramp))
+                async with gate:
+                    active[0] += 1
+                    try:
+                        await Customer(http, rec, faults.log, random.Random(rng.random())).run()
+                    finally:
+                        active[0] -= 1
+
+            console.print(
+                f"{cfg.attempts} customers, {cfg.worker_kills} worker kills, {cfg.pg_restarts} PostgreSQL restarts…"
+            )
+            await asyncio.gather(
+                asyncio.gather(*(customer(r) for r in records)),
+                inject_faults(stack, cfg, active, rng, fault_log, fault_times),
+            )
+            assert stack.worker is not None
+            if not stack.worker.alive():
+                stack.worker.start()
+            ids = [r.invoice.invoice_id for r in records]
+            console.print("waiting for every attempt to settle…")
+            seen = await wait_settled(client, ids, within=180.0)
+            promises = [await check_settled(seen, http, records), check_outcomes(records, seen)]
+            promises += await check_payments(pool, ids)
+            promises += await check_audit(client, pool, ids)
+            promises += check_codes(records, faults.log, cfg.broken_channel, fault_times)
+            promises.append(retries_seen(records))
+            console.print("brute force and schemathesis…")
+            promises.append(await brute_force(http, pool, attack_inv, max_failed=settings.otp_max_failed))
+            if cfg.schemathesis_calls:
+                promises.append(
+                    await fuzz_api(
+                        stack.portal_url,
+                        pay_token=fuzz_inv.token,
+                        staff_token=settings.secret("staff_api_token"),
+                        calls=cfg.schemathesis_calls,
+                        work_dir=cfg.work_dir,
+                    )
+                )
+        await pool.close()
+        return CampaignReport(cfg, promises, fault_log, time.monotonic() - started)
+    finally:
+        stack.stop()
+        faults.stop()

@@ -1,0 +1,252 @@
+"""The campaign's promises, checked against PostgreSQL, the workflow histories and the providers.
+
+Each check answers a `Promise`: what was promised, the figure measured, and whether it held.
+"""
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
+
+from domain.activity_io import AuditEventInput
+from domain.attempt import workflow_id_for
+from infra.stores.audit_trail import chain_ok
+from tools.chaos.customers import TERMINAL, CustomerRecord
+from tools.standins.faulty_providers import AcceptedMessages
+from workflows import search_attributes as sa
+
+RESUMABLE = {"CHOOSING_CHANNEL", "AWAITING_CODE", "AWAITING_PAYMENT"}
+AUDIT_ACTIVITY = "append_audit_event"
+
+
+@dataclass
+class Promise:
+    name: str
+    measured: str
+    held: bool
+    detail: str = ""
+
+
+async def attempt_status(client: Client, invoice_id: str) -> tuple[str, str]:
+    """(execution status, PaymentStatus) of the invoice's latest run."""
+    desc = await client.get_workflow_handle(workflow_id_for(invoice_id)).describe()
+    execution = desc.status.name if desc.status else "UNKNOWN"
+    return execution, str(desc.typed_search_attributes.get(sa.PAYMENT_STATUS) or "")
+
+
+async def wait_settled(client: Client, invoice_ids: list[str], within: float) -> dict[str, tuple[str, str]]:
+    """Until every attempt is terminal or waiting on the customer (bounded), then the last look."""
+    deadline = time.monotonic() + within
+    while True:
+        seen = {i: await attempt_status(client, i) for i in invoice_ids}
+        unsettled = [i for i, (ex, st) in seen.items() if not _settled(ex, st)]
+        if not unsettled or time.monotonic() > deadline:
+            return seen
+        await asyncio.sleep(1.0)
+
+
+def _settled(execution: str, status: str) -> bool:
+    if execution == WorkflowExecutionStatus.RUNNING.name:
+        return status in RESUMABLE
+    return execution == WorkflowExecutionStatus.COMPLETED.name and status in TERMINAL
+
+
+async def check_settled(
+    seen: dict[str, tuple[str, str]], http: httpx.AsyncClient, records: list[CustomerRecord]
+) -> Promise:
+    bad = {i: s for i, s in seen.items() if not _settled(*s)}
+    # "Resumable" is proven by the customer's own link: the session answers and names its state.
+    for rec in records:
+        execution, status = seen.get(rec.invoice.invoice_id, ("", ""))
+        if execution == WorkflowExecutionStatus.RUNNING.name and rec.session_id:
+            response = await http.get(
+                f"/api/portal/sessions/{rec.session_id}",
+                headers={"Authorization": f"Bearer {rec.invoice.token}"},
+            )
+            if response.status_code != 200 or response.json().get("status") != status:
+                bad[rec.invoice.invoice_id] = (execution, f"session answered {response.status_code}")
+    resumable = sum(1 for ex, _ in seen.values() if ex == WorkflowExecutionStatus.RUNNING.name)
+    return Promise(
+        "every attempt terminal or resumable",
+        f"{len(seen) - len(bad)}/{len(seen)} ({resumable} resumable)",
+        not bad,
+        "; ".join(f"{i}: {s}" for i, s in list(bad.items())[:5]),
+    )
+
+
+def check_outcomes(records: list[CustomerRecord], seen: dict[str, tuple[str, str]]) -> Promise:
+    wrong = [
+        f"{r.invoice.invoice_id} {r.plan.kind}→{seen.get(r.invoice.invoice_id, ('', '?'))[1]} {r.notes[-1:]}"
+        for r in records
+        if seen.get(r.invoice.invoice_id, ("", ""))[1] not in r.plan.expected
+    ]
+    return Promise(
+        "every customer reached the outcome they went for",
+        f"{len(records) - len(wrong)}/{len(records)}",
+        not wrong,
+        "; ".join(wrong[:5]),
+    )
+
+
+async def check_payments(pool: asyncpg.Pool, invoice_ids: list[str]) -> list[Promise]:
+    doubled = await pool.fetch(
+        "SELECT invoice_id, count(*) AS n FROM payments WHERE invoice_id = ANY($1) AND status = 'accepted'"
+        " GROUP BY invoice_id HAVING count(*) > 1",
+        invoice_ids,
+    )
+    prefixes = [f"{workflow_id_for(i)}/" for i in invoice_ids]
+    ledger_doubled = await pool.fetch(
+        "SELECT split_part(idempotency_key, '/', 1) AS wf, count(*) AS n FROM sandbox_ledger"
+        " WHERE outcome = 'accepted' AND split_part(idempotency_key, '/', 1) || '/' = ANY($1)"
+        " GROUP BY 1 HAVING count(*) > 1",
+        prefixes,
+    )
+    mismatched = await pool.fetch(
+        "SELECT coalesce(l.idempotency_key, p.idempotency_key) AS key FROM"
+        " (SELECT * FROM sandbox_ledger WHERE split_part(idempotency_key, '/', 1) || '/' = ANY($1)) l"
+        " FULL OUTER JOIN (SELECT * FROM payments WHERE invoice_id = ANY($2)) p"
+        "   ON p.idempotency_key = l.idempotency_key"
+        " WHERE l.idempotency_key IS NULL OR p.idempotency_key IS NULL"
+        "   OR l.reference IS DISTINCT FROM p.processor_reference OR l.amount_cents <> p.amount_cents"
+        "   OR l.outcome <> p.status OR l.account_last4 <> p.account_last4",
+        prefixes,
+        invoice_ids,
+    )
+    counts = await pool.fetchrow(
+        "SELECT (SELECT count(*) FROM payments WHERE invoice_id = ANY($2)) AS payments,"
+        " (SELECT count(*) FROM sandbox_ledger WHERE split_part(idempotency_key, '/', 1) || '/' = ANY($1)) AS ledger",
+        prefixes,
+        invoice_ids,
+    )
+    return [
+        Promise(
+            "0 payments doubled",
+            f"{len(doubled) + len(ledger_doubled)} doubled of {counts['payments']} payments",
+            not doubled and not ledger_doubled,
+            ", ".join(r["invoice_id"] for r in doubled[:5]),
+        ),
+        Promise(
+            "ledger agrees with payments row for row",
+            f"{counts['ledger']} ledger / {counts['payments']} payments, {len(mismatched)} differ",
+            not mismatched,
+            ", ".join(r["key"] for r in mismatched[:5]),
+        ),
+    ]
+
+
+async def _history_audit_keys(client: Client, workflow_id: str, run_id: str) -> Counter[str]:
+    """Event keys of every audit activity the run completed, decoded from its history."""
+    scheduled: dict[int, str] = {}
+    completed: list[int] = []
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name == AUDIT_ACTIVITY:
+                [decoded] = await client.data_converter.decode(attrs.input.payloads, [AuditEventInput])
+                scheduled[event.event_id] = decoded.event_key
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            completed.append(event.activity_task_completed_event_attributes.scheduled_event_id)
+    return Counter(scheduled[i] for i in completed if i in scheduled)
+
+
+async def check_audit(client: Client, pool: asyncpg.Pool, invoice_ids: list[str]) -> list[Promise]:
+    rows = await pool.fetch(
+        "SELECT workflow_id, run_id, event_key FROM audit_events WHERE invoice_id = ANY($1)", invoice_ids
+    )
+    stored: dict[tuple[str, str], Counter[str]] = {}
+    for row in rows:
+        stored.setdefault((row["workflow_id"], row["run_id"]), Counter())[row["event_key"]] += 1
+    runs = set(stored)
+    for invoice_id in invoice_ids:
+        with_runs = client.list_workflows(f'WorkflowId = "{workflow_id_for(invoice_id)}"')
+        async for wf in with_runs:
+            runs.add((wf.id, wf.run_id))
+    lost = doubled = extra = expected_total = 0
+    examples: list[str] = []
+    for workflow_id, run_id in sorted(runs):
+        try:
+            expected = await _history_audit_keys(client, workflow_id, run_id)
+        except RPCError as exc:
+            examples.append(f"{run_id}: no history ({exc})")
+            lost += 1
+            continue
+        have = stored.get((workflow_id, run_id), Counter())
+        expected_total += sum(expected.values())
+        run_lost = sum((expected - have).values())
+        run_extra = sum((have - expected).values())
+        run_doubled = sum(n - 1 for n in have.values() if n > 1)
+        lost, extra, doubled = lost + run_lost, extra + run_extra, doubled + run_doubled
+        if (run_lost or run_extra or run_doubled) and len(examples) < 5:
+            examples.append(
+                f"{workflow_id}/{run_id}: lost {run_lost} extra {run_extra} doubled {run_doubled}"
+            )
+    chains_bad = [i for i in invoice_ids if not await chain_ok(pool, i)]
+    return [
+        Promise(
+            "0 audit rows lost or doubled (vs workflow history)",
+            f"{len(rows)} rows / {expected_total} in histories of {len(runs)} runs;"
+            f" lost {lost}, doubled {doubled}, unexplained {extra}",
+            lost == doubled == extra == 0,
+            "; ".join(examples),
+        ),
+        Promise(
+            "every audit chain verifies",
+            f"{len(invoice_ids) - len(chains_bad)}/{len(invoice_ids)}",
+            not chains_bad,
+            ", ".join(chains_bad[:5]),
+        ),
+    ]
+
+
+def check_codes(
+    records: list[CustomerRecord], inbox: AcceptedMessages, broken: str, fault_times: list[tuple[float, str]]
+) -> list[Promise]:
+    needing = [r for r in records if r.session_id]
+    without = [r.invoice.invoice_id for r in needing if not r.code_obtained]
+    moved = sum(1 for r in needing if r.moved_channel)
+    on_broken = sum(1 for r in needing if r.plan.first_channel == broken)
+    doubled = inbox.two_codes()
+    faults: dict[str, Any] = dict(inbox.faults)
+
+    def after_fault(deliveries: list[tuple[float, str]]) -> str:
+        first = deliveries[0][0]
+        before = [(first - t, what) for t, what in fault_times if t <= first + 0.5]
+        if not before:
+            return "before any fault"
+        gap, what = min(before)
+        return f"first delivery {gap:+.1f}s after {what}"
+
+    return [
+        Promise(
+            "every code request ends delivered or moved to the other channel",
+            f"{len(needing) - len(without)}/{len(needing)} got a code; {moved}/{on_broken} moved off {broken}",
+            not without and moved == on_broken,
+            ", ".join(without[:5]),
+        ),
+        Promise(
+            "no customer gets two codes for one request",
+            f"{len(doubled)} sends delivered two codes, {inbox.repeated()} the same code twice;"
+            f" provider faults {faults}",
+            not doubled,
+            "; ".join(f"{k} ({after_fault(v)})" for k, v in list(doubled.items())[:5]),
+        ),
+    ]
+
+
+def retries_seen(records: list[CustomerRecord]) -> Promise:
+    """Not a promise: what customers saw while things broke (each retried with the same key)."""
+    errors = sum(r.server_errors for r in records)
+    retried = sum(r.retried_requests for r in records)
+    return Promise(
+        "(info) customer requests retried during faults",
+        f"{retried} retries, {errors} of them after a 5xx",
+        True,
+    )

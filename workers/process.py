@@ -1,0 +1,44 @@
+"""`portalpay worker`: one worker process with its pool and provider clients, until SIGTERM."""
+
+import asyncio
+from datetime import timedelta
+
+from temporalio.client import Client
+
+from infra.metrics import PORTALPAY_METRICS, start_metrics_server, temporal_runtime_with_prometheus
+from infra.providers.delivery.factory import build_code_senders, close_code_senders
+from infra.resources import open_pool
+from infra.settings import Settings
+from infra.temporal import connect
+from workers.worker import WorkerDeps, build_worker, run_until_signalled
+
+
+async def run_worker_process(
+    settings: Settings, *, client: Client | None = None, stop: asyncio.Event | None = None
+) -> None:
+    async with open_pool(settings) as pool:
+        senders = build_code_senders(settings, pool)
+        try:
+            if settings.worker_metrics_port:
+                start_metrics_server(settings.worker_metrics_port)
+            runtime = None
+            if settings.worker_sdk_metrics_port and client is None:
+                runtime = temporal_runtime_with_prometheus(f"0.0.0.0:{settings.worker_sdk_metrics_port}")
+            temporal = client or await connect(settings, runtime=runtime)
+            deps = WorkerDeps(
+                pool=pool,
+                senders=senders,
+                otp_hmac_key=settings.secret("otp_hmac_key").encode(),
+                company_name=settings.company_name,
+                metrics=PORTALPAY_METRICS,
+            )
+            worker = build_worker(
+                temporal,
+                settings.temporal_task_queue,
+                deps,
+                graceful_shutdown=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
+                max_cached_workflows=settings.worker_max_cached_workflows,
+            )
+            await run_until_signalled(worker, stop)
+        finally:
+            await close_code_senders(senders)
