@@ -30,9 +30,10 @@ class ClientContext(BaseModel):
 
 
 class PayInvoiceInput(BaseModel):
+    """Who opened which invoice; nothing else. The OTP policy and timers are the worker's
+    (`PayerResolution`): fields a starter adds here (a `policy`, `timers`) are ignored."""
+
     invoice_id: str
-    timers: AttemptTimers = Field(default_factory=AttemptTimers)
-    policy: OtpPolicy = Field(default_factory=OtpPolicy)
     opened_by: ClientContext = Field(default_factory=ClientContext)
 
 
@@ -59,6 +60,11 @@ class PayerResolution(BaseModel):
     # Wrong codes for this invoice inside the lockout window, whatever attempt they came from,
     # so cancelling and reopening never buys an attacker more guesses.
     prior_failed_checks: int = 0
+    # The worker's rules, recorded in history with the resolution (SPEC §8): never the starter's.
+    policy: OtpPolicy
+    timers: AttemptTimers
+    # The payer contact as resolved: a send refuses once the payer or its details change.
+    contact_version: datetime
 
 
 class RequestCodeInput(BaseModel):
@@ -123,6 +129,7 @@ class PaymentReceipt(BaseModel):
 
 
 class CodeChallengeView(BaseModel):
+    send_seq: int
     channel: Channel
     destination: str
     sent_at: datetime
@@ -151,6 +158,7 @@ class AttemptState(BaseModel):
     payment_due_by: datetime | None = None
     payment: PaymentReceipt | None = None
     reason: str | None = None
+    locked_until: datetime | None = None
     waiting_for: str
 
     @property

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from domain.policy import AttemptTimers, InvoiceKind, OtpPolicy, PaymentMethod
+from domain.policy import AttemptTimers, InvoiceKind, OtpPolicy, PaymentMethod, SendCaps
 
 STATE_DIR = Path(os.environ.get("PORTALPAY_STATE_DIR", ".portalpay"))
 # Written by `portalpay dev` so other commands in the same folder join the dev stack; the
@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     payment_window_seconds: int = Field(default=900, gt=0)
     otp_required_methods: str = "echeck,ach"
     otp_exempt_kinds: str = "deposit"
+    otp_required_above_cents: int | None = Field(default=None, gt=0)
+    otp_max_sends_per_destination_day: int = Field(default=10, gt=0)
 
     portal_base_url: str = "http://127.0.0.1:8000"
     link_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
@@ -94,7 +96,17 @@ class Settings(BaseSettings):
     def otp_policy(self) -> OtpPolicy:
         methods = [PaymentMethod(m.strip()) for m in self.otp_required_methods.split(",") if m.strip()]
         kinds = [InvoiceKind(k.strip()) for k in self.otp_exempt_kinds.split(",") if k.strip()]
-        return OtpPolicy(required_methods=methods, exempt_kinds=kinds)
+        return OtpPolicy(
+            required_methods=methods, exempt_kinds=kinds, required_above_cents=self.otp_required_above_cents
+        )
+
+    def send_caps(self) -> SendCaps:
+        return SendCaps(
+            per_invoice=self.otp_max_sends,
+            per_invoice_window_seconds=max(self.otp_lockout_seconds, 1),
+            per_destination_day=self.otp_max_sends_per_destination_day,
+            cooldown_seconds=self.otp_resend_cooldown_seconds,
+        )
 
     def attempt_timers(self) -> AttemptTimers:
         return AttemptTimers(

@@ -76,10 +76,8 @@ def harness_factory(temporal_client: Client, db_pool: asyncpg.Pool) -> HarnessFa
         settings = test_settings(**overrides)
         task_queue = f"test-{uuid.uuid4().hex[:12]}"
         console = ConsoleSender(db_pool)
-        deps = WorkerDeps(
-            pool=db_pool,
-            senders=senders or {Channel.EMAIL: console, Channel.SMS: console},
-            otp_hmac_key=settings.secret("otp_hmac_key").encode(),
+        deps = WorkerDeps.from_settings(
+            settings, db_pool, senders or {Channel.EMAIL: console, Channel.SMS: console}
         )
         if activities_wrapper is not None:
             deps = activities_wrapper(deps)

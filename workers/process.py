@@ -25,13 +25,7 @@ async def run_worker_process(
             if settings.worker_sdk_metrics_port and client is None:
                 runtime = temporal_runtime_with_prometheus(f"0.0.0.0:{settings.worker_sdk_metrics_port}")
             temporal = client or await connect(settings, runtime=runtime)
-            deps = WorkerDeps(
-                pool=pool,
-                senders=senders,
-                otp_hmac_key=settings.secret("otp_hmac_key").encode(),
-                company_name=settings.company_name,
-                metrics=PORTALPAY_METRICS,
-            )
+            deps = WorkerDeps.from_settings(settings, pool, senders, metrics=PORTALPAY_METRICS)
             worker = build_worker(
                 temporal,
                 settings.temporal_task_queue,

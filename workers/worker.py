@@ -5,7 +5,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import asyncpg
@@ -17,8 +17,10 @@ from activities.otp import OtpActivities
 from activities.payer import PayerActivities
 from activities.payments import PaymentActivities
 from domain.channels import Channel
+from domain.policy import AttemptTimers, OtpPolicy, SendCaps
 from infra.providers.delivery.base import CodeSender
 from infra.providers.processor.sandbox import SandboxProcessor
+from infra.settings import Settings
 from workflows.pay_invoice import PayInvoiceWorkflow
 
 log = logging.getLogger(__name__)
@@ -26,11 +28,37 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WorkerDeps:
+    """What the activities need, created once per process. The policy, timers and caps are the
+    worker's settings: every attempt takes them from here, never from its starter."""
+
     pool: asyncpg.Pool
     senders: Mapping[Channel, CodeSender]
     otp_hmac_key: bytes
     company_name: str = "PortalPay"
     metrics: object | None = None
+    policy: OtpPolicy = field(default_factory=OtpPolicy)
+    timers: AttemptTimers = field(default_factory=AttemptTimers)
+    caps: SendCaps = field(default_factory=SendCaps)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        senders: Mapping[Channel, CodeSender],
+        *,
+        metrics: object | None = None,
+    ) -> "WorkerDeps":
+        return cls(
+            pool=pool,
+            senders=senders,
+            otp_hmac_key=settings.secret("otp_hmac_key").encode(),
+            company_name=settings.company_name,
+            metrics=metrics,
+            policy=settings.otp_policy,
+            timers=settings.attempt_timers(),
+            caps=settings.send_caps(),
+        )
 
 
 def build_worker(
@@ -41,12 +69,13 @@ def build_worker(
     graceful_shutdown: timedelta = timedelta(seconds=30),
     max_cached_workflows: int = 1000,
 ) -> Worker:
-    payer = PayerActivities(deps.pool)
+    payer = PayerActivities(deps.pool, policy=deps.policy, timers=deps.timers)
     otp = OtpActivities(
         deps.pool,
         hmac_key=deps.otp_hmac_key,
         senders=deps.senders,
         company_name=deps.company_name,
+        caps=deps.caps,
         metrics=deps.metrics,
     )
     payments = PaymentActivities(deps.pool, SandboxProcessor(deps.pool), metrics=deps.metrics)

@@ -28,23 +28,17 @@ from infra.pay_links import PayLinkClaims, PayLinkExpired, PayLinkForged, PayLin
 from infra.providers.delivery.base import CodeSender
 from infra.settings import Settings
 from starters.portal.schemas import ErrorBody
-from starters.workflow_client import AttemptGateway, AttemptNotFound, AttemptRefused, parse_session_id
+from starters.workflow_client import (
+    HTTP_STATUS_FOR,
+    AttemptGateway,
+    AttemptNotFound,
+    AttemptRefused,
+    parse_session_id,
+)
 
 log = logging.getLogger(__name__)
 
 _USER_AGENT_LIMIT = 512
-
-_REFUSAL_STATUS: dict[str, int] = {
-    RefusalType.INVALID_STATE: 409,
-    RefusalType.INVALID_INPUT: 422,
-    RefusalType.CHANNEL_UNAVAILABLE: 422,
-    RefusalType.RESEND_TOO_SOON: 429,
-    RefusalType.TOO_MANY_SENDS: 429,
-    RefusalType.DELIVERY_FAILED: 502,
-    RefusalType.INVOICE_NOT_FOUND: 404,
-    RefusalType.INVOICE_ALREADY_PAID: 409,
-    RefusalType.INVOICE_LOCKED: 429,
-}
 
 
 @dataclass
@@ -139,7 +133,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AttemptRefused)
     async def _refused(_: Request, exc: AttemptRefused) -> JSONResponse:
-        http_status = _REFUSAL_STATUS.get(exc.type, 409)
+        http_status = HTTP_STATUS_FOR.get(exc.type, 409)
         message = exc.message
         if exc.type == RefusalType.INVALID_STATE and exc.status is not None and exc.status not in message:
             message = f"{message} (the attempt is {exc.status})"

@@ -16,9 +16,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from domain.money import format_amount
 from infra.pay_links import PayLinkExpired, PayLinkForged
 from starters.portal.dependencies import Deps
-from starters.portal.staff_api import format_amount
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 ASSET_VERSION = "1"

@@ -16,6 +16,7 @@ from domain.attempt import ClientContext
 from domain.audit import AuditEventType
 from domain.channels import Channel, channels_on_file, mask_destination
 from domain.errors import RefusalType
+from domain.money import format_amount
 from domain.status import PaymentStatus
 from infra.pay_links import pay_link_url
 from infra.providers.delivery.base import DeliveryError, OtpMessage
@@ -52,11 +53,6 @@ NO_CONTACT_PROBLEM = (
 def _staff_context(request: Request, staff_user: str | None) -> ClientContext:
     actor = f"staff:{staff_user.strip()}" if staff_user and staff_user.strip() else "staff"
     return client_context(request, actor=actor)
-
-
-def format_amount(cents: int, currency: str) -> str:
-    value = f"{cents // 100:,}.{cents % 100:02d}"
-    return f"${value}" if currency == "USD" else f"{value} {currency}"
 
 
 async def _contacts_view(conn: asyncpg.Connection, customer_id: str) -> ContactsView:

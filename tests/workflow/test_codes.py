@@ -91,7 +91,7 @@ async def test_lockout_refuses_a_new_attempt_until_the_window_passes(harness_fac
         with pytest.raises(WorkflowFailureError) as failed:
             await h.client.execute_workflow(
                 PayInvoiceWorkflow.run,
-                PayInvoiceInput(invoice_id=inv.invoice_id, timers=h.settings.attempt_timers()),
+                PayInvoiceInput(invoice_id=inv.invoice_id),
                 id=workflow_id_for(inv.invoice_id),
                 task_queue=h.task_queue,
             )
