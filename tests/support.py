@@ -94,7 +94,7 @@ async def create_invoice(
 
 
 async def outbox_messages(pool: asyncpg.Pool, to: str) -> list[asyncpg.Record]:
-    return await pool.fetch("SELECT * FROM dev_outbox WHERE to_address = $1 ORDER BY id", to)
+    return list(await pool.fetch("SELECT * FROM dev_outbox WHERE to_address = $1 ORDER BY id", to))
 
 
 async def latest_code(pool: asyncpg.Pool, to: str) -> str:
