@@ -187,6 +187,8 @@ def test_missing_contracts_fail_loudly_instead_of_skipping(tmp_path: Path) -> No
             "-rs",
             "-p",
             "no:cacheprovider",
+            # Its own temp root: a second session must not touch this one's /tmp/pytest-of-<user>.
+            f"--basetemp={tmp_path / 'inner'}",
             f"{__file__}::test_factory_senders_reach_the_stand_ins",
         ],
         env={**os.environ, "PORTALPAY_CONTRACTS_DIR": str(tmp_path / "nowhere")},
