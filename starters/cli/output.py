@@ -30,10 +30,13 @@ def emit_table(out: Console, title: str, columns: Sequence[str], rows: Iterable[
             table.add_row(*row)
         out.print(table)
         return
-    out.out(f"# {title}", highlight=False)
-    out.out("\t".join(columns), highlight=False)
-    for row in rows:
-        out.out("\t".join(_cell(value) for value in row), highlight=False)
+    lines = [f"# {title}", "\t".join(columns), *("\t".join(_cell(value) for value in row) for row in rows)]
+    if out.record:  # a recording console (tests, exports) keeps its own copy; rich expands the tabs
+        for line in lines:
+            out.out(line, highlight=False)
+        return
+    out.file.write("".join(f"{line}\n" for line in lines))
+    out.file.flush()
 
 
 def _cell(value: str) -> str:
