@@ -82,12 +82,15 @@ def try_invoice(
     channel: str | None = typer.Option(None, help="email or sms (default: the first on file)."),
     account: str = typer.Option("000123456789", help="Sandbox account number (decides the outcome)."),
     method: str = typer.Option("echeck", help="echeck or ach."),
+    as_json: bool = typer.Option(False, "--json", help="Progress on stderr, one JSON document on stdout."),
 ) -> None:
     """Run a whole attempt from the terminal: open, send a code, read it, verify, pay."""
     from starters.cli.try_attempt import run_try
 
     settings = settings_or_exit()
-    ok = run_async(run_try)(settings, invoice_id, channel=channel, account=account, method=method)
+    ok = run_async(run_try)(
+        settings, invoice_id, channel=channel, account=account, method=method, as_json=as_json
+    )
     if not ok:
         raise typer.Exit(2)
 
