@@ -28,6 +28,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from infra.codec import AesGcmPayloadCodec, CodecError
 from infra.settings import Settings, load_settings
+from starters.portal.edge import RequestGuard
 
 CODEC_PREFIX = "/codec"
 SESSION_COOKIE = "portalpay_codec"
@@ -52,7 +53,10 @@ def parse_origins(raw: str) -> list[str]:
     return [origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip()]
 
 
-def codec_router(codec: AesGcmPayloadCodec, operator_token: str) -> APIRouter:
+def codec_router(
+    codec: AesGcmPayloadCodec, operator_token: str, *, secure_cookie: bool | None = None
+) -> APIRouter:
+    """`secure_cookie`: True outside dev (SPEC §11); None marks it Secure only over https."""
     if not operator_token:
         raise ValueError("the codec endpoint needs an operator token")
     token = operator_token.encode()
@@ -114,7 +118,7 @@ def codec_router(codec: AesGcmPayloadCodec, operator_token: str) -> APIRouter:
             max_age=SESSION_SECONDS,
             path=CODEC_PREFIX,
             httponly=True,
-            secure=request.url.scheme == "https",
+            secure=request.url.scheme == "https" if secure_cookie is None else secure_cookie,
             samesite="lax",
         )
         return answer
@@ -141,7 +145,7 @@ async def _convert(request: Request, codec: AesGcmPayloadCodec, *, encode: bool)
         ) from None
     payloads: list[Payload] = list(message.payloads)
     try:
-        converted = await (codec.encode(payloads) if encode else codec.decode(payloads))
+        converted = await (codec.encode(payloads) if encode else codec.decode_for_display(payloads))
     except CodecError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     return JSONResponse({"payloads": [json_format.MessageToDict(p) for p in converted]})
@@ -204,8 +208,11 @@ def create_codec_app(settings: Settings) -> FastAPI:
     """The codec server on its own: `uvicorn --factory` or mounted by whoever owns the process."""
     app = FastAPI(title="PortalPay codec server", docs_url=None, redoc_url=None)
     codec = AesGcmPayloadCodec(settings.codec_key_ring())
-    app.include_router(codec_router(codec, settings.secret("operator_api_token")))
+    app.include_router(
+        codec_router(codec, settings.secret("operator_api_token"), secure_cookie=not settings.is_dev)
+    )
     add_codec_cors(app, parse_origins(settings.codec_cors_origins))
+    app.add_middleware(RequestGuard, max_bytes=MAX_BODY_BYTES)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
