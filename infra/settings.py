@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     def is_dev(self) -> bool:
         return self.portalpay_env == "dev"
 
-    @cached_property
+    @property
     def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
         return tuple(
             ip_network(item.strip(), strict=False) for item in self.trusted_proxies.split(",") if item.strip()

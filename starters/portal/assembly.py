@@ -31,7 +31,9 @@ def build_portal_app(
 
     codec = AesGcmPayloadCodec(settings.codec_key_ring())
     app.include_router(
-        codec_router(codec, settings.secret("operator_api_token"), secure_cookie=not settings.is_dev)
+        codec_router(
+            codec, settings.secret("operator_api_token"), secure_cookie=None if settings.is_dev else True
+        )
     )
     add_codec_cors(app, parse_origins(settings.codec_cors_origins))
 

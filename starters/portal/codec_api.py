@@ -209,7 +209,9 @@ def create_codec_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="PortalPay codec server", docs_url=None, redoc_url=None)
     codec = AesGcmPayloadCodec(settings.codec_key_ring())
     app.include_router(
-        codec_router(codec, settings.secret("operator_api_token"), secure_cookie=not settings.is_dev)
+        codec_router(
+            codec, settings.secret("operator_api_token"), secure_cookie=None if settings.is_dev else True
+        )
     )
     add_codec_cors(app, parse_origins(settings.codec_cors_origins))
     app.add_middleware(RequestGuard, max_bytes=MAX_BODY_BYTES)
