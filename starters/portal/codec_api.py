@@ -36,12 +36,19 @@ SESSION_SECONDS = 8 * 3600
 # Temporal refuses payloads over 2 MiB; a batch of a few of them is the most the UI sends.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _UI_KEY_CONTEXT = b"portalpay codec-ui key v1"
+# The sign-in cookie also opens the Temporal UI behind ui-proxy, so it is not the UI path key:
+# a `--ui-codec-endpoint` URL (dev) never doubles as an operator session.
+_SESSION_KEY_CONTEXT = b"portalpay operator-session v1"
+
+
+def _derived_key(operator_token: str, context: bytes) -> str:
+    digest = hmac.new(operator_token.encode(), context, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def codec_ui_key(operator_token: str) -> str:
     """The path key the Temporal UI uses; derived, so a leaked UI config never reveals the token."""
-    digest = hmac.new(operator_token.encode(), _UI_KEY_CONTEXT, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return _derived_key(operator_token, _UI_KEY_CONTEXT)
 
 
 def codec_ui_endpoint(portal_base_url: str, operator_token: str) -> str:
@@ -61,6 +68,7 @@ def codec_router(
         raise ValueError("the codec endpoint needs an operator token")
     token = operator_token.encode()
     ui_key = codec_ui_key(operator_token).encode()
+    session_key = _derived_key(operator_token, _SESSION_KEY_CONTEXT).encode()
 
     def _same(given: str | None, expected: bytes) -> bool:
         return given is not None and hmac.compare_digest(given.encode(), expected)
@@ -69,7 +77,7 @@ def codec_router(
         scheme, _, credential = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and _same(credential.strip(), token):
             return
-        if _same(request.cookies.get(SESSION_COOKIE), ui_key):
+        if _same(request.cookies.get(SESSION_COOKIE), session_key):
             return
         raise _unauthorized()
 
@@ -100,6 +108,11 @@ def codec_router(
         "/ui/{key}/decode", decode, methods=["POST"], dependencies=ui, include_in_schema=False
     )
 
+    @router.get("/session", include_in_schema=False, dependencies=operator, status_code=204)
+    async def session() -> Response:
+        """204 for a signed-in operator, 401 otherwise: the UI proxy's `auth_request` (deploy/ui-proxy)."""
+        return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
     @router.get("/login", include_in_schema=False)
     async def login_form() -> HTMLResponse:
         return HTMLResponse(_login_page())
@@ -114,7 +127,7 @@ def codec_router(
         # The cookie holds the derived key, never the operator token itself.
         answer.set_cookie(
             SESSION_COOKIE,
-            ui_key.decode(),
+            session_key.decode(),
             max_age=SESSION_SECONDS,
             path=CODEC_PREFIX,
             httponly=True,
