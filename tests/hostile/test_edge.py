@@ -3,17 +3,20 @@ and a clean 4xx — never a 5xx — for NUL, bad encodings and broken JSON on ev
 
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from starlette.routing import Route
+from twilio.request_validator import RequestValidator
 
 from starters.portal.assembly import build_portal_app
 from starters.portal.codec_api import MAX_BODY_BYTES as CODEC_MAX_BODY_BYTES
+from starters.portal.twilio_webhook import STATUS_PATH
 from tests.hostile.helpers import bank, session_path, unique_email, unique_phone
 from tests.portal.conftest import CLIENT_IP, Portal, PortalFactory
-from tests.support import create_invoice
+from tests.support import create_invoice, test_settings
 
 EIGHT_MIB = 8 * 1024 * 1024
 
@@ -129,6 +132,10 @@ HOSTILE_BODIES: list[tuple[str, bytes]] = [
     ("not an object", b"[[[[[[[[[[[[]]]]]]]]]]]]"),
     ("huge number", b'{"contact_id": 1e999999, "amount_cents": 123456789012345678901234567890}'),
 ]
+FORM_BODIES: list[tuple[str, bytes]] = [
+    ("form with NUL and bad percent-encoding", b"MessageSid=SM%00&MessageStatus=%FF%FE&token=%00"),
+    ("form with raw invalid UTF-8", b"MessageSid=\xff\xfe&To=\x00"),
+]
 
 
 def _all_routes(routes: Any) -> Any:
@@ -168,17 +175,54 @@ async def test_no_route_answers_5xx_to_malformed_input(portal: Portal) -> None:
             for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
                 for filler in (sid if "session" in route.path else inv.customer_id, "%00", "x%FFy"):
                     target = _fill(route.path, filler)
-                    bodies = HOSTILE_BODIES if method in ("POST", "PUT", "PATCH") else [("none", b"")]
-                    for label, body in bodies:
+                    bodies = [("none", b"", "application/json")]
+                    if method in ("POST", "PUT", "PATCH"):
+                        bodies = [(label, body, "application/json") for label, body in HOSTILE_BODIES] + [
+                            (label, body, "application/x-www-form-urlencoded") for label, body in FORM_BODIES
+                        ]
+                    for label, body, content_type in bodies:
                         for headers in credentials:
                             r = await http.request(
                                 method,
                                 target,
                                 content=body,
-                                headers={**headers, "Content-Type": "application/json"},
+                                headers={**headers, "Content-Type": content_type},
                             )
                             if r.status_code >= 500:
                                 failures.append(
                                     (method, target, label, sorted(headers), r.status_code, r.text[:200])
                                 )
     assert not failures, failures[:10]
+
+
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        # The NUL reaches the lookup by message id: PostgreSQL refuses it, the answer is 400.
+        ({"MessageSid": "SM\x00abc", "MessageStatus": "delivered"}, 400),
+        # Unknown message ids (after decoding): acknowledged and ignored, as for any stray report.
+        ({"MessageSid": "SMabc", "MessageStatus": "undelivered\x00", "ErrorCode": "\x00"}, 200),
+        ({"MessageSid": "SM" + "\udcff", "MessageStatus": "delivered"}, 200),
+    ],
+)
+async def test_a_correctly_signed_webhook_with_poisoned_fields_is_never_5xx(
+    portal: Portal, form: dict[str, str], expected: int
+) -> None:
+    """Past the signature check (whoever holds the Twilio token, or Twilio relaying garbage), a NUL
+    reaches the database lookup: a clean 4xx, never a 500 that makes Twilio retry forever."""
+    h = portal.harness
+    token = "twilio-auth-token-" + "t" * 16
+    url = "http://portal.test" + STATUS_PATH
+    settings = test_settings(twilio_auth_token=token, twilio_status_callback_url=url)
+    app = build_portal_app(settings, h.client, h.pool, task_queue=h.task_queue)
+    body = urlencode(form, encoding="utf-8", errors="surrogateescape").encode()
+    params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    signature = RequestValidator(token).compute_signature(url, params)
+    transport = httpx.ASGITransport(app=app, client=(CLIENT_IP, 50123))
+    async with httpx.AsyncClient(transport=transport, base_url="http://portal.test") as http:
+        r = await http.post(
+            STATUS_PATH,
+            content=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
+        )
+    assert r.status_code == expected, (r.status_code, r.text)  # 403 would mean the signature failed
