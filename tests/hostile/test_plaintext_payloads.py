@@ -66,3 +66,26 @@ async def test_a_plaintext_start_never_runs_workflow_code(harness_factory: Harne
             assert await money_rows(h.pool, inv.invoice_id) == (0, ledger_before)
         finally:
             await h.client.get_workflow_handle(workflow_id).terminate("hostile start refused")
+
+
+async def test_the_codec_endpoint_still_shows_an_insiders_plaintext_to_the_operator() -> None:
+    """Workers refuse it; the operator investigating the hostile run still reads what was sent."""
+    import httpx
+    from google.protobuf import json_format
+
+    from infra.codec import AesGcmPayloadCodec
+    from starters.portal.codec_api import create_codec_app
+    from tests.support import test_settings
+
+    settings = test_settings()
+    [plain] = await pydantic_data_converter.encode([{"invoice_id": "INV-1", "policy": NO_OTP_POLICY}])
+    [sealed] = await AesGcmPayloadCodec(settings.codec_key_ring()).encode([plain])
+    body = {"payloads": [json_format.MessageToDict(p) for p in (plain, sealed)]}
+    auth = {"Authorization": f"Bearer {settings.secret('operator_api_token')}"}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(create_codec_app(settings)), base_url="http://codec.test"
+    ) as http:
+        r = await http.post("/codec/decode", json=body, headers=auth)
+    assert r.status_code == 200, r.text
+    shown = [json_format.ParseDict(p, type(plain)()) for p in r.json()["payloads"]]
+    assert shown == [plain, plain]
