@@ -6,12 +6,13 @@ Bank numbers and the typed code do travel in update arguments; the payload codec
 """
 
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from domain.channels import Channel
+from domain.input_rules import AccountNumber, PersonName, RoutingNumber
 from domain.policy import AttemptTimers, InvoiceKind, OtpPolicy, PaymentMethod
-from domain.routing import is_valid_aba_routing
 from domain.status import PaymentStatus
 
 WORKFLOW_ID_PREFIX = "pay-invoice-"
@@ -78,25 +79,13 @@ class VerifyCodeInput(BaseModel):
 
 
 class PaymentDetails(BaseModel):
+    """Bank details as the debit needs them; the shapes are SPEC §11's (domain/input_rules.py)."""
+
     method: PaymentMethod
-    account_holder: str = Field(min_length=1, max_length=120)
-    routing_number: str
-    account_number: str = Field(min_length=4, max_length=17, pattern=r"^\d+$")
-    account_type: str = Field(pattern=r"^(checking|savings)$")
-
-    @field_validator("account_holder")
-    @classmethod
-    def _holder_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("account holder is required")
-        return value.strip()
-
-    @field_validator("routing_number")
-    @classmethod
-    def _aba_checksum(cls, value: str) -> str:
-        if not is_valid_aba_routing(value):
-            raise ValueError("routing number fails the ABA checksum")
-        return value
+    account_holder: PersonName
+    routing_number: RoutingNumber
+    account_number: AccountNumber
+    account_type: Literal["checking", "savings"]
 
 
 class SubmitPaymentInput(BaseModel):

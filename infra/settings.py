@@ -5,6 +5,7 @@ import json
 import os
 import secrets
 from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +18,20 @@ STATE_DIR = Path(os.environ.get("PORTALPAY_STATE_DIR", ".portalpay"))
 # Written by `portalpay dev` so other commands in the same folder join the dev stack; the
 # environment and `.env` take precedence over it.
 DEV_ENV_FILE = STATE_DIR / "dev.env"
+
+
+MIN_SECRET_BYTES = 32
+# Secrets we choose ourselves (provider credentials are whatever the provider issued). Names
+# other settings may add later are looked up with getattr, so this list can run ahead of them.
+OWN_SECRETS = (
+    "staff_api_token",
+    "operator_api_token",
+    "link_signing_key",
+    "otp_hmac_key",
+    "audit_chain_key",
+    "bank_fingerprint_key",
+    "processor_webhook_secret",
+)
 
 
 class SettingsError(Exception):
@@ -80,6 +95,19 @@ class Settings(BaseSettings):
     worker_sdk_metrics_port: int | None = Field(default=None, gt=0, lt=65536)
     portal_metrics_port: int | None = Field(default=None, gt=0, lt=65536)
 
+    # --- the edge and the cluster (SPEC §11) ---------------------------------------------------
+    # Request bodies over this many bytes answer 413 before they are read whole.
+    max_request_bytes: int = Field(default=65536, gt=0)
+    # Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed.
+    trusted_proxies: str = ""
+    # mTLS to a secured Temporal cluster (paths to PEM files) and/or an API key (Temporal Cloud).
+    temporal_tls_cert: str | None = None
+    temporal_tls_key: str | None = None
+    temporal_tls_ca: str | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_tls: bool = False  # TLS with the system CAs and no client certificate (API keys)
+    temporal_api_key: SecretStr | None = None
+
     @model_validator(mode="after")
     def _policy_lists_parse(self) -> "Settings":
         try:
@@ -88,9 +116,47 @@ class Settings(BaseSettings):
             raise ValueError(f"OTP_REQUIRED_METHODS / OTP_EXEMPT_KINDS: {exc}") from exc
         return self
 
+    @model_validator(mode="after")
+    def _trusted_proxies_parse(self) -> "Settings":
+        try:
+            self.trusted_proxy_networks  # noqa: B018 - parse early so a typo fails at start-up
+        except ValueError as exc:
+            raise ValueError(f"TRUSTED_PROXIES: {exc}") from exc
+        return self
+
     @property
     def is_dev(self) -> bool:
         return self.portalpay_env == "dev"
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(
+            ip_network(item.strip(), strict=False) for item in self.trusted_proxies.split(",") if item.strip()
+        )
+
+    def refuse_unsafe_prod(self) -> None:
+        """SPEC §11: prod never starts with a console provider, plain http, or a short secret."""
+        if self.is_dev:
+            return
+        for setting, provider in (
+            ("EMAIL_PROVIDER", self.email_provider),
+            ("SMS_PROVIDER", self.sms_provider),
+        ):
+            if provider == "console":
+                raise SettingsError(
+                    f"{setting}=console is for dev only: set a real provider when PORTALPAY_ENV=prod"
+                )
+        if not self.portal_base_url.lower().startswith("https://"):
+            raise SettingsError("PORTAL_BASE_URL must be an https:// address when PORTALPAY_ENV=prod")
+        for name in OWN_SECRETS:
+            value: SecretStr | None = getattr(self, name, None)
+            if value is None or not value.get_secret_value():
+                continue  # missing: `secret()` says so where it is needed
+            if len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+                raise SettingsError(
+                    f"{name.upper()} is shorter than {MIN_SECRET_BYTES} bytes; use e.g. "
+                    "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
 
     @cached_property
     def otp_policy(self) -> OtpPolicy:

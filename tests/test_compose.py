@@ -300,6 +300,8 @@ def test_image_service_environment_is_what_the_image_reads(compose: dict[str, An
             allowed = TEMPORAL_SERVER_VARS
         elif "temporalio/ui" in image or image == compose["x-temporal-versions"]["ui"]:
             allowed = TEMPORAL_UI_VARS
+        elif image.startswith("nginx:"):
+            allowed = set()  # configured by its mounted file only (deploy/ui-proxy/nginx.conf)
         elif "admin-tools" in image or image == compose["x-temporal-versions"]["admin-tools"]:
             # Admin-tools jobs run our scripts: every variable they get must be read by the script.
             script = ROOT / "deploy" / "temporal" / Path(svc["command"][-1]).name
@@ -339,12 +341,14 @@ def test_namespace_job_registers_exactly_our_search_attributes() -> None:
 
 
 def test_ui_decodes_through_the_portal_codec(resolved: dict[str, Any]) -> None:
+    # The UI is reached through ui-proxy, whose /codec goes to the portal: the codec endpoint is
+    # the UI's own public origin (see tests/hostile/test_compose_exposure.py for the proxy).
     ui = environment_of(resolved["services"]["temporal-ui"])
     portal = environment_of(resolved["services"]["portal"])
-    assert ui["TEMPORAL_CODEC_ENDPOINT"] == portal["PORTAL_BASE_URL"].rstrip("/") + "/codec"
+    assert ui["TEMPORAL_CODEC_ENDPOINT"] == portal["CODEC_CORS_ORIGINS"].rstrip("/") + "/codec"
     assert ui["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"] == "true"
-    ui_origin = resolved["services"]["temporal-ui"]["ports"][0].split(":")[0]
-    assert portal["CODEC_CORS_ORIGINS"] == f"http://localhost:{ui_origin}"
+    published = resolved["services"]["ui-proxy"]["ports"][0].rsplit(":", 2)
+    assert portal["CODEC_CORS_ORIGINS"] == f"http://localhost:{published[-2]}"
 
 
 # --- the image we build -------------------------------------------------------------------

@@ -16,6 +16,7 @@ from workers.worker import WorkerDeps, build_worker, run_until_signalled
 async def run_worker_process(
     settings: Settings, *, client: Client | None = None, stop: asyncio.Event | None = None
 ) -> None:
+    settings.refuse_unsafe_prod()
     async with open_pool(settings) as pool:
         senders = build_code_senders(settings, pool)
         try:

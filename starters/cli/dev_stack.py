@@ -153,6 +153,7 @@ async def _serve(settings: Settings, client: Client, pool: object, *, portal_por
     from infra.pay_links import make_pay_link
     from infra.stores.demo import INVOICES
     from starters.portal.assembly import build_portal_app
+    from starters.portal.process import portal_server_config
     from workers.process import run_worker_process
 
     stop = asyncio.Event()
@@ -161,7 +162,9 @@ async def _serve(settings: Settings, client: Client, pool: object, *, portal_por
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     app = build_portal_app(settings, client, pool)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=portal_port, log_level="warning"))
+    server = uvicorn.Server(
+        portal_server_config(app, host="127.0.0.1", port=portal_port, log_level="warning")
+    )
     # uvicorn installs its own signal handlers; ours (above) must stay in charge of shutdown.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     worker_task = asyncio.create_task(run_worker_process(settings, client=client, stop=stop), name="worker")

@@ -20,7 +20,10 @@ from infra.providers.delivery.base import CodeSender
 from infra.providers.delivery.console import ConsoleSender
 from infra.settings import Settings
 from starters.portal import customer_api, pages, staff_api
+from starters.portal.codec_api import CODEC_PREFIX
+from starters.portal.codec_api import MAX_BODY_BYTES as CODEC_MAX_BODY_BYTES
 from starters.portal.dependencies import Deps, PortalDeps, error_response, install_error_handlers
+from starters.portal.edge import ForwardedClient, RequestGuard
 from starters.portal.schemas import Health, OutboxMessage
 from starters.workflow_client import AttemptGateway
 
@@ -64,6 +67,13 @@ def create_app(
             response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
+
+    # Added last, so they run first: nothing below sees a malformed path, an oversized body or
+    # a forged client address.
+    app.add_middleware(
+        RequestGuard, max_bytes=settings.max_request_bytes, limits=[(CODEC_PREFIX, CODEC_MAX_BODY_BYTES)]
+    )
+    app.add_middleware(ForwardedClient, trusted=settings.trusted_proxy_networks)
 
     app.include_router(customer_api.router)
     app.include_router(staff_api.router)

@@ -30,7 +30,11 @@ def build_portal_app(
     app = create_app(settings, gateway, pool, link_sender=link_sender)
 
     codec = AesGcmPayloadCodec(settings.codec_key_ring())
-    app.include_router(codec_router(codec, settings.secret("operator_api_token")))
+    app.include_router(
+        codec_router(
+            codec, settings.secret("operator_api_token"), secure_cookie=None if settings.is_dev else True
+        )
+    )
     add_codec_cors(app, parse_origins(settings.codec_cors_origins))
 
     async def signal_attempt(workflow_id: str, run_id: str, event: DeliveryStatusEvent) -> None:

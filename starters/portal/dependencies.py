@@ -19,7 +19,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from domain.attempt import ClientContext
 from domain.errors import RefusalType
@@ -153,6 +153,43 @@ def install_error_handlers(app: FastAPI) -> None:
             error.pop("url", None)
         first = errors[0]["msg"] if errors else "Invalid request"
         return error_response(422, RefusalType.INVALID_INPUT, str(first), detail=errors)
+
+    install_malformed_input_handlers(app)
+
+
+def install_malformed_input_handlers(app: FastAPI) -> None:
+    """Malformed input that slipped past the request models is still the caller's fault: a 4xx.
+
+    A domain model built inside a route refuses a value (422); text that is not valid in its
+    encoding, or a value PostgreSQL cannot store (a NUL, a number out of range), is 400. Nothing
+    from the input is echoed back or logged.
+    """
+
+    @app.exception_handler(ValidationError)
+    async def _invalid_model(_: Request, exc: ValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]} for error in exc.errors()
+        ]
+        first = errors[0]["msg"] if errors else "Invalid request"
+        return error_response(422, RefusalType.INVALID_INPUT, str(first), detail=errors)
+
+    @app.exception_handler(UnicodeError)
+    async def _bad_encoding(_: Request, exc: UnicodeError) -> JSONResponse:
+        return error_response(
+            400, "MalformedRequest", "The request holds text that is not valid UTF-8/ASCII."
+        )
+
+    @app.exception_handler(asyncpg.DataError)
+    async def _unstorable(request: Request, exc: asyncpg.DataError) -> JSONResponse:
+        log.warning(
+            "refused input PostgreSQL cannot store on %s (%s)", _route_of(request), type(exc).__name__
+        )
+        return error_response(400, "MalformedRequest", "The request holds a value that is not allowed.")
+
+
+def _route_of(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "<unmatched>"))
 
 
 # --- credentials -----------------------------------------------------------------------------------

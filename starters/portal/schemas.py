@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.attempt import PaymentDetails
 from domain.channels import Channel
+from domain.input_rules import PlainText, normalize_typed_code
 from domain.policy import InvoiceKind, PaymentMethod
 from domain.status import PaymentStatus
 
@@ -112,15 +113,17 @@ class CodeSentView(BaseModel):
 class VerifyCodeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    code: str = Field(min_length=1, max_length=32, examples=["123456"])
+    code: str = Field(
+        min_length=1,
+        max_length=32,
+        examples=["123456"],
+        description="The 6 digits (0-9) from the message; spaces and hyphens between them are ignored",
+    )
 
     @field_validator("code")
     @classmethod
-    def _digits_only(cls, value: str) -> str:
-        cleaned = "".join(value.split()).replace("-", "")
-        if not (4 <= len(cleaned) <= 10 and cleaned.isdigit()):
-            raise ValueError("the code is the digits from the message")
-        return cleaned
+    def _six_ascii_digits(cls, value: str) -> str:
+        return normalize_typed_code(value)
 
 
 class VerifyView(BaseModel):
@@ -132,7 +135,9 @@ class VerifyView(BaseModel):
 
 
 class PaymentBody(PaymentDetails):
-    """Bank details. The routing number must pass the ABA checksum (422 otherwise)."""
+    """Bank details: routing number 9 digits (0-9) passing the ABA checksum, account number 4-17
+    digits (0-9), no control characters in the holder's name. Anything else, or an unknown field,
+    is 422 and reaches neither the workflow nor the processor."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -176,7 +181,7 @@ class ContactsView(BaseModel):
 class DesignatePayerBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    contact_id: str = Field(min_length=1, max_length=200)
+    contact_id: PlainText = Field(min_length=1, max_length=200)
 
 
 class DesignationView(ContactsView):
