@@ -33,6 +33,10 @@ class AuditEventType(StrEnum):
     ATTEMPT_CANCELLED = "ATTEMPT_CANCELLED"
     PORTAL_PAYER_DESIGNATED = "PORTAL_PAYER_DESIGNATED"
     PAYMENT_REQUEST_SENT = "PAYMENT_REQUEST_SENT"
+    CONTACT_CHANGED = "CONTACT_CHANGED"
+    PAY_LINK_REVOKED = "PAY_LINK_REVOKED"
+    STAFF_SIGNED_IN = "STAFF_SIGNED_IN"
+    STAFF_SIGN_IN_FAILED = "STAFF_SIGN_IN_FAILED"
 
 
 # The fields the hash covers, in a fixed order: changing this list breaks every stored chain.

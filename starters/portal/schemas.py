@@ -25,6 +25,9 @@ class ErrorBody(BaseModel):
     detail: str | list[dict[str, Any]] = Field(description="The message, or the field errors for 422")
     status: PaymentStatus | None = Field(default=None, description="The attempt's current state, if any")
     retry_after: int | None = Field(default=None, description="Seconds to wait before trying again (429)")
+    reason: str | None = Field(
+        default=None, description="Why a credential was refused, e.g. link_revoked (401 after a payer change)"
+    )
 
 
 # --- customer side ------------------------------------------------------------------------------
