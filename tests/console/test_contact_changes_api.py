@@ -3,34 +3,14 @@
 Real portal app, real worker, real PostgreSQL; each test has its own copy of a demo customer.
 """
 
-import asyncio
 import base64
 import secrets
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
 
 from infra.stores.audit_trail import fetch_chain, fetch_trail
+from tests.console.support import audit_row, eventually
 from tests.portal.conftest import CLIENT_IP, Portal, clone_demo_customer
 from tests.support import outbox_messages
-
-T = TypeVar("T")
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, timeout: float = 15.0) -> T:
-    """Wait for something the workflow does after answering (an audit row), up to a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = await probe()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-
-
-async def audit_row(portal: Portal, invoice_id: str, event_type: str) -> dict[str, Any] | None:
-    rows = [e for e in await fetch_trail(portal.pool, invoice_id) if e["event_type"] == event_type]
-    return rows[-1] if rows else None
 
 
 async def test_patch_refuses_bad_details_and_writes_nothing(portal: Portal) -> None:
@@ -115,7 +95,7 @@ async def test_changing_the_payers_phone_cancels_revokes_and_tells_both_numbers(
     assert "will now receive verification codes" in new_msg["body"]
 
     cancelled = await eventually(
-        lambda: audit_row(portal, invoice_id, "ATTEMPT_CANCELLED"), "ATTEMPT_CANCELLED"
+        lambda: audit_row(portal.pool, invoice_id, "ATTEMPT_CANCELLED"), "ATTEMPT_CANCELLED"
     )
     assert cancelled["actor"] == "api" and cancelled["run_id"] == opened["session_id"].split("~")[1]
     assert "payer contact details changed by staff" in str(cancelled["details"])
@@ -164,7 +144,7 @@ async def test_a_new_payer_cancels_the_running_attempt_and_tells_old_and_new(por
     designated = (await fetch_chain(portal.pool, f"customer:{demo.customer_id}"))[-1]
     assert designated["event_type"] == "PORTAL_PAYER_DESIGNATED" and designated["actor"] == "api"
     cancelled = await eventually(
-        lambda: audit_row(portal, invoice_id, "ATTEMPT_CANCELLED"), "ATTEMPT_CANCELLED"
+        lambda: audit_row(portal.pool, invoice_id, "ATTEMPT_CANCELLED"), "ATTEMPT_CANCELLED"
     )
     assert "payer changed by staff" in str(cancelled["details"])
     r = await portal.http.post("/api/portal/sessions", headers={"Authorization": f"Bearer {old_token}"})

@@ -6,6 +6,7 @@ refused before any password is checked, with a message saying when to try again.
 every failure is audited; a wrong email and a wrong password get the same answer.
 """
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -110,17 +111,24 @@ async def login(request: Request, deps: Deps) -> Response:
     ip = client.ip or "unknown"
     settings = deps.settings
     window = timedelta(seconds=settings.staff_sign_in_window_seconds)
-    failures = await accounts.count_sign_in_failures(deps.pool, email, ip, window)
-    if (
-        failures.by_account >= settings.staff_sign_in_max_failures_per_account
-        or failures.by_address >= settings.staff_sign_in_max_failures_per_address
-    ):
+    async with deps.pool.acquire() as conn, conn.transaction():
+        # One check at a time per account, so parallel guesses cannot all slip under the limit.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"staff-sign-in:{email}")
+        failures = await accounts.count_sign_in_failures(conn, email, ip, window)
+        limited = (
+            failures.by_account >= settings.staff_sign_in_max_failures_per_account
+            or failures.by_address >= settings.staff_sign_in_max_failures_per_address
+        )
+        user = None if limited else await accounts.find_staff_user(conn, email)
+        good = not limited and await asyncio.to_thread(
+            verify_password, user.password_hash if user is not None else None, password
+        )
+        if not limited and (user is None or not good or not user.active):
+            await accounts.record_sign_in_failure(conn, email, ip)
+    if limited:
         minutes = max(1, settings.staff_sign_in_window_seconds // 60)
         await _audit(
-            deps,
-            AuditEventType.STAFF_SIGN_IN_FAILED,
-            client,
-            {"email": email, "reason": "too_many_failures"},
+            deps, AuditEventType.STAFF_SIGN_IN_FAILED, client, {"email": email, "reason": "too_many_failures"}
         )
         return await _login_page(
             request,
@@ -132,10 +140,7 @@ async def login(request: Request, deps: Deps) -> Response:
             ),
             status_code=429,
         )
-    user = await accounts.find_staff_user(deps.pool, email)
-    good = verify_password(user.password_hash if user is not None else None, password)
     if user is None or not good or not user.active:
-        await accounts.record_sign_in_failure(deps.pool, email, ip)
         reason = "disabled" if user is not None and good else "wrong_credentials"
         await _audit(deps, AuditEventType.STAFF_SIGN_IN_FAILED, client, {"email": email, "reason": reason})
         return await _login_page(request, deps, email=email, error=WRONG_CREDENTIALS, status_code=401)
