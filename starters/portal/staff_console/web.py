@@ -6,6 +6,7 @@ the sign-in form, which has no session yet, uses a double-submit cookie instead.
 """
 
 import hmac
+import json
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -41,6 +42,10 @@ templates = Jinja2Templates(
     env=jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
 )
 templates.env.globals["format_amount"] = format_amount
+# Audit details as readable JSON text; autoescape makes it safe, masked values stay legible (•••).
+templates.env.filters["details_text"] = lambda value: json.dumps(
+    value, ensure_ascii=False, sort_keys=True, default=str
+)
 
 
 def session_cookie_name(settings: Settings) -> str:
