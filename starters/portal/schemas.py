@@ -182,7 +182,26 @@ class DesignatePayerBody(BaseModel):
     contact_id: str = Field(min_length=1, max_length=200)
 
 
-class DesignationView(ContactsView):
+class ChangeConsequences(BaseModel):
+    """What a payer change or a change to the payer's email/phone did (SPEC §11)."""
+
+    changed_fields: list[str] = Field(default_factory=list, description="Which of email/phone changed")
+    links_revoked_before: datetime | None = Field(
+        default=None,
+        description="Pay links of this customer issued before this moment now answer 401 link_revoked",
+    )
+    cancelled_invoice_ids: list[str] = Field(
+        default_factory=list, description="Invoices whose running attempt was cancelled"
+    )
+    notified: list[str] = Field(
+        default_factory=list, description="Masked addresses told of the change (old and new)"
+    )
+    problems: list[str] = Field(
+        default_factory=list, description="What could not be done (an attempt mid-debit, a failed notice)"
+    )
+
+
+class DesignationView(ContactsView, ChangeConsequences):
     previous_payer_contact_id: str | None
     audit_event_id: int
 

@@ -34,6 +34,7 @@ from starters.portal.schemas import (
     ContactView,
     DeliveryView,
     DesignatePayerBody,
+    DesignationView,
     PaymentRequestView,
     RecipientView,
 )
@@ -44,7 +45,7 @@ from starters.portal.staff_actions import (
     outcome_summary,
     staff_services,
 )
-from starters.portal.staff_schemas import ContactChangeView, ContactPatchBody, PayerDesignationView
+from starters.portal.staff_schemas import ContactChangeView, ContactPatchBody
 
 
 def _consequences(outcome: ContactChangeOutcome) -> dict[str, Any]:
@@ -131,7 +132,7 @@ def _refused(exc: StaffActionRefused) -> PortalError:
 @router.put("/customers/{customer_id}/portal-payer", summary="Mark one contact as the Customer Portal Payer")
 async def designate_payer(
     customer_id: str, body: DesignatePayerBody, request: Request, deps: Deps
-) -> PayerDesignationView:
+) -> DesignationView:
     """Marking a new payer cancels running attempts and revokes earlier links (SPEC §11)."""
     async with deps.pool.acquire() as conn:
         if await conn.fetchval("SELECT id FROM customers WHERE id = $1", customer_id) is None:
@@ -150,7 +151,7 @@ async def designate_payer(
     assert outcome.designation_event_id is not None
     async with deps.pool.acquire() as conn:
         view = await _contacts_view(conn, customer_id)
-    return PayerDesignationView(
+    return DesignationView(
         **view.model_dump(),
         previous_payer_contact_id=outcome.previous_designated_contact_id,
         audit_event_id=outcome.designation_event_id,
