@@ -23,7 +23,7 @@ from domain.activity_io import AuditEventInput
 from domain.attempt import CancelInput, ClientContext
 from domain.audit import AuditEventType
 from domain.channels import Channel, mask_destination
-from domain.contact_details import ContactDetailError, clean_email, clean_phone
+from domain.contact_details import ContactDetailError, clean_email, clean_phone, has_control_characters
 from infra.providers.delivery.base import CodeSender, DeliveryError, OtpMessage
 from infra.settings import Settings
 from infra.stores import contact_records as store
@@ -108,6 +108,8 @@ async def change_contact(
     (the primary contact then pays), `None` leaves the mark alone. `customer_id`, when given, must
     own the contact (the console's URL names both).
     """
+    if not contact_id or len(contact_id) > 200 or has_control_characters(contact_id):
+        raise StaffActionRefused(404, "ContactNotFound", "There is no such contact.")
     cleaned = _clean(details or {})
     now = datetime.now(UTC)
     change_id = uuid.uuid4().hex

@@ -263,3 +263,18 @@ async def test_cancelling_an_attempt_needs_a_reason_and_is_audited_with_the_staf
         lambda: audit_row(portal.pool, invoice_id, "ATTEMPT_CANCELLED"), "ATTEMPT_CANCELLED"
     )
     assert row["actor"] == creds.email and "customer called: wrong invoice" in str(row["details"])
+
+
+async def test_control_characters_in_console_and_api_paths_are_a_4xx(portal: Portal) -> None:
+    creds = await make_staff(portal.pool)
+    async with console_client(portal.app) as http:
+        token = await signed_in(http, creds)
+        for url in ("/staff/customers/C-1%00", "/staff/invoices/INV%00X", "/staff/customers/C%0A1?edit=x"):
+            r = await http.get(url)
+            assert 400 <= r.status_code < 500, (url, r.status_code)
+        r = await http.post("/staff/customers/C-1/contacts/CT%00", data={"csrf_token": token})
+        assert 400 <= r.status_code < 500
+    r = await portal.http.patch(
+        "/api/staff/contacts/CT%00X", json={"phone": "+15555550100"}, headers=portal.staff
+    )
+    assert r.status_code == 404

@@ -24,7 +24,15 @@ from starters.portal.staff_actions import (
     change_contact,
     staff_services,
 )
-from starters.portal.staff_console.web import Staff, form_text, redirect, render, require_csrf, staff_context
+from starters.portal.staff_console.web import (
+    PlainId,
+    Staff,
+    form_text,
+    redirect,
+    render,
+    require_csrf,
+    staff_context,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -96,7 +104,7 @@ async def _customer_page(
 
 @router.get("/staff/customers/{customer_id}", response_class=HTMLResponse)
 async def customer_page(
-    request: Request, deps: Deps, staff: Staff, customer_id: str, edit: str | None = None
+    request: Request, deps: Deps, staff: Staff, customer_id: PlainId, edit: str | None = None
 ) -> HTMLResponse:
     return await _customer_page(request, deps, staff, customer_id, edit=edit)
 
@@ -118,7 +126,7 @@ def saved_notice(name: str, outcome: ContactChangeOutcome) -> str:
 
 @router.post("/staff/customers/{customer_id}/contacts/{contact_id}", response_class=HTMLResponse)
 async def save_contact(
-    request: Request, deps: Deps, staff: Staff, customer_id: str, contact_id: str
+    request: Request, deps: Deps, staff: Staff, customer_id: PlainId, contact_id: PlainId
 ) -> Response:
     form = await request.form()
     require_csrf(staff, form)

@@ -28,7 +28,15 @@ from infra.stores.staff_sessions import StaffSession, set_flash
 from starters.cli.ops_queries import literal, query_state
 from starters.portal.dependencies import Deps, PortalError
 from starters.portal.staff_api import format_amount, send_payment_request
-from starters.portal.staff_console.web import Staff, form_text, redirect, render, require_csrf, staff_context
+from starters.portal.staff_console.web import (
+    PlainId,
+    Staff,
+    form_text,
+    redirect,
+    render,
+    require_csrf,
+    staff_context,
+)
 from starters.workflow_client import AttemptNotFound, AttemptRefused
 from workflows import search_attributes as sa
 
@@ -158,7 +166,7 @@ def _payment_row(row: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/staff/invoices/{invoice_id}", response_class=HTMLResponse)
 async def invoice_page(
-    request: Request, deps: Deps, staff: Staff, invoice_id: str, confirm: str = ""
+    request: Request, deps: Deps, staff: Staff, invoice_id: PlainId, confirm: str = ""
 ) -> HTMLResponse:
     return await _invoice_page(request, deps, staff, invoice_id, confirm=confirm == "send")
 
@@ -168,7 +176,7 @@ def _back(invoice_id: str) -> str:
 
 
 @router.post("/staff/invoices/{invoice_id}/payment-requests")
-async def send_request(request: Request, deps: Deps, staff: Staff, invoice_id: str) -> Response:
+async def send_request(request: Request, deps: Deps, staff: Staff, invoice_id: PlainId) -> Response:
     form = await request.form()
     require_csrf(staff, form)
     try:
@@ -189,7 +197,7 @@ async def send_request(request: Request, deps: Deps, staff: Staff, invoice_id: s
 
 @router.post("/staff/invoices/{invoice_id}/attempts/{run_id}/cancel", response_class=HTMLResponse)
 async def cancel_attempt(
-    request: Request, deps: Deps, staff: Staff, invoice_id: str, run_id: str
+    request: Request, deps: Deps, staff: Staff, invoice_id: PlainId, run_id: PlainId
 ) -> Response:
     form = await request.form()
     require_csrf(staff, form)

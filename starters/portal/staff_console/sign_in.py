@@ -7,6 +7,7 @@ every failure is audited; a wrong email and a wrong password get the same answer
 """
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -75,13 +76,18 @@ async def login_form(
 
 
 async def _audit(
-    deps: Deps, event_type: AuditEventType, client: ClientContext, details: dict[str, object]
+    deps: Deps,
+    event_type: AuditEventType,
+    client: ClientContext,
+    details: dict[str, object],
+    *,
+    key: str | None = None,
 ) -> None:
     async with deps.pool.acquire() as conn:
         await append_event(
             conn,
             AuditEventInput(
-                event_key=f"staff-sign-in:{uuid.uuid4().hex}",
+                event_key=key or f"staff-sign-in:{uuid.uuid4().hex}",
                 event_type=event_type,
                 invoice_id=None,
                 customer_id=None,
@@ -127,8 +133,17 @@ async def login(request: Request, deps: Deps) -> Response:
             await accounts.record_sign_in_failure(conn, email, ip)
     if limited:
         minutes = max(1, settings.staff_sign_in_window_seconds // 60)
+        # Refusals are audited once per address (or account) and window, so a flood of tries
+        # cannot grow the append-only table without bound.
+        bucket = int(time.time()) // settings.staff_sign_in_window_seconds
+        by_address = failures.by_address >= settings.staff_sign_in_max_failures_per_address
+        scope = f"address:{ip}" if by_address else f"account:{email}"
         await _audit(
-            deps, AuditEventType.STAFF_SIGN_IN_FAILED, client, {"email": email, "reason": "too_many_failures"}
+            deps,
+            AuditEventType.STAFF_SIGN_IN_FAILED,
+            client,
+            {"email": email, "reason": "too_many_failures", "limit": "address" if by_address else "account"},
+            key=f"staff-sign-in-limited:{scope}:{bucket}",
         )
         return await _login_page(
             request,

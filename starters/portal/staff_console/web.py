@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import jinja2
 from fastapi import Depends, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -69,6 +70,10 @@ def clear_session_cookie(response: Response, settings: Settings) -> None:
     response.delete_cookie(
         session_cookie_name(settings), path="/", httponly=True, samesite="strict", secure=not settings.is_dev
     )
+
+
+# Ids in console URLs: printable, bounded; anything else is a 422 before any query (never a 500).
+PlainId = Annotated[str, PathParam(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 class SignInRequired(Exception):
