@@ -24,11 +24,12 @@ from domain.attempt import CancelInput, ClientContext
 from domain.audit import AuditEventType
 from domain.channels import Channel, mask_destination
 from domain.contact_details import ContactDetailError, clean_email, clean_phone, has_control_characters
-from infra.providers.delivery.base import CodeSender, DeliveryError, OtpMessage
+from infra.providers.delivery.base import CodeSender
 from infra.settings import Settings
 from infra.stores import contact_records as store
 from infra.stores.audit_trail import append_event
 from infra.stores.pay_link_revocations import revoke_links_issued_before
+from starters.portal.payer_change_notices import tell_old_and_new_addresses
 from starters.workflow_client import AttemptGateway, AttemptNotFound, AttemptRefused
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,8 @@ async def change_contact(
             previous_payer_contact_id=payer_before.id if payer_before else None,
             payer_contact_id=payer_before.id if payer_before else None,
         )
-        new_email = cleaned.get("email", contact.email) if "email" in cleaned else contact.email
-        new_phone = cleaned.get("phone", contact.phone) if "phone" in cleaned else contact.phone
+        new_email = cleaned.get("email", contact.email)
+        new_phone = cleaned.get("phone", contact.phone)
         outcome.changed_fields = [
             name
             for name, old, new in (("email", contact.email, new_email), ("phone", contact.phone, new_phone))
@@ -211,8 +212,9 @@ async def change_contact(
         return outcome
     reason = PAYER_CHANGED_REASON if outcome.payer_changed else PAYER_DETAILS_CHANGED_REASON
     await _cancel_running_attempts(services, unpaid, reason, client, outcome)
-    await _tell_addresses(
-        services,
+    await tell_old_and_new_addresses(
+        services.settings.company_name,
+        services.senders,
         outcome,
         customer_name,
         change_id,
@@ -249,93 +251,6 @@ async def _cancel_running_attempts(
 
     await asyncio.gather(*(cancel(i) for i in invoice_ids))
     outcome.cancelled_invoice_ids.sort()
-
-
-async def _tell_addresses(
-    services: StaffServices,
-    outcome: ContactChangeOutcome,
-    customer_name: str,
-    change_id: str,
-    *,
-    contact_before: store.ContactRecord,
-    payer_before: store.ContactRecord | None,
-    payer_after: store.ContactRecord | None,
-) -> None:
-    company = services.settings.company_name
-    notices: list[tuple[Channel, str, str]] = []  # channel, address, first sentence
-    if outcome.payer_changed:
-        if payer_before is not None:
-            for channel, address in _addresses(payer_before):
-                notices.append(
-                    (channel, address, f"You are no longer the Customer Portal Payer for {customer_name}.")
-                )
-        if payer_after is not None:
-            for channel, address in _addresses(payer_after):
-                notices.append(
-                    (
-                        channel,
-                        address,
-                        f"You are now the Customer Portal Payer for {customer_name}: payment links and "
-                        "verification codes will come to you.",
-                    )
-                )
-    else:
-        assert payer_after is not None
-        for name, channel in (("email", Channel.EMAIL), ("phone", Channel.SMS)):
-            if name not in outcome.changed_fields:
-                continue
-            old = getattr(contact_before, name)
-            new = getattr(payer_after, name)
-            if old:
-                notices.append(
-                    (
-                        channel,
-                        old,
-                        f"This {'address' if name == 'email' else 'number'} is no longer used to verify "
-                        f"payments for {customer_name}.",
-                    )
-                )
-            if new:
-                notices.append(
-                    (
-                        channel,
-                        new,
-                        f"This {'address' if name == 'email' else 'number'} will now receive verification "
-                        f"codes for {customer_name}'s payments.",
-                    )
-                )
-    tail = (
-        f"The change was made by {company} staff. Payment links sent earlier no longer work; ask for a "
-        f"new one if you need to pay. If you did not expect this, contact {company}."
-    )
-    seen: set[tuple[Channel, str]] = set()
-    for index, (channel, address, first) in enumerate(notices):
-        if (channel, address) in seen:
-            continue
-        seen.add((channel, address))
-        sender = services.senders.get(channel)
-        masked = mask_destination(channel, address)
-        if sender is None:
-            outcome.problems.append(f"no {channel.value} sender for {masked}")
-            continue
-        text = f"{company}: {first} {tail}"
-        subject = "" if channel is Channel.SMS else f"Payment contact changed for {customer_name}"
-        message = OtpMessage(channel, address, subject, text, None, f"notice:{change_id}:{index}", {})
-        try:
-            await sender.send(message)
-        except DeliveryError as exc:
-            outcome.problems.append(f"telling {masked} failed: {exc}")
-            continue
-        outcome.notified.append(masked)
-
-
-def _addresses(contact: store.ContactRecord) -> list[tuple[Channel, str]]:
-    found: list[tuple[Channel, str]] = []
-    if contact.email:
-        found.append((Channel.EMAIL, contact.email))
-    if contact.phone:
-        found.append((Channel.SMS, contact.phone))
-    return found
 
 
 def outcome_summary(outcome: ContactChangeOutcome) -> dict[str, Any]:
