@@ -162,6 +162,9 @@ async def login(request: Request, deps: Deps) -> Response:
     if needs_rehash(user.password_hash):
         await accounts.set_password(deps.pool, user.id, hash_password(password))
     await accounts.clear_account_failures(deps.pool, email)
+    previous = request.cookies.get(session_cookie_name(settings))
+    if previous:
+        await end_session(deps.pool, previous)  # a new sign-in never inherits an older session
     token = await start_session(deps.pool, user.id, client.ip, client.user_agent)
     await _audit(
         deps,
