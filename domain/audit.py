@@ -44,6 +44,8 @@ class AuditEventType(StrEnum):
     OTP_SEND_REFUSED = "OTP_SEND_REFUSED"
     PAY_LINK_REVOKED = "PAY_LINK_REVOKED"
     PROOF_EXPORTED = "PROOF_EXPORTED"
+    STAFF_SIGNED_IN = "STAFF_SIGNED_IN"
+    STAFF_SIGN_IN_FAILED = "STAFF_SIGN_IN_FAILED"
 
 
 # The fields the hash covers, in a fixed order: changing this list breaks every stored chain.

@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(default=None, gt=0, lt=65536)
     worker_sdk_metrics_port: int | None = Field(default=None, gt=0, lt=65536)
     portal_metrics_port: int | None = Field(default=None, gt=0, lt=65536)
+    # Staff console (SPEC §10): sessions end after this long idle, and at the latest after the
+    # absolute lifetime; sign-ins fail closed after too many wrong passwords in the window.
+    staff_session_idle_seconds: int = Field(default=30 * 60, gt=0)
+    staff_session_absolute_seconds: int = Field(default=12 * 3600, gt=0)
+    staff_sign_in_window_seconds: int = Field(default=15 * 60, gt=0)
+    staff_sign_in_max_failures_per_account: int = Field(default=5, gt=0)
+    staff_sign_in_max_failures_per_address: int = Field(default=20, gt=0)
 
     # --- the edge and the cluster (SPEC §11) ---------------------------------------------------
     # Request bodies over this many bytes answer 413 before they are read whole.

@@ -8,6 +8,7 @@ from infra.db import migrate_url, resolve_database_url
 from starters.cli.ops import ops_app
 from starters.cli.plumbing import console, run_async, settings_or_exit
 from starters.cli.replay import replay
+from starters.cli.staff import staff_app
 
 app = typer.Typer(help="PortalPay: OTP-protected invoice payments on Temporal.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -15,6 +16,7 @@ demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(ops_app, name="ops")
+app.add_typer(staff_app, name="staff")
 app.command("replay")(replay)
 
 

@@ -27,6 +27,7 @@ from domain.status import PaymentStatus
 from infra.pay_links import PayLinkClaims, PayLinkExpired, PayLinkForged, PayLinkSigner, token_matches
 from infra.providers.delivery.base import CodeSender
 from infra.settings import Settings
+from starters.portal.revoked_links import LINK_REVOKED_MESSAGE, LINK_REVOKED_REASON, link_is_revoked
 from starters.portal.schemas import ErrorBody
 from starters.workflow_client import (
     HTTP_STATUS_FOR,
@@ -72,8 +73,10 @@ class PortalError(Exception):
         status: PaymentStatus | None = None,
         retry_after: int | None = None,
         headers: dict[str, str] | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.reason = reason
         self.http_status = http_status
         self.error = error
         self.message = message
@@ -91,6 +94,7 @@ def error_response(
     retry_after: int | None = None,
     detail: Any = None,
     headers: dict[str, str] | None = None,
+    reason: str | None = None,
 ) -> JSONResponse:
     body = ErrorBody(
         error=error,
@@ -98,6 +102,7 @@ def error_response(
         detail=message if detail is None else detail,
         status=status,
         retry_after=retry_after,
+        reason=reason,
     )
     all_headers = {"Cache-Control": "no-store", **(headers or {})}
     if retry_after is not None:
@@ -129,6 +134,7 @@ def install_error_handlers(app: FastAPI) -> None:
             status=exc.status,
             retry_after=exc.retry_after,
             headers=exc.headers,
+            reason=exc.reason,
         )
 
     @app.exception_handler(AttemptRefused)
@@ -204,17 +210,24 @@ _staff_bearer = HTTPBearer(scheme_name="StaffToken", description="STAFF_API_TOKE
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-def pay_link_claims(
-    deps: Deps, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_pay_link_bearer)]
+async def pay_link_claims(
+    request: Request,
+    deps: Deps,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_pay_link_bearer)],
 ) -> PayLinkClaims:
     if credentials is None:
         raise PortalError(401, "TokenMissing", "A pay-link token is required.", headers=_UNAUTHORIZED)
     try:
-        return deps.signer.verify(credentials.credentials)
+        claims = deps.signer.verify(credentials.credentials)
     except PayLinkExpired as exc:
         raise PortalError(401, "TokenExpired", str(exc), headers=_UNAUTHORIZED) from None
     except PayLinkForged as exc:
         raise PortalError(401, "TokenInvalid", str(exc), headers=_UNAUTHORIZED) from None
+    if await link_is_revoked(deps.pool, claims, deps.settings.link_ttl_seconds, client_context(request)):
+        raise PortalError(
+            401, "TokenRevoked", LINK_REVOKED_MESSAGE, headers=_UNAUTHORIZED, reason=LINK_REVOKED_REASON
+        )
+    return claims
 
 
 def require_staff(

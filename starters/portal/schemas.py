@@ -26,6 +26,9 @@ class ErrorBody(BaseModel):
     detail: str | list[dict[str, Any]] = Field(description="The message, or the field errors for 422")
     status: PaymentStatus | None = Field(default=None, description="The attempt's current state, if any")
     retry_after: int | None = Field(default=None, description="Seconds to wait before trying again (429)")
+    reason: str | None = Field(
+        default=None, description="Why a credential was refused, e.g. link_revoked (401 after a payer change)"
+    )
 
 
 # --- customer side ------------------------------------------------------------------------------
@@ -184,7 +187,26 @@ class DesignatePayerBody(BaseModel):
     contact_id: PlainText = Field(min_length=1, max_length=200)
 
 
-class DesignationView(ContactsView):
+class ChangeConsequences(BaseModel):
+    """What a payer change or a change to the payer's email/phone did (SPEC §11)."""
+
+    changed_fields: list[str] = Field(default_factory=list, description="Which of email/phone changed")
+    links_revoked_before: datetime | None = Field(
+        default=None,
+        description="Pay links of this customer issued before this moment now answer 401 link_revoked",
+    )
+    cancelled_invoice_ids: list[str] = Field(
+        default_factory=list, description="Invoices whose running attempt was cancelled"
+    )
+    notified: list[str] = Field(
+        default_factory=list, description="Masked addresses told of the change (old and new)"
+    )
+    problems: list[str] = Field(
+        default_factory=list, description="What could not be done (an attempt mid-debit, a failed notice)"
+    )
+
+
+class DesignationView(ContactsView, ChangeConsequences):
     previous_payer_contact_id: str | None
     audit_event_id: int
 

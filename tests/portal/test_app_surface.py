@@ -21,6 +21,7 @@ CUSTOMER_ROWS = {
     ("put", "/api/staff/customers/{customer_id}/portal-payer"): ("DesignatePayerBody", "DesignationView"),
     ("post", "/api/staff/invoices/{invoice_id}/payment-requests"): (None, "PaymentRequestView"),
     ("get", "/api/staff/invoices/{invoice_id}/audit"): (None, "AuditTrailView"),
+    ("patch", "/api/staff/contacts/{contact_id}"): ("ContactPatchBody", "ContactChangeView"),
 }
 
 
