@@ -97,7 +97,12 @@ async def test_prod_refuses_to_start_without_its_secrets(tmp_path: Path, command
         PORTALPAY_STATE_DIR=str(tmp_path / "state"),
         NO_COLOR="1",
         EMAIL_PROVIDER="sendgrid",
+        SENDGRID_API_KEY="SG." + "k" * 40,
+        SENDGRID_FROM="billing@example.com",
         SMS_PROVIDER="twilio",
+        TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+        TWILIO_AUTH_TOKEN="t" * 32,
+        TWILIO_FROM="+15555550100",
         PORTAL_BASE_URL="https://pay.example.com",
     )
     rc, _out, err = await run_cli(*command, env=env, cwd=tmp_path)

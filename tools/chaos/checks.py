@@ -8,6 +8,7 @@ import hmac
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -100,15 +101,23 @@ def check_outcomes(records: list[CustomerRecord], seen: dict[str, tuple[str, str
     )
 
 
-async def check_payments(pool: asyncpg.Pool, invoice_ids: list[str]) -> list[Promise]:
+async def check_payments(
+    pool: asyncpg.Pool, invoice_ids: list[str], *, since: datetime | None = None
+) -> list[Promise]:
     """Money, looked at where a double could really appear: the processor's ledger.
 
-    `payments` allows one accepted row per invoice (a unique index), so counting its rows proves
-    nothing. A second debit would be a second accepted ledger row for the invoice, under another
-    idempotency key; a debit nobody recorded would be a ledger row with no accepted payment.
+    Keys belong to payment rows (SPEC §11) and one open debit per invoice is a unique index, so a
+    second debit would show as a ledger row no payment row owns (a debit nobody recorded), or as
+    an invoice whose accepted ledger rows differ from its accepted payments. The campaign has a
+    database of its own, so every ledger row is its; `since` narrows a shared database.
     """
-    # The campaign runs on its own database, so every ledger row is the campaign's: a row no
-    # payment owns is a debit nobody recorded. Keys belong to payment rows (SPEC §11).
+    since = since or datetime.min.replace(tzinfo=UTC)
+    unrecorded = await pool.fetch(
+        "SELECT l.idempotency_key AS key FROM sandbox_ledger l"
+        " LEFT JOIN payments p ON p.idempotency_key = l.idempotency_key"
+        " WHERE p.id IS NULL AND l.outcome = 'accepted' AND l.created_at >= $1",
+        since,
+    )
     per_invoice = await pool.fetch(
         "SELECT i AS invoice_id,"
         "  (SELECT count(*) FROM sandbox_ledger l JOIN payments p ON p.idempotency_key = l.idempotency_key"
@@ -120,28 +129,33 @@ async def check_payments(pool: asyncpg.Pool, invoice_ids: list[str]) -> list[Pro
     doubled = [r for r in per_invoice if r["debits"] > 1]
     unmatched = [r for r in per_invoice if r["debits"] != r["accepted"]]
     mismatched = await pool.fetch(
-        "SELECT coalesce(l.idempotency_key, p.idempotency_key) AS key FROM sandbox_ledger l"
+        "SELECT coalesce(l.idempotency_key, p.idempotency_key) AS key FROM"
+        " (SELECT * FROM sandbox_ledger WHERE created_at >= $2) l"
         " FULL OUTER JOIN (SELECT * FROM payments WHERE invoice_id = ANY($1)) p"
         "   ON p.idempotency_key = l.idempotency_key"
         " WHERE l.idempotency_key IS NULL OR p.idempotency_key IS NULL"
         "   OR l.reference IS DISTINCT FROM p.processor_reference OR l.amount_cents <> p.amount_cents"
         "   OR l.outcome <> p.status OR l.account_last4 <> p.account_last4",
         invoice_ids,
+        since,
     )
     counts = await pool.fetchrow(
         "SELECT (SELECT count(*) FROM payments WHERE invoice_id = ANY($1)) AS payments,"
-        " (SELECT count(*) FROM sandbox_ledger) AS ledger",
+        " (SELECT count(*) FROM sandbox_ledger WHERE created_at >= $2) AS ledger",
         invoice_ids,
+        since,
     )
     debited = sum(1 for r in per_invoice if r["debits"])
     return [
         Promise(
             "0 payments doubled",
             f"{debited} invoices debited: {len(doubled)} debited twice,"
-            f" {len(unmatched)} whose debits differ from their accepted payments",
-            not doubled and not unmatched,
+            f" {len(unmatched)} whose debits differ from their accepted payments,"
+            f" {len(unrecorded)} debits no payment recorded",
+            not doubled and not unmatched and not unrecorded,
             ", ".join(
-                f"{r['invoice_id']}: {r['debits']} debits, {r['accepted']} accepted" for r in unmatched[:5]
+                [f"{r['invoice_id']}: {r['debits']} debits, {r['accepted']} accepted" for r in unmatched[:5]]
+                + [f"unrecorded {r['key']}" for r in unrecorded[:5]]
             ),
         ),
         Promise(
