@@ -29,6 +29,7 @@ def test_settings(**overrides: Any) -> Settings:
         "operator_api_token": "operator-test-token",
         "link_signing_key": "link-signing-test-key",
         "otp_hmac_key": "otp-hmac-test-key",
+        "audit_chain_key": "audit-chain-test-key",
         "codec_keys": TEST_CODEC_KEYS,
         "otp_resend_cooldown_seconds": 0,
     }

@@ -118,8 +118,10 @@ async def test_deprecating_the_patch_keeps_new_histories_and_drops_old_ones(harn
             PayerActivities(
                 pool, policy=harness.settings.otp_policy, timers=harness.settings.attempt_timers()
             ).resolve_payer,
-            AuditActivities(pool).append_audit_event,
-            PaymentActivities(pool, SandboxProcessor(pool)).submit_debit,
+            AuditActivities(pool, audit_key=harness.settings.audit_key()).append_audit_event,
+            PaymentActivities(
+                pool, SandboxProcessor(pool), audit_key=harness.settings.audit_key()
+            ).submit_debit,
         ],
     )
     gateway = AttemptGateway(client, pool, harness.settings, task_queue=task_queue)

@@ -34,6 +34,7 @@ class WorkerDeps:
     pool: asyncpg.Pool
     senders: Mapping[Channel, CodeSender]
     otp_hmac_key: bytes
+    audit_key: bytes
     company_name: str = "PortalPay"
     metrics: object | None = None
     policy: OtpPolicy = field(default_factory=OtpPolicy)
@@ -53,6 +54,7 @@ class WorkerDeps:
             pool=pool,
             senders=senders,
             otp_hmac_key=settings.secret("otp_hmac_key").encode(),
+            audit_key=settings.audit_key(),
             company_name=settings.company_name,
             metrics=metrics,
             policy=settings.otp_policy,
@@ -78,8 +80,10 @@ def build_worker(
         caps=deps.caps,
         metrics=deps.metrics,
     )
-    payments = PaymentActivities(deps.pool, SandboxProcessor(deps.pool), metrics=deps.metrics)
-    audit = AuditActivities(deps.pool, metrics=deps.metrics)
+    payments = PaymentActivities(
+        deps.pool, SandboxProcessor(deps.pool), audit_key=deps.audit_key, metrics=deps.metrics
+    )
+    audit = AuditActivities(deps.pool, audit_key=deps.audit_key, metrics=deps.metrics)
     return Worker(
         client,
         task_queue=task_queue,

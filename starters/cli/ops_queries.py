@@ -239,14 +239,16 @@ class AttemptReport:
     chain_ok: bool = True
 
 
-async def load_attempt_report(client: Client, pool: asyncpg.Pool, invoice_id: str) -> AttemptReport:
+async def load_attempt_report(
+    client: Client, pool: asyncpg.Pool, invoice_id: str, *, audit_key: bytes
+) -> AttemptReport:
     try:
         literal(invoice_id)
     except ValueError as exc:
         raise ExpectedFailure(str(exc)) from None
     report = AttemptReport(invoice_id=invoice_id, workflow_id=workflow_id_for(invoice_id))
     report.trail = await fetch_trail(pool, invoice_id)
-    report.chain_ok = verify_chain(report.trail)
+    report.chain_ok = verify_chain(report.trail, key=audit_key)
     handle = client.get_workflow_handle(report.workflow_id)
     try:
         desc = await handle.describe()

@@ -8,6 +8,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
@@ -178,11 +179,12 @@ class SmsFailsAfterFirst:
         await self._inner.aclose()
 
 
-async def test_a_failed_resend_does_not_void_the_code_already_sent(harness_factory: HarnessFactory) -> None:
-    senders: dict[Channel, Any] = {}
+async def test_a_failed_resend_does_not_void_the_code_already_sent(
+    harness_factory: HarnessFactory, db_pool: asyncpg.Pool
+) -> None:
+    console = ConsoleSender(db_pool)
+    senders = {Channel.EMAIL: console, Channel.SMS: SmsFailsAfterFirst(console)}
     async with harness_factory(senders=senders) as h:
-        console = ConsoleSender(h.pool)
-        senders.update({Channel.EMAIL: console, Channel.SMS: SmsFailsAfterFirst(console)})
         inv = await new_invoice(h.pool)
         attempt = await Attempt.open(h, inv)
         _, code = await attempt.send_and_read(Channel.SMS)

@@ -30,6 +30,7 @@ def cli_env(client: Client, database_url: str, state_dir: Path, **extra: str) ->
         TEMPORAL_NAMESPACE=client.namespace,
         CODEC_KEYS=TEST_CODEC_KEYS,
         OTP_HMAC_KEY=settings.secret("otp_hmac_key"),
+        AUDIT_CHAIN_KEY=settings.secret("audit_chain_key"),
         STAFF_API_TOKEN=settings.secret("staff_api_token"),
         OPERATOR_API_TOKEN=settings.secret("operator_api_token"),
         LINK_SIGNING_KEY=settings.secret("link_signing_key"),

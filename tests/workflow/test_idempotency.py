@@ -151,7 +151,7 @@ async def test_retried_audit_append_writes_each_row_once(harness_factory: Harnes
         "PAYMENT_SUBMITTED",
         "PAYMENT_ACCEPTED",
     }
-    assert verify_chain(rows)
+    assert verify_chain(rows, key=h.settings.audit_key())
     # The id handed back by the retry is the row written by the first try: the payment's
     # authentication record points at the real OTP_VERIFIED row.
     verified_id = next(r["id"] for r in rows if r["event_type"] == "OTP_VERIFIED")

@@ -41,6 +41,7 @@ async def worker_processes(
         PORTALPAY_ENV="dev",
         PORTALPAY_STATE_DIR=str(tmp_path / "state"),
         OTP_HMAC_KEY=settings.secret("otp_hmac_key"),
+        AUDIT_CHAIN_KEY=settings.secret("audit_chain_key"),
         CODEC_KEYS=TEST_CODEC_KEYS,
         STAFF_API_TOKEN=settings.secret("staff_api_token"),
         OPERATOR_API_TOKEN=settings.secret("operator_api_token"),
@@ -115,4 +116,4 @@ async def test_killed_worker_after_code_sent_resumes_on_another(
         "PAYMENT_ACCEPTED",
     ]
     assert len({r["event_key"] for r in rows}) == len(rows)
-    assert await chain_ok(db_pool, inv.invoice_id)
+    assert await chain_ok(db_pool, inv.invoice_id, key=settings.audit_key())

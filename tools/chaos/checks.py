@@ -195,7 +195,9 @@ async def _history_audit_keys(client: Client, workflow_id: str, run_id: str) -> 
     return keys
 
 
-async def check_audit(client: Client, pool: asyncpg.Pool, invoice_ids: list[str]) -> list[Promise]:
+async def check_audit(
+    client: Client, pool: asyncpg.Pool, invoice_ids: list[str], *, audit_key: bytes
+) -> list[Promise]:
     rows = await pool.fetch(
         "SELECT workflow_id, run_id, event_key FROM audit_events WHERE invoice_id = ANY($1)", invoice_ids
     )
@@ -226,7 +228,7 @@ async def check_audit(client: Client, pool: asyncpg.Pool, invoice_ids: list[str]
             examples.append(
                 f"{workflow_id}/{run_id}: lost {run_lost} extra {run_extra} doubled {run_doubled}"
             )
-    chains_bad = [i for i in invoice_ids if not await chain_ok(pool, i)]
+    chains_bad = [i for i in invoice_ids if not await chain_ok(pool, i, key=audit_key)]
     return [
         Promise(
             "0 audit rows lost or doubled (vs workflow history)",
