@@ -41,7 +41,13 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=(DEV_ENV_FILE, ".env"), extra="ignore")
 
+    # The app's connection: a role that does not own `audit_events` (SPEC §11). Unset: the
+    # embedded PostgreSQL, as `portalpay_app`.
     database_url: str | None = None
+    # The owner's connection, for migrations only; unset: DATABASE_URL (or the embedded owner).
+    database_migration_url: str | None = None
+    # Given to `portalpay db migrate`: sets the password `portalpay_app` logs in with.
+    database_app_password: SecretStr | None = None
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "portalpay"

@@ -129,3 +129,5 @@ class Harness:
     settings: Settings
     task_queue: str
     gateway: AttemptGateway
+    # What the product under test uses: the app's least-privilege role. `pool` is the owner's.
+    app_pool: asyncpg.Pool | None = None

@@ -272,8 +272,10 @@ async def test_a_temporal_cancel_is_the_audited_cancel(harness: Harness) -> None
 
 
 async def _worker_for(h: Harness) -> Any:
-    console = ConsoleSender(h.pool)
-    deps = WorkerDeps.from_settings(h.settings, h.pool, {Channel.EMAIL: console, Channel.SMS: console})
+    console = ConsoleSender(h.app_pool or h.pool)
+    deps = WorkerDeps.from_settings(
+        h.settings, h.app_pool or h.pool, {Channel.EMAIL: console, Channel.SMS: console}
+    )
     return build_worker(h.client, h.task_queue, deps, graceful_shutdown=timedelta(seconds=5))
 
 
