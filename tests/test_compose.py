@@ -364,7 +364,9 @@ def test_ui_decodes_through_the_portal_codec(resolved: dict[str, Any]) -> None:
 def test_dockerfile_installs_the_package_and_runs_portalpay() -> None:
     text = DOCKERFILE.read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.MULTILINE)
-    assert re.search(r"^RUN pip install \.", text, re.MULTILINE)
+    # The shipped pins first, then the package without resolving anything again.
+    assert re.search(r"^RUN pip install -r requirements-prod\.lock$", text, re.MULTILINE)
+    assert re.search(r"^RUN pip install --no-deps \.", text, re.MULTILINE)
     assert 'ENTRYPOINT ["portalpay"]' in text
     copied = set(re.findall(r"^COPY (\S+?)/? ", text, re.MULTILINE))
     pyproject = (ROOT / "pyproject.toml").read_text()
