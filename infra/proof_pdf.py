@@ -150,7 +150,14 @@ def render_proof_pdf(proof: ProofOfAuthorization) -> bytes:
     pdf.set_fill_color(245, 245, 245)
     pdf.set_font(pdf.body, "", 9)
     pdf.multi_cell(
-        0, 5, pdf.t(proof.authorization_text), border=1, fill=True, new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        0,
+        5,
+        pdf.t(proof.authorization_text),
+        border=1,
+        fill=True,
+        new_x=XPos.LMARGIN,
+        new_y=YPos.NEXT,
+        align="L",
     )
 
     pdf.heading("Timeline (UTC)")
@@ -181,6 +188,7 @@ def render_proof_pdf(proof: ProofOfAuthorization) -> bytes:
             pdf.t(f"#{row.id}  {when(row.occurred_at)}  {row.event_type}  by {row.actor}{where}"),
             new_x=XPos.LMARGIN,
             new_y=YPos.NEXT,
+            align="L",
         )
         pdf.set_font(pdf.mono, "", 6.5)
         details = json.dumps(row.details, ensure_ascii=False, sort_keys=True, default=str)
@@ -189,6 +197,11 @@ def render_proof_pdf(proof: ProofOfAuthorization) -> bytes:
             0, 3.2, pdf.t(f"{client}details {details}"), new_x=XPos.LMARGIN, new_y=YPos.NEXT, align="L"
         )
         pdf.multi_cell(
-            0, 3.2, pdf.t(f"prev {row.prev_hash}\nhash {row.hash}"), new_x=XPos.LMARGIN, new_y=YPos.NEXT
+            0,
+            3.2,
+            pdf.t(f"prev {row.prev_hash}\nhash {row.hash}"),
+            new_x=XPos.LMARGIN,
+            new_y=YPos.NEXT,
+            align="L",
         )
     return bytes(pdf.output())
