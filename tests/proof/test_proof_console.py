@@ -10,6 +10,7 @@ import pytest
 from domain.audit import AuditEventType
 from infra.stores.audit_trail import fetch_trail
 from tests.console.support import audit_row, console_client, make_staff, signed_in
+from tests.console.test_console_browser import check_page, staff_page
 from tests.portal.conftest import Portal
 from tests.portal.test_browser import CHROMIUM, CHROMIUM_ARGS, serve
 from tests.proof.support import pay, pdf_text
@@ -77,14 +78,16 @@ async def browser() -> AsyncIterator["Browser"]:
 
 
 @pytest.mark.browser
-async def test_download_link_in_chromium_returns_the_pdf(harness: Harness, browser: "Browser") -> None:
+@pytest.mark.parametrize("viewport", ["phone", "desktop"])
+async def test_download_link_in_chromium_returns_the_pdf(
+    harness: Harness, browser: "Browser", viewport: str
+) -> None:
     inv = await create_invoice(harness.pool)
     payment_id = await pay(harness, inv)
     creds = await make_staff(harness.pool, "Dispute Desk")
     async with serve(harness) as base_url:
-        context = await browser.new_context(accept_downloads=True)
-        try:
-            page = await context.new_page()
+        async with staff_page(browser, viewport) as page:
+            context = page.context
             await page.goto(f"{base_url}/staff/invoices/{inv.invoice_id}")
             await expect(page.get_by_role("heading", name="Staff sign-in")).to_be_visible()
             await page.get_by_label("Email").fill(creds.email)
@@ -94,6 +97,7 @@ async def test_download_link_in_chromium_returns_the_pdf(harness: Harness, brows
             await page.goto(f"{base_url}/staff/invoices/{inv.invoice_id}")
             link = page.get_by_role("link", name="Download proof of authorization")
             await expect(link).to_have_count(1)
+            await check_page(page, "invoice-with-proof-link", viewport)  # axe, no sideways scroll
 
             async with page.expect_download() as waiting:
                 await link.click()
@@ -108,8 +112,6 @@ async def test_download_link_in_chromium_returns_the_pdf(harness: Harness, brows
             response = await context.request.get(f"{base_url}{href}")
             assert response.status == 200 and response.headers["content-type"] == "application/pdf"
             assert (await response.body()).startswith(b"%PDF")
-        finally:
-            await context.close()
 
         signed_out = await browser.new_context()
         try:
