@@ -82,7 +82,8 @@ class ProofOfAuthorization(BaseModel):
     account_holder: str
     account_last4: str
     processor_reference: str | None
-    status: str
+    status: str  # the payments row's
+    latest_status: str  # the newest in the status history
     decline_reason: str | None
     return_code: str | None
     payer: PayerEvidence
@@ -245,7 +246,8 @@ def _history_from_audit(rows: Sequence[Mapping[str, Any]], payment: Mapping[str,
                 detail=details.get("decline_reason") or details.get("processor_reference"),
             )
         )
-    if not out or out[-1].status != payment["status"]:
+    # The row's status joins the story only if no audit row told it (a lifecycle event may be newer).
+    if payment["status"] not in {entry.status for entry in out}:
         out.append(
             StatusEntry(status=str(payment["status"]), at=payment.get("answered_at"), detail="current")
         )
@@ -364,6 +366,7 @@ def build_proof(
         account_last4=str(payment["account_last4"]),
         processor_reference=payment.get("processor_reference"),
         status=str(payment["status"]),
+        latest_status=history[-1].status if history else str(payment["status"]),
         decline_reason=payment.get("decline_reason"),
         return_code=return_code,
         payer=_designation(payment, contact, customer_rows),

@@ -127,7 +127,7 @@ def render_proof_pdf(proof: ProofOfAuthorization) -> bytes:
         f"{proof.method.upper()} from the {proof.account_type} account ending in {proof.account_last4}, "
         f"holder {proof.account_holder}",
     )
-    status = proof.status + (f", return code {proof.return_code}" if proof.return_code else "")
+    status = proof.latest_status + (f", return code {proof.return_code}" if proof.return_code else "")
     status += f" ({proof.decline_reason})" if proof.decline_reason else ""
     pdf.field("Status", status)
     if proof.processor_reference:

@@ -5,14 +5,17 @@ the JSON is then compared with what the attempt recorded (payment row, audit row
 the same payment is read back with pypdf.
 """
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from domain.activity_io import AuditEventInput
+from domain.attempt import ClientContext
 from domain.audit import AuditEventType
 from domain.money import format_amount
 from domain.proof import ProofOfAuthorization, when
 from infra.proof_pdf import render_proof_pdf
-from infra.stores.audit_trail import fetch_chain, fetch_trail
+from infra.stores.audit_trail import append_event, fetch_chain, fetch_trail
 from infra.stores.proofs import load_proof
 from tests.console.support import audit_row
 from tests.portal.conftest import CLIENT_IP, Portal
@@ -199,3 +202,57 @@ async def test_the_api_refuses_without_the_staff_token_and_404s_unknown_payments
     r = await portal.http.get("/api/staff/payments/PAY-%00/proof", headers=portal.staff)
     assert r.status_code in (400, 404, 422), r.text
     assert len(await fetch_trail(portal.pool, inv.invoice_id)) == before  # nothing audited for refusals
+
+
+async def test_returned_r10_payment_proof_tells_settlement_and_return(portal: Portal) -> None:
+    """The lifecycle (SPEC §9) is not in this branch: its audit rows are appended here as its
+    workflow writes them (details with `payment_id` and `return_code`), after a real payment."""
+    pool = portal.pool
+    inv = await create_invoice(pool)
+    payment_id = await pay(portal.harness, inv)
+    processor = ClientContext(actor="processor")
+    settled_at = datetime.now(UTC)
+    async with pool.acquire() as conn:
+        for event_type, details, at in (
+            (AuditEventType.PAYMENT_SETTLED, {"payment_id": payment_id}, settled_at),
+            (
+                AuditEventType.PAYMENT_RETURNED,
+                {"payment_id": payment_id, "return_code": "R10"},
+                settled_at + timedelta(seconds=1),
+            ),
+            (
+                AuditEventType.PAYMENT_RETURNED,
+                {"payment_id": "PAY-SOMEONE-ELSE", "return_code": "R01"},
+                settled_at + timedelta(seconds=2),
+            ),
+        ):
+            await append_event(
+                conn,
+                AuditEventInput(
+                    event_key=f"lifecycle:{payment_id}:{event_type}:{details['payment_id']}",
+                    event_type=event_type,
+                    invoice_id=inv.invoice_id,
+                    customer_id=inv.customer_id,
+                    payer_contact_id=inv.payer_contact_id,
+                    client=processor,
+                    details=details,
+                    occurred_at=at,
+                ),
+            )
+
+    body = await _proof(portal, payment_id)
+    assert [(s["status"], s["return_code"]) for s in body["status_history"]] == [
+        ("submitting", None),
+        ("accepted", None),
+        ("settled", None),
+        ("returned", "R10"),
+    ]
+    assert body["return_code"] == "R10" and body["latest_status"] == "returned" and body["chain_ok"] is True
+    assert [e["what"] for e in body["timeline"]][-2:] == ["Debit settled", "Debit returned (R10)"]
+    proof = await load_proof(pool, payment_id, exported_by="test")
+    assert proof is not None
+    text = pdf_text(render_proof_pdf(proof))
+    assert (
+        "returned, return code R10" in text and "Debit returned (R10)" in text and "R01" in text
+    )  # appendix
+    assert "Debit returned (R01)" not in text
