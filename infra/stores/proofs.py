@@ -14,7 +14,8 @@ from domain.activity_io import AuditEventInput
 from domain.attempt import ClientContext
 from domain.audit import AuditEventType
 from domain.channels import Channel, channels_on_file, mask_destination
-from domain.proof import ProofOfAuthorization, build_proof
+from domain.proof import ProofOfAuthorization
+from domain.proof_story import build_proof
 from infra.stores.audit_trail import append_event, fetch_chain, fetch_trail
 
 # Candidate names of the lifecycle's history table, looked up with to_regclass (never interpolated

@@ -4,7 +4,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.audit import GENESIS_HASH, compute_event_hash
-from domain.proof import PRIMARY_NO_DESIGNATION, build_proof, first_broken_row
+from domain.proof import PRIMARY_NO_DESIGNATION, first_broken_row
+from domain.proof_story import build_proof
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
