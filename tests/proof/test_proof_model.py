@@ -3,9 +3,13 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from domain.audit import GENESIS_HASH, compute_event_hash
 from domain.proof import PRIMARY_NO_DESIGNATION, first_broken_row
 from domain.proof_story import build_proof
+from infra import proof_pdf
+from tests.proof.support import pdf_text
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
@@ -101,3 +105,16 @@ def test_first_broken_row_names_the_row_that_does_not_verify() -> None:
     rows[1] = {**rows[1], "actor": "someone else"}
     assert first_broken_row(rows) == 2
     assert first_broken_row(_chain("A", "B")[1:]) == 2  # a removed first row breaks the link
+
+
+def test_without_dejavu_the_pdf_falls_back_to_core_fonts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host without `fonts-dejavu-core` still gets a readable PDF: "•" drawn as "*", other
+    characters outside latin-1 (a browser name in another script) as "?", never an exception."""
+    proof = _build(_chain("ATTEMPT_STARTED", "PAYMENT_SUBMITTED", "PAYMENT_ACCEPTED"), None)
+    proof = proof.model_copy(update={"user_agent": "Браузер/1.0 — test"})
+    monkeypatch.setattr(proof_pdf, "FONT_DIRS", ())
+    text = pdf_text(proof_pdf.render_proof_pdf(proof))
+    assert "a***@example.com" in text and "I authorize." in text and "Chain verified" in text
+    assert "???????/1.0 - test" in text
+    monkeypatch.undo()
+    assert "Браузер/1.0 — test" in pdf_text(proof_pdf.render_proof_pdf(proof))
