@@ -30,7 +30,10 @@ def _channel(value: Any) -> str:
 
 
 def _designation(
-    payment: Mapping[str, Any], contact: Mapping[str, Any], customer_rows: Sequence[Mapping[str, Any]]
+    payment: Mapping[str, Any],
+    contact: Mapping[str, Any],
+    customer_rows: Sequence[Mapping[str, Any]],
+    run_rows: Sequence[Mapping[str, Any]],
 ) -> PayerEvidence:
     contact_id = str(payment["payer_contact_id"])
     # The designation in force when the payer authorized: the last one naming this contact before then.
@@ -52,7 +55,12 @@ def _designation(
             designated_at=row["occurred_at"],
             designation_audit_event_id=int(row["id"]),
         )
-    if contact.get("portal_payer"):
+    # What the attempt itself recorded about the payer beats the contact's flag today.
+    resolved = next((r for r in run_rows if r["event_type"] == "PAYER_RESOLVED"), None)
+    marked = (resolved.get("details") or {}).get("designated_portal_payer") if resolved else None
+    if marked is None:
+        marked = bool(contact.get("portal_payer"))
+    if marked:
         return PayerEvidence(
             **base,
             designation="Marked as Customer Portal Payer; the marking predates the audit trail (no designation row)",
@@ -268,7 +276,7 @@ def build_proof(
         latest_status=history[-1].status if history else str(payment["status"]),
         decline_reason=payment.get("decline_reason"),
         return_code=return_code,
-        payer=_designation(payment, contact, customer_rows),
+        payer=_designation(payment, contact, customer_rows, run_rows),
         authorization_text=str(payment["authorization_text"]),
         authorized_at=payment["authorized_at"],
         ip=payment.get("ip"),

@@ -135,7 +135,7 @@ async def test_paid_by_sms_proof_holds_what_the_attempt_recorded(portal: Portal)
 
 
 async def test_deposit_proof_says_no_code_was_required_and_why(portal: Portal) -> None:
-    inv = await create_invoice(portal.pool, kind="deposit", amount_cents=20000)
+    inv = await create_invoice(portal.pool, kind="deposit", amount_cents=20000, designate_payer=False)
     payment_id = await pay(portal.harness, inv, otp=False)
     body = await _proof(portal, payment_id)
     not_required = _by_type(await fetch_trail(portal.pool, inv.invoice_id), "OTP_NOT_REQUIRED")
@@ -145,11 +145,14 @@ async def test_deposit_proof_says_no_code_was_required_and_why(portal: Portal) -
     assert body["otp"]["not_required_reason"] == not_required["details"]["reason"]
     assert body["otp"]["audit_event_id"] == not_required["id"] and body["otp"]["verified_at"] is None
     assert (await payment_row(portal.pool, payment_id))["otp_audit_event_id"] is None
+    assert body["payer"]["name"] == "Primary Person" and body["payer"]["contact_id"] == inv.primary_contact_id
+    assert body["payer"]["designation"] == "primary contact, no designation"
 
     proof = await load_proof(portal.pool, payment_id, exported_by="test")
     assert proof is not None
     text = pdf_text(render_proof_pdf(proof))
     assert f"Not required: {folded(not_required['details']['reason'])}" in text
+    assert "primary contact, no designation" in text
     assert inv.invoice_id in text and "$200.00" in text and BROWSER.ip in text  # type: ignore[operator]
 
 
