@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from domain.audit import GENESIS_HASH, compute_event_hash
 
@@ -101,6 +101,7 @@ class ProofOfAuthorization(BaseModel):
     chain_checked_at: datetime
     exported_by: str
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def chain_statement(self) -> str:
         if self.chain_ok:

@@ -182,6 +182,7 @@ async def test_a_forged_audit_row_makes_the_proof_say_the_chain_is_broken(portal
 
     body = await _proof(portal, payment_id)
     assert body["chain_ok"] is False and body["chain_broken_at_event_id"] == forged_id
+    assert body["chain_statement"].startswith(f"Chain broken at audit row #{forged_id}")
     proof = await load_proof(portal.pool, payment_id, exported_by="test")
     assert proof is not None
     text = pdf_text(render_proof_pdf(proof))
