@@ -9,7 +9,7 @@ LOCK := requirements.lock
 PROD_LOCK := requirements-prod.lock
 UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --custom-compile-command "make lock" -q
 
-.PHONY: install lock run test lint typecheck browser bench chaos clean
+.PHONY: install lock run test lint typecheck browser fonts bench chaos clean
 
 # The project itself goes in without its dependencies: they are exactly the lock's. `pip check`
 # fails when pyproject.toml names a package the lock lacks (run `make lock`).
@@ -47,8 +47,17 @@ browser:
 		else echo "no chromium and no root apt-get: browser tests will be skipped"; fi; \
 	fi
 
+# The proof of authorization PDF draws masked destinations ("•") with DejaVu (infra/proof_pdf.py).
+fonts:
+	@if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core >/dev/null) \
+				|| echo "fonts-dejavu-core could not be installed: proof PDFs fall back to core fonts"; \
+		else echo "no DejaVu font and no root apt-get: proof PDFs fall back to core fonts"; fi; \
+	fi
+
 # -rs: every skipped test is listed with its reason. The last line says when the browser tests could not run.
-test: $(STAMP) lint typecheck browser
+test: $(STAMP) lint typecheck browser fonts
 	@status=0; $(BIN)/python -m pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS) || status=$$?; \
 	if [ ! -x /usr/bin/chromium ]; then echo "NOTE: no Chromium could be installed here: the browser tests (tests/portal/test_browser.py) were skipped"; fi; \
 	exit $$status

@@ -227,3 +227,9 @@ def render_report(out: Console, report: AttemptReport) -> None:
         say(out, f"[green]chain verified[/]: {len(report.trail)} events, every hash links to the one before")
     else:
         say(out, "[bold red]CHAIN BROKEN[/]: an audit row was edited, removed or reordered")
+
+
+# Registered here so `portalpay ops proof` sits with the other operator commands (SPEC §9).
+from starters.cli.proof import proof as _proof  # noqa: E402
+
+ops_app.command("proof")(_proof)

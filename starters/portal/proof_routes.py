@@ -1,0 +1,64 @@
+"""Proof of authorization downloads (SPEC §9): a PDF for signed-in staff, JSON for the staff API.
+
+Every export is audited `PROOF_EXPORTED` with the actor: the staff member's email, or `api` for the
+bearer token (no header chooses it). An unknown payment is a 404 and audits nothing.
+"""
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, Response
+
+from domain.proof import ProofOfAuthorization
+from infra.proof_pdf import render_proof_pdf
+from infra.stores.proofs import export_proof
+from starters.portal.dependencies import ERROR_RESPONSES, Deps, PortalError, client_context, require_staff
+from starters.portal.staff_api import API_ACTOR
+from starters.portal.staff_console.web import PAGE_HEADERS, PlainId, Staff, render, staff_context
+
+api_router = APIRouter(
+    prefix="/api/staff",
+    tags=["staff"],
+    dependencies=[Depends(require_staff)],
+    responses={k: v for k, v in ERROR_RESPONSES.items() if k in (401, 404, 422)},
+)
+console_router = APIRouter(include_in_schema=False)
+
+PaymentId = Annotated[str, PathParam(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+@api_router.get(
+    "/payments/{payment_id}/proof",
+    summary="Proof of authorization for one payment (audited PROOF_EXPORTED, actor api)",
+)
+async def proof_json(payment_id: PaymentId, request: Request, deps: Deps) -> ProofOfAuthorization:
+    document = await export_proof(
+        deps.pool, payment_id, client_context(request, actor=API_ACTOR), formats=["json"]
+    )
+    if document is None:
+        raise PortalError(404, "PaymentNotFound", "No payment has this id.")
+    return document
+
+
+def _filename(payment_id: str) -> str:
+    return "proof-" + re.sub(r"[^A-Za-z0-9_-]", "_", payment_id) + ".pdf"
+
+
+@console_router.get("/staff/payments/{payment_id}/proof.pdf", response_model=None)
+async def proof_pdf(
+    request: Request, deps: Deps, staff: Staff, payment_id: PlainId
+) -> Response | HTMLResponse:
+    document = await export_proof(deps.pool, payment_id, staff_context(request, staff), formats=["pdf"])
+    if document is None:
+        return await render(
+            request,
+            "staff/not_found.html",
+            {"what": "payment", "ident": payment_id},
+            staff=staff,
+            status_code=404,
+        )
+    headers = dict(PAGE_HEADERS)
+    headers["Content-Disposition"] = f'attachment; filename="{_filename(payment_id)}"'
+    return Response(render_proof_pdf(document), media_type="application/pdf", headers=headers)
