@@ -110,11 +110,14 @@ class ProofOfAuthorization(BaseModel):
         return f"Chain broken{at}: the audit trail of this invoice was altered; do not rely on it as is."
 
 
-def first_broken_row(rows: Sequence[Mapping[str, Any]]) -> int | None:
+def first_broken_row(rows: Sequence[Mapping[str, Any]], *, key: bytes) -> int | None:
     """The id of the first row whose link or hash does not check, or None if the chain holds."""
     expected_prev = GENESIS_HASH
     for row in rows:
-        if row["prev_hash"] != expected_prev or compute_event_hash(row["prev_hash"], row) != row["hash"]:
+        if (
+            row["prev_hash"] != expected_prev
+            or compute_event_hash(row["prev_hash"], row, key=key) != row["hash"]
+        ):
             return int(row["id"])
         expected_prev = row["hash"]
     return None

@@ -243,6 +243,7 @@ def build_proof(
     status_rows: Sequence[Mapping[str, Any]] | None,
     checked_at: datetime,
     exported_by: str,
+    chain_key: bytes,
 ) -> ProofOfAuthorization:
     """`status_rows` is None when no status-history table exists: the audit rows tell the story."""
     run_rows = [r for r in invoice_rows if r.get("run_id") == payment["run_id"]]
@@ -256,7 +257,7 @@ def build_proof(
     return_code = payment.get("return_code") or next(
         (e.return_code for e in reversed(history) if e.return_code), None
     )
-    broken = first_broken_row(invoice_rows)
+    broken = first_broken_row(invoice_rows, key=chain_key)
     return ProofOfAuthorization(
         payment_id=str(payment["id"]),
         invoice_id=str(invoice["id"]),

@@ -61,7 +61,9 @@ async def _contact(conn: asyncpg.Connection, contact_id: str) -> dict[str, Any]:
     }
 
 
-async def load_proof(pool: asyncpg.Pool, payment_id: str, *, exported_by: str) -> ProofOfAuthorization | None:
+async def load_proof(
+    pool: asyncpg.Pool, payment_id: str, *, exported_by: str, chain_key: bytes
+) -> ProofOfAuthorization | None:
     """The document for `payment_id`, its chain verified now; None for an unknown payment."""
     async with pool.acquire() as conn:
         payment = await conn.fetchrow("SELECT * FROM payments WHERE id = $1", payment_id)
@@ -86,17 +88,24 @@ async def load_proof(pool: asyncpg.Pool, payment_id: str, *, exported_by: str) -
         status_rows=status_rows,
         checked_at=checked_at,
         exported_by=exported_by,
+        chain_key=chain_key,
     )
 
 
 async def record_export(
-    pool: asyncpg.Pool, proof: ProofOfAuthorization, client: ClientContext, *, formats: list[str]
+    pool: asyncpg.Pool,
+    proof: ProofOfAuthorization,
+    client: ClientContext,
+    *,
+    formats: list[str],
+    chain_key: bytes,
 ) -> int:
     """`PROOF_EXPORTED` in the invoice's chain, one row per export (a fresh key each time)."""
     async with pool.acquire() as conn:
         record = await append_event(
             conn,
-            AuditEventInput(
+            key=chain_key,
+            event=AuditEventInput(
                 event_key=f"proof:{proof.payment_id}:{uuid.uuid4().hex}",
                 event_type=AuditEventType.PROOF_EXPORTED,
                 invoice_id=proof.invoice_id,
@@ -116,10 +125,10 @@ async def record_export(
 
 
 async def export_proof(
-    pool: asyncpg.Pool, payment_id: str, client: ClientContext, *, formats: list[str]
+    pool: asyncpg.Pool, payment_id: str, client: ClientContext, *, formats: list[str], chain_key: bytes
 ) -> ProofOfAuthorization | None:
     """Load, verify and audit one export; None (and nothing audited) for an unknown payment."""
-    proof = await load_proof(pool, payment_id, exported_by=client.actor)
+    proof = await load_proof(pool, payment_id, exported_by=client.actor, chain_key=chain_key)
     if proof is not None:
-        await record_export(pool, proof, client, formats=formats)
+        await record_export(pool, proof, client, formats=formats, chain_key=chain_key)
     return proof

@@ -46,7 +46,9 @@ def proof(
 async def _export(settings: Settings, payment_id: str) -> ProofOfAuthorization:
     async with open_pool(settings) as pool:
         client = ClientContext(actor=CLI_ACTOR, user_agent=f"portalpay-cli on {socket.gethostname()}")
-        document = await export_proof(pool, payment_id, client, formats=["pdf", "json"])
+        document = await export_proof(
+            pool, payment_id, client, formats=["pdf", "json"], chain_key=settings.audit_key()
+        )
     if document is None:
         raise ExpectedFailure(f"no payment {payment_id!r}")
     return document

@@ -35,7 +35,11 @@ PaymentId = Annotated[str, PathParam(min_length=1, max_length=200, pattern=r"^[^
 )
 async def proof_json(payment_id: PaymentId, request: Request, deps: Deps) -> ProofOfAuthorization:
     document = await export_proof(
-        deps.pool, payment_id, client_context(request, actor=API_ACTOR), formats=["json"]
+        deps.pool,
+        payment_id,
+        client_context(request, actor=API_ACTOR),
+        formats=["json"],
+        chain_key=deps.audit_key,
     )
     if document is None:
         raise PortalError(404, "PaymentNotFound", "No payment has this id.")
@@ -50,7 +54,9 @@ def _filename(payment_id: str) -> str:
 async def proof_pdf(
     request: Request, deps: Deps, staff: Staff, payment_id: PlainId
 ) -> Response | HTMLResponse:
-    document = await export_proof(deps.pool, payment_id, staff_context(request, staff), formats=["pdf"])
+    document = await export_proof(
+        deps.pool, payment_id, staff_context(request, staff), formats=["pdf"], chain_key=deps.audit_key
+    )
     if document is None:
         return await render(
             request,

@@ -11,6 +11,7 @@ from domain.channels import Channel
 from domain.status import PaymentStatus
 from infra.stores.audit_trail import fetch_trail
 from tests.support import Harness, TestInvoice
+from tests.support import test_settings as settings_for_tests
 from tests.workflow.steps import Attempt, bank_details
 
 
@@ -55,7 +56,7 @@ async def forge_audit_row(pool: asyncpg.Pool, invoice_id: str) -> int:
     trail = await fetch_trail(pool, invoice_id)
     last = trail[-1]
     forged = {**last, "event_key": f"forged:{invoice_id}", "event_type": "PAYMENT_SETTLED"}
-    honest_hash = compute_event_hash(last["hash"], forged)
+    honest_hash = compute_event_hash(last["hash"], forged, key=settings_for_tests().audit_key())
     row_id: int = await pool.fetchval(
         "INSERT INTO audit_events (event_key, chain_id, event_type, invoice_id, actor, details, occurred_at,"
         " prev_hash, hash) VALUES ($1, $2, 'PAYMENT_SETTLED', $3, 'processor', '{}'::jsonb, now(), $4, $5)"

@@ -20,6 +20,9 @@ from infra.stores.proofs import load_proof
 from tests.console.support import audit_row
 from tests.portal.conftest import CLIENT_IP, Portal
 from tests.proof.support import folded, forge_audit_row, pay, payment_row, pdf_pages, pdf_text
+from tests.support import test_settings as settings_for_tests
+
+KEY = settings_for_tests().audit_key()
 from tests.support import create_invoice
 from tests.workflow.steps import BROWSER
 
@@ -112,7 +115,7 @@ async def test_paid_by_sms_proof_holds_what_the_attempt_recorded(portal: Portal)
     assert exported is not None and exported["actor"] == "api" and exported["ip"] == CLIENT_IP
     assert exported["details"]["payment_id"] == payment_id and exported["details"]["chain_ok"] is True
 
-    proof = await load_proof(pool, payment_id, exported_by="test")
+    proof = await load_proof(pool, payment_id, exported_by="test", chain_key=KEY)
     assert proof is not None
     data = render_proof_pdf(proof)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -148,7 +151,7 @@ async def test_deposit_proof_says_no_code_was_required_and_why(portal: Portal) -
     assert body["payer"]["name"] == "Primary Person" and body["payer"]["contact_id"] == inv.primary_contact_id
     assert body["payer"]["designation"] == "primary contact, no designation"
 
-    proof = await load_proof(portal.pool, payment_id, exported_by="test")
+    proof = await load_proof(portal.pool, payment_id, exported_by="test", chain_key=KEY)
     assert proof is not None
     text = pdf_text(render_proof_pdf(proof))
     assert f"Not required: {folded(not_required['details']['reason'])}" in text
@@ -168,7 +171,7 @@ async def test_declined_payment_proof_shows_the_decline(portal: Portal) -> None:
     assert [s["status"] for s in history] == ["submitting", "declined"]
     assert history[-1]["detail"] == "account_closed"
     assert body["otp"]["audit_event_id"] == payment["otp_audit_event_id"]
-    proof = await load_proof(portal.pool, payment_id, exported_by="test")
+    proof = await load_proof(portal.pool, payment_id, exported_by="test", chain_key=KEY)
     assert proof is not None
     text = pdf_text(render_proof_pdf(proof))
     assert "Debit declined (account_closed)" in text and "declined (account_closed)" in text
@@ -183,7 +186,7 @@ async def test_a_forged_audit_row_makes_the_proof_say_the_chain_is_broken(portal
     body = await _proof(portal, payment_id)
     assert body["chain_ok"] is False and body["chain_broken_at_event_id"] == forged_id
     assert body["chain_statement"].startswith(f"Chain broken at audit row #{forged_id}")
-    proof = await load_proof(portal.pool, payment_id, exported_by="test")
+    proof = await load_proof(portal.pool, payment_id, exported_by="test", chain_key=KEY)
     assert proof is not None
     text = pdf_text(render_proof_pdf(proof))
     assert f"Chain broken at audit row #{forged_id}" in text and "Chain verified" not in text
@@ -232,7 +235,8 @@ async def test_returned_r10_payment_proof_tells_settlement_and_return(portal: Po
         ):
             await append_event(
                 conn,
-                AuditEventInput(
+                key=KEY,
+                event=AuditEventInput(
                     event_key=f"lifecycle:{payment_id}:{event_type}:{details['payment_id']}",
                     event_type=event_type,
                     invoice_id=inv.invoice_id,
@@ -253,7 +257,7 @@ async def test_returned_r10_payment_proof_tells_settlement_and_return(portal: Po
     ]
     assert body["return_code"] == "R10" and body["latest_status"] == "returned" and body["chain_ok"] is True
     assert [e["what"] for e in body["timeline"]][-2:] == ["Debit settled", "Debit returned (R10)"]
-    proof = await load_proof(pool, payment_id, exported_by="test")
+    proof = await load_proof(pool, payment_id, exported_by="test", chain_key=KEY)
     assert proof is not None
     text = pdf_text(render_proof_pdf(proof))
     assert (

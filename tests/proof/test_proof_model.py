@@ -11,6 +11,7 @@ from domain.proof_story import build_proof
 from infra import proof_pdf
 from tests.proof.support import pdf_text
 
+KEY = b"proof-model-test-key"
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
 
@@ -29,13 +30,14 @@ def _chain(*types: str) -> list[dict[str, Any]]:
             "occurred_at": T0 + timedelta(seconds=i),
             "prev_hash": prev,
         }
-        row["hash"] = prev = compute_event_hash(prev, row)
+        row["hash"] = prev = compute_event_hash(prev, row, key=KEY)
         rows.append(row)
     return rows
 
 
 def _build(rows: list[dict[str, Any]], status_rows: list[dict[str, Any]] | None) -> Any:
     return build_proof(
+        chain_key=KEY,
         payment={
             "id": "PAY-1",
             "invoice_id": "INV-1",
@@ -101,10 +103,10 @@ def test_without_a_history_table_the_audit_rows_and_current_status_tell_it() -> 
 
 def test_first_broken_row_names_the_row_that_does_not_verify() -> None:
     rows = _chain("ATTEMPT_STARTED", "PAYER_RESOLVED", "OTP_SENT")
-    assert first_broken_row(rows) is None
+    assert first_broken_row(rows, key=KEY) is None
     rows[1] = {**rows[1], "actor": "someone else"}
-    assert first_broken_row(rows) == 2
-    assert first_broken_row(_chain("A", "B")[1:]) == 2  # a removed first row breaks the link
+    assert first_broken_row(rows, key=KEY) == 2
+    assert first_broken_row(_chain("A", "B")[1:], key=KEY) == 2  # a removed first row breaks the link
 
 
 def test_without_dejavu_the_pdf_falls_back_to_core_fonts(monkeypatch: pytest.MonkeyPatch) -> None:
