@@ -20,11 +20,11 @@ from infra.stores.proofs import load_proof
 from tests.console.support import audit_row
 from tests.portal.conftest import CLIENT_IP, Portal
 from tests.proof.support import folded, forge_audit_row, pay, payment_row, pdf_pages, pdf_text
+from tests.support import create_invoice
 from tests.support import test_settings as settings_for_tests
+from tests.workflow.steps import BROWSER
 
 KEY = settings_for_tests().audit_key()
-from tests.support import create_invoice
-from tests.workflow.steps import BROWSER
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 DECLINED_ACCOUNT = "000111111113"  # SPEC §9: declined at submission, account_closed
