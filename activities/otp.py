@@ -17,6 +17,7 @@ import math
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pyotp
@@ -24,13 +25,24 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.activity_io import CheckCodeRequest, CheckCodeResult, SendCodeRequest, SendCodeResult
+from domain.activity_io import (
+    AttemptRef,
+    AuditEventInput,
+    CheckCodeRequest,
+    CheckCodeResult,
+    SendCodeRequest,
+    SendCodeResult,
+)
+from domain.attempt import ClientContext
+from domain.audit import AuditEventType
 from domain.channels import Channel, mask_destination
 from domain.errors import ErrorType
 from domain.otp_code import OTP_CODE_DIGITS
 from domain.policy import SendCaps
 from infra.providers.delivery.base import CodeSender, PermanentDeliveryError, TransientDeliveryError
 from infra.providers.delivery.messages import compose_otp_message
+from infra.stores.audit_trail import append_event
+from infra.stores.invoices import extend_lockout
 from infra.stores.payers import fetch_payer
 
 log = logging.getLogger(__name__)
@@ -113,10 +125,12 @@ class OtpActivities:
         hmac_key: bytes,
         senders: Mapping[Channel, CodeSender],
         company_name: str,
+        audit_key: bytes,
         caps: SendCaps | None = None,
         metrics: object | None = None,
     ) -> None:
         self._pool = pool
+        self._audit_key = audit_key
         self._caps = caps or SendCaps()
         self._key = hmac_key
         self._sealer = SecretSealer(hmac_key)
@@ -262,6 +276,25 @@ class OtpActivities:
                 request.send_seq,
                 sent_at,
             )
+            # OTP_SENT with the record of the send: both there, or neither.
+            await append_event(
+                conn,
+                _audit(
+                    ref,
+                    f"send/{request.send_seq}",
+                    AuditEventType.OTP_SENT,
+                    request.client,
+                    request.channel,
+                    masked,
+                    {
+                        "send_seq": request.send_seq,
+                        "provider": receipt.provider,
+                        "provider_message_id": receipt.message_id,
+                        "expires_at": expires_at.isoformat(),
+                    },
+                ),
+                key=self._audit_key,
+            )
         _count(self._metrics, "codes_sent", request.channel.value)
         return SendCodeResult(
             channel=request.channel,
@@ -274,6 +307,7 @@ class OtpActivities:
 
     @activity.defn(name="check_code")
     async def check_code(self, request: CheckCodeRequest) -> CheckCodeResult:
+        """The verdict, its audit row (and a lockout it earns) in one transaction."""
         ref = request.attempt
         async with self._pool.acquire() as conn, conn.transaction():
             done = await conn.fetchrow(
@@ -282,7 +316,7 @@ class OtpActivities:
                 request.check_seq,
             )
             if done is not None:
-                return CheckCodeResult(ok=done["ok"], reason=done["reason"])
+                return await self._recorded_check(conn, request, done["ok"], done["reason"])
             challenge = await conn.fetchrow(
                 "SELECT code_digest, expires_at, voided_at, used_at, sent_at FROM otp_challenges"
                 " WHERE run_id = $1 AND send_seq = $2 FOR UPDATE",
@@ -321,11 +355,75 @@ class OtpActivities:
                 ok,
                 reason,
             )
+            result = await self._recorded_check(conn, request, ok, reason)
         _count(self._metrics, "verifications", "ok" if ok else "failed")
-        return CheckCodeResult(ok=ok, reason=reason)
+        if result.locked_until is not None:
+            _count(self._metrics, "locks", None)
+        return result
+
+    async def _recorded_check(
+        self, conn: asyncpg.Connection, request: CheckCodeRequest, ok: bool, reason: str | None
+    ) -> CheckCodeResult:
+        """Write (or, on a retry, find) the check's audit rows by their keys."""
+        ref = request.attempt
+        step = f"check/{request.check_seq}"
+        details: dict[str, Any] = {"send_seq": request.send_seq, "check_seq": request.check_seq}
+        if not ok:
+            details |= {"reason": reason, "attempts_remaining": request.attempts_remaining_if_wrong}
+        event = AuditEventType.OTP_VERIFIED if ok else AuditEventType.OTP_VERIFY_FAILED
+        record = await append_event(
+            conn,
+            _audit(ref, step, event, request.client, request.channel, request.destination, details),
+            key=self._audit_key,
+        )
+        locked_until = None if ok else request.lock_until_if_wrong
+        if locked_until is not None:
+            await extend_lockout(conn, ref.invoice_id, locked_until)
+            await append_event(
+                conn,
+                _audit(
+                    ref,
+                    step,
+                    AuditEventType.OTP_LOCKED,
+                    ClientContext(actor="system"),
+                    None,
+                    None,
+                    {"reason": "too many wrong codes", "locked_until": locked_until.isoformat()},
+                ),
+                key=self._audit_key,
+            )
+        return CheckCodeResult(ok=ok, reason=reason, audit_event_id=record.id, locked_until=locked_until)
 
 
-def _count(metrics: object | None, name: str, label: str) -> None:
+def _audit(
+    ref: AttemptRef,
+    step: str,
+    event_type: AuditEventType,
+    client: ClientContext,
+    channel: Channel | None,
+    destination: str | None,
+    details: dict[str, Any],
+) -> AuditEventInput:
+    return AuditEventInput(
+        event_key=f"{ref.workflow_id}/{ref.run_id}/{step}/{event_type.value}",
+        event_type=event_type,
+        invoice_id=ref.invoice_id,
+        customer_id=ref.customer_id,
+        payer_contact_id=ref.payer_contact_id,
+        workflow_id=ref.workflow_id,
+        run_id=ref.run_id,
+        channel=channel,
+        destination=destination,
+        client=client,
+        details=details,
+        occurred_at=datetime.now(UTC),
+    )
+
+
+def _count(metrics: object | None, name: str, label: str | None) -> None:
     hook = getattr(metrics, name, None)
     if callable(hook):
-        hook(label)
+        if label is None:
+            hook()
+        else:
+            hook(label)

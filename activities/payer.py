@@ -4,27 +4,36 @@ The policy and timers travel in this activity's result so they are recorded in h
 replay the same; they are the worker's settings, never the starter's (SPEC §8, §11).
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.activity_io import ResolvePayerRequest
-from domain.attempt import InvoiceSummary, OfferedChannel, PayerResolution
+from domain.activity_io import AuditEventInput, ResolvePayerRequest
+from domain.attempt import ClientContext, InvoiceSummary, OfferedChannel, PayerResolution
+from domain.audit import AuditEventType
 from domain.channels import channels_on_file, mask_destination
 from domain.errors import ErrorType
 from domain.invoice_standing import opening_refusal
 from domain.policy import AttemptTimers, InvoiceKind, OtpPolicy
-from infra.stores.invoices import fetch_standing
+from domain.status import PaymentStatus
+from infra.stores.audit_trail import append_event
+from infra.stores.invoices import extend_lockout, fetch_standing
 from infra.stores.payers import fetch_payer, recent_failed_checks
+
+NO_CONTACT_REASON = "The payer contact has neither a phone nor an email on file; update the contact profile."
 
 
 class PayerActivities:
-    def __init__(self, pool: asyncpg.Pool, *, policy: OtpPolicy, timers: AttemptTimers) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, policy: OtpPolicy, timers: AttemptTimers, audit_key: bytes
+    ) -> None:
         self._pool = pool
         self._policy = policy
         self._timers = timers
+        self._audit_key = audit_key
 
     @activity.defn(name="resolve_payer")
     async def resolve_payer(self, request: ResolvePayerRequest) -> PayerResolution:
@@ -53,7 +62,7 @@ class PayerActivities:
             OfferedChannel(channel=ch, destination=mask_destination(ch, destinations[ch.value] or ""))
             for ch in channels_on_file(payer.email, payer.phone)
         ]
-        return PayerResolution(
+        resolution = PayerResolution(
             invoice=InvoiceSummary(
                 invoice_id=invoice.invoice_id,
                 number=invoice.number,
@@ -71,3 +80,61 @@ class PayerActivities:
             timers=self._timers,
             contact_version=payer.version,
         )
+        return await self._open(request, resolution)
+
+    async def _open(self, request: ResolvePayerRequest, resolution: PayerResolution) -> PayerResolution:
+        """The opening rows, and a lockout earned by earlier attempts, in one transaction with
+        nothing else to wait for: a retry finds them by key and writes nothing twice."""
+        status = resolution.opening_status
+        now = datetime.now(UTC)
+        rows: list[tuple[AuditEventType, dict[str, Any]]] = [
+            (AuditEventType.ATTEMPT_STARTED, {}),
+            (
+                AuditEventType.PAYER_RESOLVED,
+                {
+                    "payer_name": resolution.payer_name,
+                    "designated_portal_payer": resolution.designated,
+                    "channels": [c.channel.value for c in resolution.channels],
+                },
+            ),
+        ]
+        if status is PaymentStatus.AWAITING_PAYMENT:
+            kind = resolution.invoice.kind
+            reason = resolution.policy.exemption_reason(kind, resolution.invoice.amount_cents)
+            rows.append((AuditEventType.OTP_NOT_REQUIRED, {"kind": kind.value, "reason": reason}))
+        elif status is PaymentStatus.NO_CONTACT_METHOD:
+            rows.append((AuditEventType.NO_CONTACT_METHOD, {"reason": NO_CONTACT_REASON}))
+        locked_until = None
+        async with self._pool.acquire() as conn, conn.transaction():
+            if status is PaymentStatus.LOCKED:
+                locked_until = now + timedelta(seconds=self._timers.lockout_seconds)
+                await extend_lockout(conn, request.invoice_id, locked_until)
+                rows.append(
+                    (
+                        AuditEventType.OTP_LOCKED,
+                        {
+                            "failed_checks": resolution.prior_failed_checks,
+                            "locked_until": locked_until.isoformat(),
+                        },
+                    )
+                )
+            for event_type, details in rows:
+                await append_event(
+                    conn,
+                    AuditEventInput(
+                        event_key=f"{request.workflow_id}/{request.run_id}/open/{event_type.value}",
+                        event_type=event_type,
+                        invoice_id=request.invoice_id,
+                        customer_id=resolution.customer_id,
+                        payer_contact_id=resolution.payer_contact_id,
+                        workflow_id=request.workflow_id,
+                        run_id=request.run_id,
+                        client=request.opened_by
+                        if event_type is AuditEventType.ATTEMPT_STARTED
+                        else ClientContext(actor="system"),
+                        details=details,
+                        occurred_at=now,
+                    ),
+                    key=self._audit_key,
+                )
+        return resolution.model_copy(update={"locked_until": locked_until})

@@ -24,6 +24,10 @@ class AttemptRef(BaseModel):
 
 class ResolvePayerRequest(BaseModel):
     invoice_id: str
+    # The run and who opened it: the opening audit rows are written with the resolution.
+    workflow_id: str
+    run_id: str
+    opened_by: ClientContext = Field(default_factory=ClientContext)
 
 
 class SendCodeRequest(BaseModel):
@@ -34,6 +38,8 @@ class SendCodeRequest(BaseModel):
     invoice_number: str
     # The payer contact as resolved; the send refuses if it is no longer the payer or changed.
     contact_version: datetime
+    # Who asked, for the OTP_SENT row the send writes with its own record.
+    client: ClientContext = Field(default_factory=ClientContext)
 
 
 class SendCodeResult(BaseModel):
@@ -50,11 +56,20 @@ class CheckCodeRequest(BaseModel):
     send_seq: int
     check_seq: int
     code: str
+    # For the audit row the check writes in its own transaction:
+    client: ClientContext = Field(default_factory=ClientContext)
+    channel: Channel
+    destination: str  # masked
+    attempts_remaining_if_wrong: int
+    # Set when a wrong code would exhaust the attempts: the lockout is written with the check.
+    lock_until_if_wrong: datetime | None = None
 
 
 class CheckCodeResult(BaseModel):
     ok: bool
     reason: str | None = None  # "mismatch", "expired", "used", "voided"
+    audit_event_id: int  # OTP_VERIFIED (the payment's authentication record) or OTP_VERIFY_FAILED
+    locked_until: datetime | None = None
 
 
 class AuditEventInput(BaseModel):

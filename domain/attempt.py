@@ -66,6 +66,23 @@ class PayerResolution(BaseModel):
     timers: AttemptTimers
     # The payer contact as resolved: a send refuses once the payer or its details change.
     contact_version: datetime
+    # Set when wrong codes from earlier attempts lock this one as it opens.
+    locked_until: datetime | None = None
+
+    @property
+    def otp_required(self) -> bool:
+        return self.policy.otp_required_for(self.invoice.kind, self.invoice.amount_cents)
+
+    @property
+    def opening_status(self) -> PaymentStatus:
+        """Where the attempt starts: the one rule the resolution's audit rows and the workflow share."""
+        if not self.otp_required:
+            return PaymentStatus.AWAITING_PAYMENT
+        if not self.channels:
+            return PaymentStatus.NO_CONTACT_METHOD
+        if self.prior_failed_checks >= self.timers.max_failed:
+            return PaymentStatus.LOCKED
+        return PaymentStatus.CHOOSING_CHANNEL
 
 
 class RequestCodeInput(BaseModel):

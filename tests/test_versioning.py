@@ -116,7 +116,10 @@ async def test_deprecating_the_patch_keeps_new_histories_and_drops_old_ones(harn
         activities=[
             screen_payer,
             PayerActivities(
-                pool, policy=harness.settings.otp_policy, timers=harness.settings.attempt_timers()
+                pool,
+                policy=harness.settings.otp_policy,
+                timers=harness.settings.attempt_timers(),
+                audit_key=harness.settings.audit_key(),
             ).resolve_payer,
             AuditActivities(pool, audit_key=harness.settings.audit_key()).append_audit_event,
             PaymentActivities(

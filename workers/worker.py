@@ -71,13 +71,14 @@ def build_worker(
     graceful_shutdown: timedelta = timedelta(seconds=30),
     max_cached_workflows: int = 1000,
 ) -> Worker:
-    payer = PayerActivities(deps.pool, policy=deps.policy, timers=deps.timers)
+    payer = PayerActivities(deps.pool, policy=deps.policy, timers=deps.timers, audit_key=deps.audit_key)
     otp = OtpActivities(
         deps.pool,
         hmac_key=deps.otp_hmac_key,
         senders=deps.senders,
         company_name=deps.company_name,
         caps=deps.caps,
+        audit_key=deps.audit_key,
         metrics=deps.metrics,
     )
     payments = PaymentActivities(

@@ -24,7 +24,6 @@ with workflow.unsafe.imports_passed_through():
         AttemptRef,
         CheckCodeRequest,
         CheckCodeResult,
-        LockoutRequest,
         ProcessorDebitRequest,
         ResolvePayerRequest,
         SendCodeRequest,
@@ -125,7 +124,12 @@ class PayInvoiceWorkflow:
         try:
             payer: PayerResolution = await workflow.execute_activity(
                 opts.RESOLVE_PAYER,
-                ResolvePayerRequest(invoice_id=input.invoice_id),
+                ResolvePayerRequest(
+                    invoice_id=input.invoice_id,
+                    workflow_id=workflow.info().workflow_id,
+                    run_id=workflow.info().run_id,
+                    opened_by=input.opened_by,
+                ),
                 result_type=PayerResolution,
                 start_to_close_timeout=opts.DATABASE_TIMEOUT,
                 schedule_to_close_timeout=opts.MUST_FINISH_WITHIN,
@@ -139,44 +143,22 @@ class PayInvoiceWorkflow:
                 self._reason = cause.message
                 return False
             raise
+        # The activity wrote the opening rows (and a lockout earned earlier) with the resolution.
         self._payer = payer
         self._clock = AttemptClock(payer.timers)
         self._failed_checks = payer.prior_failed_checks
-        self._otp_required = payer.policy.otp_required_for(payer.invoice.kind, payer.invoice.amount_cents)
+        self._otp_required = payer.otp_required
         self._audit.resolved(payer)
-        # Customer actions wait on the lock until the opening rows are written, so the trail
-        # always starts with them, whatever the customer does first.
-        async with self._lock:
-            if not self._otp_required:
-                self._set_status(PaymentStatus.AWAITING_PAYMENT)
-            elif not payer.channels:
-                self._reason = (
-                    "The payer contact has neither a phone nor an email on file; update the contact profile."
-                )
-                self._set_status(PaymentStatus.NO_CONTACT_METHOD)
-            elif self._failed_checks >= payer.timers.max_failed:
-                self._set_status(PaymentStatus.LOCKED)
-            else:
-                self._set_status(PaymentStatus.CHOOSING_CHANNEL)
-            await self._record(AuditEventType.ATTEMPT_STARTED, client=input.opened_by)
-            await self._record(
-                AuditEventType.PAYER_RESOLVED,
-                details={
-                    "payer_name": payer.payer_name,
-                    "designated_portal_payer": payer.designated,
-                    "channels": [c.channel.value for c in payer.channels],
-                },
+        status = payer.opening_status
+        if status is PaymentStatus.NO_CONTACT_METHOD:
+            self._reason = (
+                "The payer contact has neither a phone nor an email on file; update the contact profile."
             )
-            if not self._otp_required:
-                reason = payer.policy.exemption_reason(payer.invoice.kind, payer.invoice.amount_cents)
-                await self._record(
-                    AuditEventType.OTP_NOT_REQUIRED,
-                    details={"kind": payer.invoice.kind.value, "reason": reason},
-                )
-            elif self._status is PaymentStatus.NO_CONTACT_METHOD:
-                await self._record(AuditEventType.NO_CONTACT_METHOD, details={"reason": self._reason})
-            elif self._status is PaymentStatus.LOCKED:
-                await self._lock_out()
+        elif status is PaymentStatus.LOCKED:
+            self._locked_until = payer.locked_until
+            until = payer.locked_until.isoformat(timespec="seconds") if payer.locked_until else "a while"
+            self._reason = f"Too many wrong codes. Try again after {until}."
+        self._set_status(status)
         return True
 
     async def _wait_until_terminal(self) -> None:
@@ -325,6 +307,7 @@ class PayInvoiceWorkflow:
                         ttl_seconds=self._clock.timers.code_ttl_seconds,
                         invoice_number=payer.invoice.number,
                         contact_version=payer.contact_version,
+                        client=input.client,
                     ),
                     result_type=SendCodeResult,
                     start_to_close_timeout=opts.DELIVERY_TIMEOUT,
@@ -341,19 +324,7 @@ class PayInvoiceWorkflow:
                 expires_at=sent.expires_at,
             )
             self._last_sent_at = workflow.now()
-            self._set_status(PaymentStatus.AWAITING_CODE)
-            await self._record(
-                AuditEventType.OTP_SENT,
-                client=input.client,
-                channel=input.channel,
-                destination=sent.destination,
-                details={
-                    "send_seq": seq,
-                    "provider": sent.provider,
-                    "provider_message_id": sent.provider_message_id,
-                    "expires_at": sent.expires_at.isoformat(),
-                },
-            )
+            self._set_status(PaymentStatus.AWAITING_CODE)  # OTP_SENT was written with the send
             resend_at = self._clock.resend_available_at(self._last_sent_at)
             assert resend_at is not None
             return RequestCodeResult(
@@ -467,10 +438,19 @@ class PayInvoiceWorkflow:
                     reason="code_expired",
                 )
             self._check_seq += 1
+            locking = self._attempts_remaining() == 1
             checked: CheckCodeResult = await workflow.execute_activity(
                 opts.CHECK_CODE,
                 CheckCodeRequest(
-                    attempt=self._ref(), send_seq=code.send_seq, check_seq=self._check_seq, code=input.code
+                    attempt=self._ref(),
+                    send_seq=code.send_seq,
+                    check_seq=self._check_seq,
+                    code=input.code,
+                    client=input.client,
+                    channel=code.channel,
+                    destination=code.destination,
+                    attempts_remaining_if_wrong=self._attempts_remaining() - 1,
+                    lock_until_if_wrong=self._clock.lockout_until(workflow.now()) if locking else None,
                 ),
                 result_type=CheckCodeResult,
                 start_to_close_timeout=opts.DATABASE_TIMEOUT,
@@ -478,41 +458,24 @@ class PayInvoiceWorkflow:
                 retry_policy=opts.DATABASE_RETRY,
                 summary=f"check code entry #{self._check_seq} against code #{code.send_seq}",
             )
-            audit_details = {"send_seq": code.send_seq, "check_seq": self._check_seq}
+            # The verdict's audit row (and a lockout it earned) was written with the check.
             if checked.ok:
                 self._verified_at = workflow.now()
+                self._verified_event_id = checked.audit_event_id
                 self._code = None
                 self._set_status(PaymentStatus.AWAITING_PAYMENT)
-                record = await self._record(
-                    AuditEventType.OTP_VERIFIED,
-                    client=input.client,
-                    channel=code.channel,
-                    destination=code.destination,
-                    details=audit_details,
-                )
-                self._verified_event_id = record.id
                 return VerifyCodeResult(
                     verified=True, status=self._status, attempts_remaining=self._attempts_remaining()
                 )
             self._failed_checks += 1
-            locking = self._attempts_remaining() == 0
-            if locking:
+            if checked.locked_until is not None:
+                self._locked_until = checked.locked_until
+                self._code = None
+                until = checked.locked_until.isoformat(timespec="seconds")
+                self._reason = f"Too many wrong codes. Try again after {until}."
                 self._set_status(PaymentStatus.LOCKED)
             else:
                 self._publish()
-            await self._record(
-                AuditEventType.OTP_VERIFY_FAILED,
-                client=input.client,
-                channel=code.channel,
-                destination=code.destination,
-                details={
-                    **audit_details,
-                    "reason": checked.reason,
-                    "attempts_remaining": self._attempts_remaining(),
-                },
-            )
-            if locking:
-                await self._lock_out()
             return VerifyCodeResult(
                 verified=False,
                 status=self._status,
@@ -526,25 +489,6 @@ class PayInvoiceWorkflow:
         self._require_status(PaymentStatus.AWAITING_CODE)
         if not is_well_formed_code(input.code):
             raise _refuse(ErrorType.INVALID_INPUT, f"the code is {OTP_CODE_DIGITS} ASCII digits")
-
-    async def _lock_out(self) -> None:
-        locked_until = self._clock.lockout_until(workflow.now())
-        self._locked_until = locked_until
-        self._code = None
-        self._reason = f"Too many wrong codes. Try again after {locked_until.isoformat(timespec='seconds')}."
-        self._set_status(PaymentStatus.LOCKED)
-        await workflow.execute_activity(
-            opts.RECORD_LOCKOUT,
-            LockoutRequest(invoice_id=self._input.invoice_id, locked_until=locked_until),
-            start_to_close_timeout=opts.DATABASE_TIMEOUT,
-            schedule_to_close_timeout=opts.MUST_FINISH_WITHIN,
-            retry_policy=opts.DATABASE_RETRY,
-            summary=f"lock {self._input.invoice_id} until {locked_until:%H:%M} UTC",
-        )
-        await self._record(
-            AuditEventType.OTP_LOCKED,
-            details={"failed_checks": self._failed_checks, "locked_until": locked_until.isoformat()},
-        )
 
     # ---- submit_payment ----------------------------------------------------------------------
 

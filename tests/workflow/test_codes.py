@@ -179,7 +179,13 @@ async def test_code_is_single_use(harness: Harness) -> None:
 
     # ... and the check itself refuses to accept the code twice (a retried or replayed check
     # with a new sequence number must not turn a used code into a second verification).
-    otp = OtpActivities(harness.pool, hmac_key=_hmac_key(harness), senders={}, company_name="t")
+    otp = OtpActivities(
+        harness.pool,
+        hmac_key=_hmac_key(harness),
+        senders={},
+        company_name="t",
+        audit_key=harness.settings.audit_key(),
+    )
     ref = AttemptRef(
         workflow_id=attempt.state.workflow_id,
         run_id=attempt.run_id,
@@ -188,7 +194,16 @@ async def test_code_is_single_use(harness: Harness) -> None:
         payer_contact_id=inv.payer_contact_id,
     )
     again = await ActivityEnvironment().run(
-        otp.check_code, CheckCodeRequest(attempt=ref, send_seq=1, check_seq=99, code=code)
+        otp.check_code,
+        CheckCodeRequest(
+            attempt=ref,
+            send_seq=1,
+            check_seq=99,
+            code=code,
+            channel=Channel.SMS,
+            destination="•••-•••-0000",
+            attempts_remaining_if_wrong=4,
+        ),
     )
     assert (again.ok, again.reason) == (False, "used")
     assert (

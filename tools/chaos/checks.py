@@ -18,9 +18,10 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from activities.otp import code_digest
-from domain.activity_io import AuditEventInput
-from domain.attempt import PaymentReceipt, workflow_id_for
+from domain.activity_io import AuditEventInput, CheckCodeRequest, CheckCodeResult, SendCodeRequest
+from domain.attempt import PayerResolution, PaymentReceipt, workflow_id_for
 from domain.channels import Channel, mask_destination
+from domain.status import PaymentStatus
 from infra.stores.audit_trail import chain_ok
 from tools.chaos.customers import TERMINAL, CustomerRecord
 from tools.standins.faulty_providers import AcceptedMessages, Delivered
@@ -169,24 +170,54 @@ async def check_payments(
 
 async def _history_audit_keys(client: Client, workflow_id: str, run_id: str) -> Counter[str]:
     """Event keys of every audit row the run's completed activities wrote, decoded from its history:
-    the audit activity's own, and the two the debit activity writes with the payment row."""
-    scheduled: dict[int, str] = {}
-    debits: set[int] = set()
+    the audit activity's own, and those the resolve, send, check and debit activities write in the
+    same transaction as their effect."""
+    scheduled: dict[int, tuple[str, Any]] = {}
     keys: Counter[str] = Counter()
+    prefix = f"{workflow_id}/{run_id}"
+    inputs = {
+        AUDIT_ACTIVITY: AuditEventInput,
+        opts.SEND_CODE: SendCodeRequest,
+        opts.CHECK_CODE: CheckCodeRequest,
+        opts.RESOLVE_PAYER: None,
+        DEBIT_ACTIVITY: None,
+    }
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     async for event in handle.fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
-            if attrs.activity_type.name == AUDIT_ACTIVITY:
-                [decoded] = await client.data_converter.decode(attrs.input.payloads, [AuditEventInput])
-                scheduled[event.event_id] = decoded.event_key
-            elif attrs.activity_type.name == DEBIT_ACTIVITY:
-                debits.add(event.event_id)
+            name = attrs.activity_type.name
+            if name in inputs:
+                kind = inputs[name]
+                decoded = None
+                if kind is not None:
+                    [decoded] = await client.data_converter.decode(attrs.input.payloads, [kind])
+                scheduled[event.event_id] = (name, decoded)
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             done = event.activity_task_completed_event_attributes
-            if done.scheduled_event_id in scheduled:
-                keys[scheduled[done.scheduled_event_id]] += 1
-            elif done.scheduled_event_id in debits:
+            if done.scheduled_event_id not in scheduled:
+                continue
+            name, request = scheduled[done.scheduled_event_id]
+            if name == AUDIT_ACTIVITY:
+                keys[request.event_key] += 1
+            elif name == opts.RESOLVE_PAYER:
+                [resolution] = await client.data_converter.decode(done.result.payloads, [PayerResolution])
+                opening = {
+                    PaymentStatus.AWAITING_PAYMENT: "OTP_NOT_REQUIRED",
+                    PaymentStatus.NO_CONTACT_METHOD: "NO_CONTACT_METHOD",
+                    PaymentStatus.LOCKED: "OTP_LOCKED",
+                }.get(resolution.opening_status)
+                for event_type in ("ATTEMPT_STARTED", "PAYER_RESOLVED", *([opening] if opening else [])):
+                    keys[f"{prefix}/open/{event_type}"] += 1
+            elif name == opts.SEND_CODE:
+                keys[f"{prefix}/send/{request.send_seq}/OTP_SENT"] += 1
+            elif name == opts.CHECK_CODE:
+                [checked] = await client.data_converter.decode(done.result.payloads, [CheckCodeResult])
+                verdict = "OTP_VERIFIED" if checked.ok else "OTP_VERIFY_FAILED"
+                keys[f"{prefix}/check/{request.check_seq}/{verdict}"] += 1
+                if checked.locked_until is not None:
+                    keys[f"{prefix}/check/{request.check_seq}/OTP_LOCKED"] += 1
+            elif name == DEBIT_ACTIVITY:
                 [receipt] = await client.data_converter.decode(done.result.payloads, [PaymentReceipt])
                 if receipt.payment_id:
                     outcome = "PAYMENT_ACCEPTED" if receipt.accepted else "PAYMENT_DECLINED"
