@@ -16,8 +16,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from domain.errors import ErrorType
+from domain.invoice_standing import opening_refusal
 from domain.money import format_amount
 from infra.pay_links import PayLinkExpired, PayLinkForged
+from infra.stores.invoices import fetch_standing
 from starters.portal.dependencies import Deps, client_context
 from starters.portal.revoked_links import LINK_REVOKED_MESSAGE, link_is_revoked
 
@@ -113,11 +116,8 @@ async def pay_page(token: str, request: Request, deps: Deps) -> HTMLResponse:
             link_heading="This link was replaced",
             link_message=LINK_REVOKED_MESSAGE,
         )
-    invoice = await deps.pool.fetchrow(
-        "SELECT id, number, kind, balance_cents, currency, status, locked_until FROM invoices WHERE id = $1",
-        claims.invoice_id,
-    )
-    if invoice is None:
+    standing = await fetch_standing(deps.pool, claims.invoice_id)
+    if standing is None:
         return render_page(
             initial_view="link-invalid",
             company_name=company,
@@ -125,16 +125,23 @@ async def pay_page(token: str, request: Request, deps: Deps) -> HTMLResponse:
             link_heading="Invoice not found",
             link_message="We could not find this invoice. Ask for a new payment link.",
         )
-    invoice_data = dict(invoice)
-    if invoice["status"] == "paid":
+    invoice_data = {
+        "id": standing.invoice_id,
+        "number": standing.number,
+        "kind": standing.kind,
+        "balance_cents": standing.balance_cents,
+        "currency": standing.currency,
+    }
+    # The one may-open rule: what the page says is what opening an attempt would answer.
+    refusal = opening_refusal(standing, claims.invoice_id, datetime.now(UTC))
+    if refusal is not None and refusal.type is ErrorType.INVOICE_ALREADY_PAID:
         return render_page(initial_view="paid", company_name=company, token=token, invoice=invoice_data)
-    locked_until = invoice["locked_until"]
-    if locked_until is not None and locked_until > datetime.now(UTC):
+    if refusal is not None and refusal.type is ErrorType.INVOICE_LOCKED:
         return render_page(
             initial_view="locked",
             company_name=company,
             token=token,
             invoice=invoice_data,
-            locked_until=locked_until,
+            locked_until=refusal.locked_until,
         )
     return render_page(initial_view="invoice", company_name=company, token=token, invoice=invoice_data)

@@ -21,6 +21,8 @@ from domain.status import PaymentStatus
 from infra.pay_links import pay_link_url
 from infra.providers.delivery.base import DeliveryError, OtpMessage
 from infra.stores.audit_trail import append_event, chain_ok, fetch_trail
+from infra.stores.invoices import fetch_standing
+from infra.stores.payers import fetch_payer
 from starters.portal.dependencies import (
     ERROR_RESPONSES,
     Deps,
@@ -84,9 +86,7 @@ async def _contacts_view(conn: asyncpg.Connection, customer_id: str) -> Contacts
         " WHERE customer_id = $1 ORDER BY portal_payer DESC, is_primary DESC, name, id",
         customer_id,
     )
-    payer = next((r for r in rows if r["portal_payer"]), None) or next(
-        (r for r in rows if r["is_primary"]), None
-    )
+    payer = await fetch_payer(conn, customer_id)  # the one payer rule
     contacts = [
         ContactView(
             contact_id=r["id"],
@@ -96,20 +96,20 @@ async def _contacts_view(conn: asyncpg.Connection, customer_id: str) -> Contacts
             is_primary=r["is_primary"],
             portal_payer=r["portal_payer"],
             channels=channels_on_file(r["email"], r["phone"]),
-            receives_otp=payer is not None and r["id"] == payer["id"],
+            receives_otp=payer is not None and r["id"] == payer.contact_id,
         )
         for r in rows
     ]
     problem = None
     if payer is None:
         problem = "No contact is marked Customer Portal Payer and there is no primary contact."
-    elif not channels_on_file(payer["email"], payer["phone"]):
+    elif not channels_on_file(payer.email, payer.phone):
         problem = NO_CONTACT_PROBLEM
     return ContactsView(
         customer_id=customer["id"],
         customer_name=customer["name"],
-        payer_contact_id=payer["id"] if payer is not None else None,
-        payer_source=None if payer is None else ("designated" if payer["portal_payer"] else "primary"),
+        payer_contact_id=payer.contact_id if payer is not None else None,
+        payer_source=None if payer is None else ("designated" if payer.designated else "primary"),
         payer_problem=problem,
         contacts=contacts,
     )
@@ -208,21 +208,14 @@ async def send_payment_request(
     request: Request, deps: PortalDeps, invoice_id: str, client: ClientContext
 ) -> PaymentRequestView:
     """One path for the API and the console. A new link never revokes earlier ones (SPEC §11)."""
-    invoice = await deps.pool.fetchrow(
-        "SELECT id, number, customer_id, balance_cents, currency, status FROM invoices WHERE id = $1",
-        invoice_id,
-    )
+    invoice = await fetch_standing(deps.pool, invoice_id)
     if invoice is None:
         raise PortalError(404, "InvoiceNotFound", f"No invoice {invoice_id}.")
-    if invoice["status"] == "paid":
+    if invoice.settled:
         raise PortalError(
             409, RefusalType.INVOICE_ALREADY_PAID, "This invoice is already paid.", status=PaymentStatus.PAID
         )
-    payer = await deps.pool.fetchrow(
-        "SELECT id, name, email, phone, portal_payer FROM contacts"
-        " WHERE customer_id = $1 AND (portal_payer OR is_primary) ORDER BY portal_payer DESC LIMIT 1",
-        invoice["customer_id"],
-    )
+    payer = await fetch_payer(deps.pool, invoice.customer_id)  # the one payer rule
     if payer is None:
         raise PortalError(409, "NoPayerContact", "The customer has no payer or primary contact.")
 
@@ -230,19 +223,19 @@ async def send_payment_request(
     claims = deps.signer.verify(token)
     url = pay_link_url(deps.settings, token)
     # Email is the channel for links (SPEC §4); a payer with only a phone gets it by text instead.
-    offered = channels_on_file(payer["email"], payer["phone"])
+    offered = channels_on_file(payer.email, payer.phone)
     channel = Channel.EMAIL if Channel.EMAIL in offered else (offered[0] if offered else None)
     delivery = DeliveryView(sent=False, problem=NO_CONTACT_PROBLEM)
     request_key = f"payreq:{invoice_id}:{claims.nonce}"
     if channel is not None:
-        to = payer["email"] if channel is Channel.EMAIL else payer["phone"]
+        to = (payer.email if channel is Channel.EMAIL else payer.phone) or ""
         destination = mask_destination(channel, to)
         message = _link_message(
             channel,
             to,
             url=url,
-            invoice_number=invoice["number"],
-            amount=format_amount(invoice["balance_cents"], invoice["currency"]),
+            invoice_number=invoice.number,
+            amount=format_amount(invoice.balance_cents, invoice.currency),
             company=deps.settings.company_name,
             key=request_key,
         )
@@ -277,8 +270,8 @@ async def send_payment_request(
                 event_key=request_key,
                 event_type=AuditEventType.PAYMENT_REQUEST_SENT,
                 invoice_id=invoice_id,
-                customer_id=invoice["customer_id"],
-                payer_contact_id=payer["id"],
+                customer_id=invoice.customer_id,
+                payer_contact_id=payer.contact_id,
                 channel=delivery.channel,
                 destination=delivery.destination,
                 client=client,
@@ -288,11 +281,11 @@ async def send_payment_request(
         )
     return PaymentRequestView(
         invoice_id=invoice_id,
-        invoice_number=invoice["number"],
+        invoice_number=invoice.number,
         url=url,
         expires_at=claims.expires_at,
         recipient=RecipientView(
-            contact_id=payer["id"], name=payer["name"], portal_payer=payer["portal_payer"], channels=offered
+            contact_id=payer.contact_id, name=payer.name, portal_payer=payer.designated, channels=offered
         ),
         delivery=delivery,
     )
