@@ -224,7 +224,13 @@ async def pay_link_claims(
         raise PortalError(401, "TokenExpired", str(exc), headers=_UNAUTHORIZED) from None
     except PayLinkForged as exc:
         raise PortalError(401, "TokenInvalid", str(exc), headers=_UNAUTHORIZED) from None
-    if await link_is_revoked(deps, claims, client_context(request)):
+    if await link_is_revoked(
+        deps.pool,
+        claims,
+        client_context(request),
+        link_ttl_seconds=deps.settings.link_ttl_seconds,
+        audit_key=deps.audit_key,
+    ):
         raise PortalError(
             401, "TokenRevoked", LINK_REVOKED_MESSAGE, headers=_UNAUTHORIZED, reason=LINK_REVOKED_REASON
         )

@@ -108,7 +108,13 @@ async def pay_page(token: str, request: Request, deps: Deps) -> HTMLResponse:
         )
     except PayLinkForged:
         return render_page(initial_view="link-invalid", company_name=company, status_code=401)
-    if await link_is_revoked(deps, claims, client_context(request)):
+    if await link_is_revoked(
+        deps.pool,
+        claims,
+        client_context(request),
+        link_ttl_seconds=deps.settings.link_ttl_seconds,
+        audit_key=deps.audit_key,
+    ):
         return render_page(
             initial_view="link-invalid",
             company_name=company,

@@ -6,20 +6,17 @@ a provider failure is reported to staff, never raised, because the change itself
 """
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from domain.channels import Channel, mask_destination
 from infra.providers.delivery.base import CodeSender, DeliveryError, OtpMessage
 from infra.stores.contact_records import ContactRecord
-
-if TYPE_CHECKING:
-    from starters.portal.staff_actions import ContactChangeOutcome
+from starters.portal.contact_change import ContactChangeOutcome
 
 
 async def tell_old_and_new_addresses(
     company: str,
     senders: Mapping[Channel, CodeSender],
-    outcome: "ContactChangeOutcome",
+    outcome: ContactChangeOutcome,
     customer_name: str,
     change_id: str,
     *,

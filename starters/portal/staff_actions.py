@@ -11,7 +11,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +29,7 @@ from infra.settings import Settings
 from infra.stores import contact_records as store
 from infra.stores.audit_trail import append_event
 from infra.stores.pay_link_revocations import revoke_links_issued_before
+from starters.portal.contact_change import ContactChangeOutcome
 from starters.portal.payer_change_notices import tell_old_and_new_addresses
 from starters.workflow_client import AttemptGateway, AttemptNotFound, AttemptRefused
 
@@ -55,26 +56,6 @@ class StaffActionRefused(Exception):
         self.error = error
         self.message = message
         self.field = field
-
-
-@dataclass
-class ContactChangeOutcome:
-    customer_id: str
-    contact_id: str
-    previous_designated_contact_id: str | None
-    previous_payer_contact_id: str | None
-    payer_contact_id: str | None
-    changed_fields: list[str] = field(default_factory=list)
-    designation_event_id: int | None = None
-    contact_event_id: int | None = None
-    links_revoked_before: datetime | None = None
-    cancelled_invoice_ids: list[str] = field(default_factory=list)
-    notified: list[str] = field(default_factory=list)  # masked destinations
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def payer_changed(self) -> bool:
-        return self.previous_payer_contact_id != self.payer_contact_id
 
 
 def _masked(channel: Channel, value: str | None) -> str | None:

@@ -23,6 +23,7 @@ from infra.providers.delivery.base import DeliveryError, OtpMessage
 from infra.stores.audit_trail import append_event, chain_ok, fetch_trail
 from infra.stores.invoices import fetch_standing
 from infra.stores.payers import fetch_payer
+from starters.portal.contact_change import ContactChangeOutcome
 from starters.portal.dependencies import (
     ERROR_RESPONSES,
     Deps,
@@ -42,7 +43,6 @@ from starters.portal.schemas import (
     RecipientView,
 )
 from starters.portal.staff_actions import (
-    ContactChangeOutcome,
     StaffActionRefused,
     change_contact,
     outcome_summary,

@@ -17,9 +17,9 @@ from infra.stores import console_reads as reads
 from infra.stores.audit_trail import fetch_chain
 from infra.stores.contact_records import ContactRecord, customer_contacts, effective_payer
 from infra.stores.staff_sessions import StaffSession, set_flash
+from starters.portal.contact_change import ContactChangeOutcome
 from starters.portal.dependencies import Deps
 from starters.portal.staff_actions import (
-    ContactChangeOutcome,
     StaffActionRefused,
     change_contact,
     staff_services,

@@ -1,0 +1,119 @@
+"""The tree's layering (README "Architecture"), read from the source: no module imports from a layer
+above its own, nothing that ships imports `tools` or `tests`, and there is no import cycle.
+
+Function-local imports count too: an import tucked inside a function is still a dependency.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Lowest first: a module may import its own layer and those before it.
+LAYERS = ("domain", "workflows", "infra", "activities", "workers", "starters")
+SHIPPED = set(LAYERS) | {"migrations"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    package = _module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else _module_name(path)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                found.add(".".join([*base, node.module] if node.module else base))
+            elif node.module:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _product_modules() -> dict[str, Path]:
+    modules: dict[str, Path] = {}
+    for top in LAYERS:
+        for path in (ROOT / top).rglob("*.py"):
+            modules[_module_name(path)] = path
+    return modules
+
+
+MODULES = _product_modules()
+
+
+def _internal(name: str) -> str | None:
+    """The product module an import names (the longest known prefix), if any."""
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):
+        candidate = ".".join(parts[:end])
+        if candidate in MODULES:
+            return candidate
+    return None
+
+
+def test_the_layers_are_found() -> None:
+    assert {name.split(".")[0] for name in MODULES} == set(LAYERS)
+    assert len(MODULES) > 60
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_no_module_imports_from_a_layer_above_or_from_tools(layer: str) -> None:
+    rank = LAYERS.index(layer)
+    wrong: list[str] = []
+    for name, path in MODULES.items():
+        if name.split(".")[0] != layer:
+            continue
+        for imported in _imports(path):
+            top = imported.split(".")[0]
+            if top in ("tools", "tests"):
+                wrong.append(f"{name} imports {imported} (never shipped)")
+            elif top in LAYERS and LAYERS.index(top) > rank:
+                wrong.append(f"{name} imports {imported} ({top} is above {layer})")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_workflow_code_imports_only_the_standard_library_temporalio_and_domain() -> None:
+    allowed_tops = {"domain", "workflows", "temporalio", "pydantic"}
+    wrong = []
+    for name, path in MODULES.items():
+        if not name.startswith("workflows"):
+            continue
+        for imported in _imports(path):
+            top = imported.split(".")[0]
+            if top in SHIPPED - allowed_tops or top in {"asyncpg", "fastapi", "sendgrid", "twilio", "httpx"}:
+                wrong.append(f"{name} imports {imported}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_there_is_no_import_cycle() -> None:
+    graph = {name: {_internal(i) for i in _imports(path)} - {None, name} for name, path in MODULES.items()}
+    # A package's __init__ importing its own children is not a cycle through the children.
+    state: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(n for n in graph.get(node, set()) if n is not None):
+            if state.get(nxt) == 1:
+                cycles.append([*stack[stack.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    assert not cycles, "\n".join(" -> ".join(c) for c in cycles[:10])
