@@ -388,7 +388,10 @@ class OtpActivities:
                     ClientContext(actor="system"),
                     None,
                     None,
-                    {"reason": "too many wrong codes", "locked_until": locked_until.isoformat()},
+                    {
+                        "failed_checks": request.failed_checks_if_wrong,
+                        "locked_until": locked_until.isoformat(),
+                    },
                 ),
                 key=self._audit_key,
             )

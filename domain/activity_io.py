@@ -61,6 +61,7 @@ class CheckCodeRequest(BaseModel):
     channel: Channel
     destination: str  # masked
     attempts_remaining_if_wrong: int
+    failed_checks_if_wrong: int
     # Set when a wrong code would exhaust the attempts: the lockout is written with the check.
     lock_until_if_wrong: datetime | None = None
 

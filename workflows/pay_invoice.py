@@ -450,6 +450,7 @@ class PayInvoiceWorkflow:
                     channel=code.channel,
                     destination=code.destination,
                     attempts_remaining_if_wrong=self._attempts_remaining() - 1,
+                    failed_checks_if_wrong=self._failed_checks + 1,
                     lock_until_if_wrong=self._clock.lockout_until(workflow.now()) if locking else None,
                 ),
                 result_type=CheckCodeResult,

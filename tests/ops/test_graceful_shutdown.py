@@ -1,8 +1,9 @@
 """SIGTERM to `portalpay worker` lets the activity in flight finish, then the process exits 0.
 
 No hook in production code: the test holds the audit chain's advisory lock (the one
-`append_event` takes to serialise a chain), so the worker's audit activity is provably in
-flight, blocked inside PostgreSQL, when SIGTERM arrives. The lock is released a second later;
+`append_event` takes to serialise a chain), so the worker's payer resolution, writing the
+attempt's opening audit rows, is provably in flight, blocked inside PostgreSQL, when SIGTERM
+arrives. The lock is released a second later;
 the activity must complete once (first attempt, no retry), the process must exit 0 within the
 graceful timeout, and a restarted worker must carry the attempt on with no duplicate audit rows.
 """
@@ -49,7 +50,7 @@ async def audit_in_flight(handle: WorkflowHandle) -> bool:  # type: ignore[type-
     except RPCError:
         return False
     return any(
-        p.activity_type.name == "append_audit_event"
+        p.activity_type.name == "resolve_payer"
         and p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
         for p in desc.raw_description.pending_activities
     )
@@ -126,7 +127,7 @@ async def _shutdown_then_restart(
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
     ]
     completed = [e for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED]
-    assert audit_starts == [1, 1] and len(completed) == 2  # resolve_payer, then the blocked audit
+    assert audit_starts == [1] and len(completed) == 1  # resolve_payer, blocked writing its opening rows
     assert not any(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED for e in events)
     assert not opening.done()  # nothing polls the task queue until the restart
 

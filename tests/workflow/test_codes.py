@@ -203,6 +203,7 @@ async def test_code_is_single_use(harness: Harness) -> None:
             channel=Channel.SMS,
             destination="•••-•••-0000",
             attempts_remaining_if_wrong=4,
+            failed_checks_if_wrong=1,
         ),
     )
     assert (again.ok, again.reason) == (False, "used")
