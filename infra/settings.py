@@ -78,6 +78,29 @@ class Settings(BaseSettings):
     worker_sdk_metrics_port: int | None = Field(default=None, gt=0, lt=65536)
     portal_metrics_port: int | None = Field(default=None, gt=0, lt=65536)
 
+    # --- the payment after PAID (SPEC §9) ------------------------------------------------
+    processor: Literal["sandbox"] = "sandbox"
+    processor_sandbox_url: str = "http://127.0.0.1:8010"
+    processor_webhook_secret: SecretStr | None = None
+    # Unset: <PORTAL_BASE_URL>/webhooks/processor/sandbox.
+    processor_webhook_url: str | None = None
+    processor_timeout_seconds: float = Field(default=10.0, gt=0)
+    sandbox_settlement_seconds: float = Field(default=20.0, ge=0)
+    sandbox_late_return_seconds: float = Field(default=40.0, ge=0)
+    # The sandbox service's own clock: how often it looks for debits due and deliveries to retry.
+    sandbox_tick_seconds: float = Field(default=0.5, gt=0)
+    sandbox_webhook_retry_seconds: float = Field(default=1.0, gt=0)
+    # Faults on purpose, for tests and the campaign: share of events never delivered by webhook,
+    # share delivered twice, and whether a batch of due deliveries goes out newest first.
+    sandbox_webhook_drop_rate: float = Field(default=0.0, ge=0, le=1)
+    sandbox_webhook_duplicate_rate: float = Field(default=0.0, ge=0, le=1)
+    sandbox_webhook_reverse: bool = False
+    ach_return_window_days: int = Field(default=60, gt=0)
+    # After the expected settlement date passes without news, ask the processor this often.
+    ach_status_check_seconds: int = Field(default=3600, gt=0)
+    staff_notify_email: str | None = None
+    bank_fingerprint_key: SecretStr | None = None
+
     @model_validator(mode="after")
     def _policy_lists_parse(self) -> "Settings":
         try:
@@ -89,6 +112,10 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.portalpay_env == "dev"
+
+    @property
+    def effective_processor_webhook_url(self) -> str:
+        return self.processor_webhook_url or f"{self.portal_base_url.rstrip('/')}/webhooks/processor/sandbox"
 
     @cached_property
     def otp_policy(self) -> OtpPolicy:
@@ -116,7 +143,14 @@ class Settings(BaseSettings):
             return value.get_secret_value()
         if not self.is_dev:
             raise SettingsError(f"{name.upper()} is required when PORTALPAY_ENV=prod")
-        return _dev_secrets()[name]
+        generated = _dev_secrets()
+        if name not in generated:
+            # A secret added after `.portalpay/secrets.json` was first written.
+            generated[name] = secrets.token_urlsafe(32)
+            path = STATE_DIR / "secrets.json"
+            path.write_text(json.dumps(generated, indent=2))
+            path.chmod(0o600)
+        return generated[name]
 
     def codec_key_ring(self) -> list[tuple[str, bytes]]:
         raw = self.secret("codec_keys")
@@ -146,6 +180,8 @@ def _dev_secrets() -> dict[str, str]:
         "link_signing_key": secrets.token_urlsafe(32),
         "otp_hmac_key": secrets.token_urlsafe(32),
         "codec_keys": "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "processor_webhook_secret": secrets.token_urlsafe(32),
+        "bank_fingerprint_key": secrets.token_urlsafe(32),
     }
     path.write_text(json.dumps(values, indent=2))
     path.chmod(0o600)
