@@ -118,6 +118,12 @@ class DebitStatusRequest(BaseModel):
     debit_id: str
 
 
+class DebitStatusAnswer(BaseModel):
+    """What the processor says when asked; `event` is None while it still has nothing new."""
+
+    event: ProcessorEvent | None = None
+
+
 class AchPaymentOutcome(BaseModel):
     payment_id: str
     status: AchStatus

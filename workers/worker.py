@@ -5,7 +5,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import asyncpg
@@ -16,9 +16,12 @@ from activities.audit import AuditActivities
 from activities.otp import OtpActivities
 from activities.payer import PayerActivities
 from activities.payments import PaymentActivities
+from activities.settlement import LifecycleConfig, SettlementActivities
 from domain.channels import Channel
 from infra.providers.delivery.base import CodeSender
+from infra.providers.processor.client import HttpProcessorClient, ProcessorClient
 from infra.providers.processor.sandbox import SandboxProcessor
+from workflows.ach_payment import AchPaymentWorkflow
 from workflows.pay_invoice import PayInvoiceWorkflow
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,9 @@ class WorkerDeps:
     otp_hmac_key: bytes
     company_name: str = "PortalPay"
     metrics: object | None = None
+    # SPEC §9: the processor service (HTTP) and the lifecycle's settings.
+    processor: ProcessorClient | None = None
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
 
 
 def build_worker(
@@ -51,10 +57,12 @@ def build_worker(
     )
     payments = PaymentActivities(deps.pool, SandboxProcessor(deps.pool), metrics=deps.metrics)
     audit = AuditActivities(deps.pool, metrics=deps.metrics)
+    processor = deps.processor or HttpProcessorClient("http://127.0.0.1:8010")
+    settlement = SettlementActivities(deps.pool, processor, deps.senders, deps.lifecycle)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PayInvoiceWorkflow],
+        workflows=[PayInvoiceWorkflow, AchPaymentWorkflow],
         activities=[
             payer.resolve_payer,
             otp.send_code,
@@ -62,6 +70,11 @@ def build_worker(
             payments.submit_debit,
             audit.append_audit_event,
             audit.record_lockout,
+            settlement.load_ach_payment,
+            settlement.apply_payment_outcome,
+            settlement.notify_payment_outcome,
+            settlement.record_late_processor_event,
+            settlement.check_debit_status,
         ],
         graceful_shutdown_timeout=graceful_shutdown,
         max_cached_workflows=max_cached_workflows,

@@ -31,6 +31,7 @@ SEARCH_ATTRIBUTES = {
     "CustomerId": "Keyword",
     "PayerContactId": "Keyword",
     "AmountCents": "Int",
+    "PaymentId": "Keyword",
 }
 
 
