@@ -133,3 +133,32 @@ class AchPaymentOutcome(BaseModel):
 
 def ach_workflow_id(payment_id: str) -> str:
     return f"ach-payment-{payment_id}"
+
+
+class ReconcileInput(BaseModel):
+    # How far back payments are compared with the processor (the return window plus a margin).
+    lookback_days: int = 65
+
+
+class DeliveredEvent(BaseModel):
+    event_id: str
+    payment_id: str
+    type: str
+
+
+class StatusMismatch(BaseModel):
+    payment_id: str
+    ours: str
+    processor: str
+    return_code: str | None = None
+
+
+class ReconcileReport(BaseModel):
+    run_key: str
+    cursor_from: str
+    cursor_to: str
+    events_seen: int = 0
+    delivered: list[DeliveredEvent] = Field(default_factory=list)
+    unknown_events: list[str] = Field(default_factory=list)
+    payments_checked: int = 0
+    mismatches: list[StatusMismatch] = Field(default_factory=list)

@@ -10,6 +10,8 @@ from infra.providers.delivery.factory import build_code_senders, close_code_send
 from infra.resources import open_pool
 from infra.settings import Settings
 from infra.temporal import connect
+from workers.lifecycle import lifecycle_config, processor_client
+from workers.schedules import ensure_reconciliation_schedule
 from workers.worker import WorkerDeps, build_worker, run_until_signalled
 
 
@@ -31,7 +33,10 @@ async def run_worker_process(
                 otp_hmac_key=settings.secret("otp_hmac_key").encode(),
                 company_name=settings.company_name,
                 metrics=PORTALPAY_METRICS,
+                processor=processor_client(settings),
+                lifecycle=lifecycle_config(settings),
             )
+            await ensure_reconciliation_schedule(temporal, settings.temporal_task_queue)
             worker = build_worker(
                 temporal,
                 settings.temporal_task_queue,

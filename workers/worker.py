@@ -16,6 +16,7 @@ from activities.audit import AuditActivities
 from activities.otp import OtpActivities
 from activities.payer import PayerActivities
 from activities.payments import PaymentActivities
+from activities.reconciliation import ReconciliationActivities
 from activities.settlement import LifecycleConfig, SettlementActivities
 from domain.channels import Channel
 from infra.providers.delivery.base import CodeSender
@@ -23,6 +24,7 @@ from infra.providers.processor.client import HttpProcessorClient, ProcessorClien
 from infra.providers.processor.sandbox import SandboxProcessor
 from workflows.ach_payment import AchPaymentWorkflow
 from workflows.pay_invoice import PayInvoiceWorkflow
+from workflows.reconciliation import ProcessorReconciliationWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +61,11 @@ def build_worker(
     audit = AuditActivities(deps.pool, metrics=deps.metrics)
     processor = deps.processor or HttpProcessorClient("http://127.0.0.1:8010")
     settlement = SettlementActivities(deps.pool, processor, deps.senders, deps.lifecycle)
+    reconciliation = ReconciliationActivities(deps.pool, processor)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PayInvoiceWorkflow, AchPaymentWorkflow],
+        workflows=[PayInvoiceWorkflow, AchPaymentWorkflow, ProcessorReconciliationWorkflow],
         activities=[
             payer.resolve_payer,
             otp.send_code,
@@ -75,6 +78,7 @@ def build_worker(
             settlement.notify_payment_outcome,
             settlement.record_late_processor_event,
             settlement.check_debit_status,
+            reconciliation.reconcile_processor,
         ],
         graceful_shutdown_timeout=graceful_shutdown,
         max_cached_workflows=max_cached_workflows,

@@ -21,8 +21,10 @@ from starters.cli.ops_queries import (
     parse_statuses,
 )
 from starters.cli.plumbing import console, err_console, run_async, settings_or_exit
+from starters.cli.reconcile import reconcile
 
 ops_app = typer.Typer(help="Operators: stuck attempts, one invoice's story.", no_args_is_help=True)
+ops_app.command("reconcile")(reconcile)
 
 
 def _bad_argument(message: str) -> typer.Exit:
