@@ -7,6 +7,7 @@ that call for it. A retry finds the payment already moved and does nothing. `not
 tells staff and the payer, with idempotency keys so a retry sends nothing twice.
 """
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ from typing import Any
 
 import asyncpg
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from domain.ach_payment import (
     AchLifecycleFacts,
@@ -34,6 +36,7 @@ from domain.ach_returns import return_code
 from domain.activity_io import AuditEventInput
 from domain.attempt import ClientContext
 from domain.audit import AuditEventType
+from domain.bank_account import BeginLifecycleRequest
 from domain.channels import Channel
 from infra.providers.delivery.base import CodeSender, OtpMessage, PermanentDeliveryError
 from infra.providers.processor.client import ProcessorClient, ProcessorRejected
@@ -118,6 +121,39 @@ class SettlementActivities:
                 {h["event_id"] for h in history if h["event_id"]} | {a["id"] for a in applied}
             ),
         )
+
+    @activity.defn(name="begin_payment_lifecycle")
+    async def begin_payment_lifecycle(self, request: BeginLifecycleRequest) -> None:
+        """The processor accepted the debit: payment `processing`, invoice `pending`, workflow started."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            pay = await self._payment(conn, request.payment_id, lock=True)
+            if pay["status"] in ("accepted", "submitting"):
+                await conn.execute(
+                    "UPDATE payments SET status = 'processing', status_changed_at = now() WHERE id = $1",
+                    pay["id"],
+                )
+            first = await conn.fetchval(
+                "INSERT INTO payment_status_history (payment_id, status, occurred_at) VALUES ($1, 'processing', now())"
+                " ON CONFLICT DO NOTHING RETURNING 1",
+                pay["id"],
+            )
+            if first and stored_status(pay["status"]) is AchStatus.PROCESSING:
+                # Once, whatever the retries: the debit holds the balance until it settles or fails.
+                await conn.execute(
+                    "UPDATE invoices SET status = 'pending', balance_cents = GREATEST(balance_cents - $2, 0)"
+                    " WHERE id = $1 AND status = 'open'",
+                    pay["invoice_id"],
+                    pay["amount_cents"],
+                )
+        # Already started by a webhook's signal-with-start, or by an earlier try: that one stands.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await activity.client().start_workflow(
+                "AchPaymentWorkflow",
+                AchPaymentInput(payment_id=request.payment_id),
+                id=ach_workflow_id(request.payment_id),
+                task_queue=activity.info().task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
 
     @activity.defn(name="apply_payment_outcome")
     async def apply_payment_outcome(self, request: ApplyOutcomeRequest) -> ApplyOutcomeResult:

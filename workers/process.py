@@ -35,6 +35,7 @@ async def run_worker_process(
                 metrics=PORTALPAY_METRICS,
                 processor=processor_client(settings),
                 lifecycle=lifecycle_config(settings),
+                bank_fingerprint_key=settings.secret("bank_fingerprint_key").encode(),
             )
             await ensure_reconciliation_schedule(temporal, settings.temporal_task_queue)
             worker = build_worker(

@@ -13,6 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.audit import AuditActivities
+from activities.bank_accounts import BankAccountActivities
 from activities.otp import OtpActivities
 from activities.payer import PayerActivities
 from activities.payments import PaymentActivities
@@ -39,6 +40,7 @@ class WorkerDeps:
     # SPEC §9: the processor service (HTTP) and the lifecycle's settings.
     processor: ProcessorClient | None = None
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    bank_fingerprint_key: bytes = b"dev-only-bank-fingerprint-key"
 
 
 def build_worker(
@@ -62,6 +64,7 @@ def build_worker(
     processor = deps.processor or HttpProcessorClient("http://127.0.0.1:8010")
     settlement = SettlementActivities(deps.pool, processor, deps.senders, deps.lifecycle)
     reconciliation = ReconciliationActivities(deps.pool, processor)
+    bank_accounts = BankAccountActivities(deps.pool, processor, deps.bank_fingerprint_key)
     return Worker(
         client,
         task_queue=task_queue,
@@ -74,6 +77,8 @@ def build_worker(
             audit.append_audit_event,
             audit.record_lockout,
             settlement.load_ach_payment,
+            settlement.begin_payment_lifecycle,
+            bank_accounts.screen_bank_account,
             settlement.apply_payment_outcome,
             settlement.notify_payment_outcome,
             settlement.record_late_processor_event,

@@ -8,6 +8,8 @@ from datetime import timedelta
 from temporalio.common import RetryPolicy
 
 LOAD_ACH_PAYMENT = "load_ach_payment"
+BEGIN_PAYMENT_LIFECYCLE = "begin_payment_lifecycle"
+SCREEN_BANK_ACCOUNT = "screen_bank_account"
 APPLY_PAYMENT_OUTCOME = "apply_payment_outcome"
 NOTIFY_PAYMENT_OUTCOME = "notify_payment_outcome"
 RECORD_LATE_PROCESSOR_EVENT = "record_late_processor_event"

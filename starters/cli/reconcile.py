@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import os
+import sys
 
 import typer
 from rich.console import Console
@@ -31,8 +33,15 @@ def reconcile(
         typer.echo(report.model_dump_json(indent=2))
     else:
         render_reconcile(console, report)
-    if report.mismatches:
-        raise typer.Exit(3)
+    _exit_now(3 if report.mismatches else 0)
+
+
+def _exit_now(code: int) -> None:
+    """Skip interpreter teardown: after `execute_workflow` the Temporal client's Rust threads can abort
+    a short-lived process while it finalizes (temporalio/sdk-python#300). Output is flushed first."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 async def _reconcile(settings: Settings, *, wait_seconds: float) -> ReconcileReport | None:
