@@ -84,9 +84,10 @@ async def insert_accepted_payment(
     account_number: str = GOOD_ACCOUNT,
     debit_id: str | None = None,
     expected_settlement_at: datetime | None = None,
+    payment_id: str | None = None,
 ) -> str:
     """The payment row and invoice as an accepted debit leaves them: processing, invoice pending."""
-    payment_id = f"PAY-T{uuid.uuid4().hex[:14].upper()}"
+    payment_id = payment_id or f"PAY-T{uuid.uuid4().hex[:14].upper()}"
     now = datetime.now(UTC)
     async with pool.acquire() as conn, conn.transaction():
         amount = await conn.fetchval("SELECT amount_cents FROM invoices WHERE id = $1", inv.invoice_id)

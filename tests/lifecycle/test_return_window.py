@@ -6,15 +6,21 @@ late event is recorded for staff but changes nothing.
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import pytest
 
 from domain.ach_payment import AchPaymentInput, AchStatus, ProcessorEvent, ach_workflow_id
-from tests.lifecycle.conftest import STAFF_EMAIL, SkippingLifecycle, insert_accepted_payment
-from tests.lifecycle.services import wait_for
-from tests.support import create_invoice, outbox_messages
+from domain.channels import Channel
+from infra.providers.delivery.console import ConsoleSender
+from infra.providers.processor.client import HttpProcessorClient
+from starters.sandbox_processor.app import create_processor_app
+from tests.lifecycle.conftest import STAFF_EMAIL, SkippingLifecycle, insert_accepted_payment, lifecycle_config
+from tests.lifecycle.services import serve, wait_for
+from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, create_invoice, outbox_messages, test_settings
 from tests.workflow.steps import audit_rows, unique_email
+from workers.worker import WorkerDeps, build_worker
 from workflows.ach_payment import AchPaymentWorkflow
 
 pytestmark = pytest.mark.timeskipping
@@ -127,3 +133,74 @@ async def test_day_61_the_window_has_closed_and_a_late_return_changes_nothing(
     assert rows[1]["details"]["processor_event_id"] == late.id
     assert rows[1]["details"]["changed"] is False
     assert not await outbox_messages(w.pool, inv.email or "")
+
+
+async def test_no_news_by_the_expected_date_the_workflow_asks_the_processor(
+    time_skipping_env: Any, db_pool: asyncpg.Pool
+) -> None:
+    env = time_skipping_env
+    settings = test_settings(
+        processor_webhook_secret="unused-secret-0123456789abcdef0123",
+        processor_webhook_url="http://127.0.0.1:9/nowhere",
+        sandbox_settlement_seconds=0.2,
+        sandbox_tick_seconds=0.05,
+        sandbox_webhook_drop_rate=1.0,
+    )
+    async with serve(create_processor_app(settings, db_pool)) as url:
+        processor = HttpProcessorClient(url, timeout=5)
+        console = ConsoleSender(db_pool)
+        deps = WorkerDeps(
+            pool=db_pool,
+            senders={Channel.EMAIL: console, Channel.SMS: console},
+            otp_hmac_key=b"otp",
+            processor=processor,
+            lifecycle=lifecycle_config(status_check_seconds=6 * 3600),
+        )
+        task_queue = f"life-{uuid.uuid4().hex[:12]}"
+        async with build_worker(env.client, task_queue, deps, graceful_shutdown=timedelta(seconds=5)):
+            inv = await create_invoice(db_pool, email=unique_email())
+            payment_id = f"PAY-P{uuid.uuid4().hex[:14].upper()}"
+            debit = await processor.debit(
+                idempotency_key=payment_id,
+                amount_cents=125000,
+                currency="USD",
+                routing_number=GOOD_ROUTING,
+                account_number=GOOD_ACCOUNT,
+                account_type="checking",
+                metadata={"payment_id": payment_id},
+            )
+            await insert_accepted_payment(
+                db_pool,
+                inv,
+                payment_id=payment_id,
+                debit_id=debit.id,
+                expected_settlement_at=datetime.now(UTC) + timedelta(days=2),
+            )
+            await wait_for(
+                lambda: processor.get_debit(debit.id), lambda d: d.status == "settled", what="settled"
+            )
+            handle = await env.client.start_workflow(
+                AchPaymentWorkflow.run,
+                AchPaymentInput(payment_id=payment_id),
+                id=ach_workflow_id(payment_id),
+                task_queue=task_queue,
+            )
+            await wait_for(
+                lambda: _payment(db_pool, payment_id), lambda r: r["status"] == "processing", what="loaded"
+            )
+            await env.sleep(timedelta(days=1))
+            assert (await _payment(db_pool, payment_id))[
+                "status"
+            ] == "processing"  # not asked before the date
+            await env.sleep(timedelta(days=1, minutes=1))
+            row = await wait_for(
+                lambda: _payment(db_pool, payment_id), lambda r: r["status"] == "settled", what="asked"
+            )
+            assert (row["invoice_status"], row["balance_cents"]) == ("paid", 0)
+            history = await db_pool.fetchval(
+                "SELECT event_id FROM payment_status_history WHERE payment_id = $1 AND status = 'settled'",
+                payment_id,
+            )
+            assert history == f"poll:{debit.id}:settled"
+            await handle.cancel()
+        await processor.aclose()
