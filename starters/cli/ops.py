@@ -20,6 +20,7 @@ from starters.cli.ops_queries import (
     parse_duration,
     parse_statuses,
 )
+from starters.cli.payment_life import payment_lives, render_payment_lives
 from starters.cli.plumbing import console, err_console, run_async, settings_or_exit
 from starters.cli.reconcile import reconcile
 
@@ -81,6 +82,7 @@ def show(invoice_id: str = typer.Argument(..., help="Invoice id, e.g. INV-1001."
     settings = settings_or_exit()
     report = run_async(_show)(settings, invoice_id)
     render_report(console, report)
+    render_payment_lives(console, run_async(payment_lives)(settings, invoice_id))
     if not report.chain_ok:
         raise typer.Exit(3)
 

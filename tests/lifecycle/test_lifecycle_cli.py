@@ -73,7 +73,7 @@ async def test_ops_reconcile_prints_what_it_delivered(
 ) -> None:
     async with lifecycle_stack(harness_factory, db_pool, sandbox_webhook_drop_rate=1.0) as s:
         inv = await create_invoice(s.pool, email=unique_email())
-        payment_id = await accept_debit(s, inv, GOOD_ACCOUNT)
+        payment_id = await accept_debit(s, inv, GOOD_ACCOUNT, no_poll=True)
         ref = await s.pool.fetchval("SELECT processor_reference FROM payments WHERE id = $1", payment_id)
         await wait_for(
             lambda: s.processor.get_debit(ref),
@@ -105,3 +105,9 @@ async def test_ops_reconcile_prints_what_it_delivered(
         assert code in (0, 3), err
         assert "Processor events" in out and "compared" in out
         assert payment_id not in out  # nothing left to deliver for it, and no mismatch
+
+        code, out, err = await run_cli("ops", "show", inv.invoice_id, env=env, cwd=tmp_path, timeout=60)
+        assert code == 0, err
+        assert "Payments" in out and payment_id in out
+        assert "processing" in out and "settled" in out and "PAYMENT_SETTLED" in out, out
+        assert "poll:" not in out  # reconciliation brought the news, not the workflow's own question

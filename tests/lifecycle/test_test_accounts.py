@@ -2,6 +2,7 @@
 debit, signs a webhook to the portal, the payment workflow applies it, the effects land."""
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -20,7 +21,7 @@ from workflows import search_attributes as sa
 from workflows.ach_payment import AchPaymentWorkflow
 
 
-async def accept_debit(s: Stack, inv: Invoice, account: str) -> str:
+async def accept_debit(s: Stack, inv: Invoice, account: str, *, no_poll: bool = False) -> str:
     """What the attempt does when the customer submits: the payment row, the debit, the workflow."""
     payment_id = f"PAY-E{uuid.uuid4().hex[:14].upper()}"
     amount = await s.pool.fetchval("SELECT amount_cents FROM invoices WHERE id = $1", inv.invoice_id)
@@ -52,10 +53,16 @@ async def accept_debit(s: Stack, inv: Invoice, account: str) -> str:
             account[-4:],
             debit.id,
             bank_fingerprint(FINGERPRINT_KEY, GOOD_ROUTING, account),
-            debit.expected_settlement_at,
+            # no_poll: the workflow would ask the processor only tomorrow, so webhooks or
+            # reconciliation are the only way news arrives.
+            debit.expected_settlement_at + timedelta(days=1) if no_poll else debit.expected_settlement_at,
         )
         await conn.execute(
             "UPDATE invoices SET status = 'pending', balance_cents = 0 WHERE id = $1", inv.invoice_id
+        )
+        await conn.execute(
+            "INSERT INTO payment_status_history (payment_id, status, occurred_at) VALUES ($1, 'processing', now())",
+            payment_id,
         )
     await s.harness.client.start_workflow(
         AchPaymentWorkflow.run,
@@ -146,9 +153,10 @@ async def test_r10_account_settles_then_returns_and_blocks_the_account(
             "BANK_ACCOUNT_BLOCKED",
         ]
         history = await s.pool.fetch(
-            "SELECT status FROM payment_status_history WHERE payment_id = $1 ORDER BY occurred_at", payment_id
+            "SELECT status FROM payment_status_history WHERE payment_id = $1 ORDER BY occurred_at, recorded_at",
+            payment_id,
         )
-        assert [h["status"] for h in history] == ["settled", "returned"]
+        assert [h["status"] for h in history] == ["processing", "settled", "returned"]
         fingerprint = bank_fingerprint(FINGERPRINT_KEY, GOOD_ROUTING, "000555555553")
         assert (
             await s.pool.fetchval(
@@ -168,8 +176,8 @@ async def test_all_webhooks_dropped_reconciliation_delivers_them(
     async with lifecycle_stack(harness_factory, db_pool, sandbox_webhook_drop_rate=1.0) as s:
         inv_ok = await create_invoice(s.pool, email=unique_email())
         inv_fail = await create_invoice(s.pool, email=unique_email())
-        ok = await accept_debit(s, inv_ok, GOOD_ACCOUNT)
-        failing = await accept_debit(s, inv_fail, "000444444440")
+        ok = await accept_debit(s, inv_ok, GOOD_ACCOUNT, no_poll=True)
+        failing = await accept_debit(s, inv_fail, "000444444440", no_poll=True)
         for debit_payment, wanted in ((ok, "settled"), (failing, "failed")):
             ref = await s.pool.fetchval(
                 "SELECT processor_reference FROM payments WHERE id = $1", debit_payment
