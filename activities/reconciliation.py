@@ -33,9 +33,9 @@ class ReconciliationActivities:
         info = activity.info()
         client = activity.client()
         name = self._processor.name
+        key = self._processor.cursor_key
         start = (
-            await self._pool.fetchval("SELECT cursor FROM processor_cursors WHERE processor = $1", name)
-            or "0"
+            await self._pool.fetchval("SELECT cursor FROM processor_cursors WHERE processor = $1", key) or "0"
         )
         report = ReconcileReport(
             run_key=f"{info.workflow_id}/{info.workflow_run_id}", cursor_from=start, cursor_to=start
@@ -49,7 +49,7 @@ class ReconciliationActivities:
             await self._pool.execute(
                 "INSERT INTO processor_cursors (processor, cursor) VALUES ($1, $2)"
                 " ON CONFLICT (processor) DO UPDATE SET cursor = EXCLUDED.cursor, updated_at = now()",
-                name,
+                key,
                 page.next_cursor,
             )
             cursor = page.next_cursor

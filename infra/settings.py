@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     sandbox_webhook_drop_rate: float = Field(default=0.0, ge=0, le=1)
     sandbox_webhook_duplicate_rate: float = Field(default=0.0, ge=0, le=1)
     sandbox_webhook_reverse: bool = False
+    # Partitions the sandbox ledger like separate sandbox accounts sharing one database.
+    sandbox_instance: str = Field(default="default", min_length=1, max_length=64)
     ach_return_window_days: int = Field(default=60, gt=0)
     # After the expected settlement date passes without news, ask the processor this often.
     ach_status_check_seconds: int = Field(default=3600, gt=0)

@@ -2,9 +2,12 @@
 
 -- ---- The sandbox processor's own ledger (the `portalpay processor` service) -----------------
 -- Full account numbers never land here: the outcome the number decides is kept as `scenario`.
+-- `instance` partitions the ledger like separate sandbox accounts: each service process advances,
+-- lists and delivers only its own instance's debits (tests run several side by side).
 CREATE TABLE sandbox_debits (
     id               text PRIMARY KEY,
-    idempotency_key  text NOT NULL UNIQUE,
+    instance         text NOT NULL DEFAULT 'default',
+    idempotency_key  text NOT NULL,
     request_digest   text NOT NULL,
     amount_cents     bigint NOT NULL CHECK (amount_cents > 0),
     currency         text NOT NULL,
@@ -19,19 +22,22 @@ CREATE TABLE sandbox_debits (
     settle_at        timestamptz,
     settled_at       timestamptz,
     return_at        timestamptz,
-    closed_at        timestamptz
+    closed_at        timestamptz,
+    UNIQUE (instance, idempotency_key)
 );
-CREATE INDEX sandbox_debits_due ON sandbox_debits (status, settle_at, return_at);
+CREATE INDEX sandbox_debits_due ON sandbox_debits (instance, status, settle_at, return_at);
 
 -- Events in the order they happened; `seq` is the cursor of GET /v1/events?after=.
 CREATE TABLE sandbox_events (
     seq          bigserial PRIMARY KEY,
+    instance     text NOT NULL DEFAULT 'default',
     id           text NOT NULL UNIQUE,
     debit_id     text NOT NULL REFERENCES sandbox_debits(id),
     type         text NOT NULL,
     payload      jsonb NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX sandbox_events_instance ON sandbox_events (instance, seq);
 
 -- One webhook delivery per event (two when duplicated on purpose), retried with backoff.
 CREATE TABLE sandbox_deliveries (

@@ -109,6 +109,10 @@ class AchPaymentWorkflow:
             await self._apply(event)
 
         for event in self._pending:
+            target = event.ach_status
+            if target is not None and (target is self._status or self._is_behind(target)):
+                continue  # the same news again, or older news: nothing to tell
+            # It would have changed something: staff see it; the payment does not move.
             await self._record_late(
                 event,
                 "the return window had closed" if window_closed else f"the payment is {self._status.value}",
@@ -200,6 +204,12 @@ class AchPaymentWorkflow:
             start_to_close_timeout=opts.LIFECYCLE_TIMEOUT,
             retry_policy=opts.LIFECYCLE_RETRY,
             summary=f"record late event {event.type}",
+        )
+
+    def _is_behind(self, target: AchStatus) -> bool:
+        """An older status than ours (a late `processing`, a `settled` after `returned`): old news."""
+        return target is AchStatus.PROCESSING or (
+            target is AchStatus.SETTLED and self._status is AchStatus.RETURNED
         )
 
     def _require_facts(self) -> AchLifecycleFacts:

@@ -65,6 +65,7 @@ class SandboxClock:
             try:
                 await ledger.advance_clock(
                     self._pool,
+                    self._settings.sandbox_instance,
                     late_return_seconds=self._settings.sandbox_late_return_seconds,
                     faults=self._faults,
                 )
@@ -76,7 +77,9 @@ class SandboxClock:
             await asyncio.sleep(self._settings.sandbox_tick_seconds)
 
     async def deliver_due(self) -> None:
-        due = await ledger.due_deliveries(self._pool, newest_first=self._settings.sandbox_webhook_reverse)
+        due = await ledger.due_deliveries(
+            self._pool, self._settings.sandbox_instance, newest_first=self._settings.sandbox_webhook_reverse
+        )
         for row in due:
             payload = row["payload"]
             body = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
@@ -109,6 +112,7 @@ class SandboxClock:
 
 def create_processor_app(settings: Settings, pool: asyncpg.Pool, *, run_clock: bool = True) -> FastAPI:
     faults = ledger.FaultPlan(settings.sandbox_webhook_drop_rate, settings.sandbox_webhook_duplicate_rate)
+    instance = settings.sandbox_instance
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -137,6 +141,7 @@ def create_processor_app(settings: Settings, pool: asyncpg.Pool, *, run_clock: b
         try:
             row, created = await ledger.create_debit(
                 pool,
+                instance,
                 idempotency_key=idempotency_key,
                 body=body.model_dump(),
                 settlement_seconds=settings.sandbox_settlement_seconds,
@@ -148,14 +153,14 @@ def create_processor_app(settings: Settings, pool: asyncpg.Pool, *, run_clock: b
 
     @app.get("/v1/debits/{debit_id}")
     async def get_debit(debit_id: str) -> Any:
-        row = await pool.fetchrow("SELECT * FROM sandbox_debits WHERE id = $1", debit_id)
+        row = await ledger.get_debit(pool, instance, debit_id)
         if row is None:
             return _error(404, "not_found", "no such debit")
         return ledger.debit_view(row)
 
     @app.post("/v1/debits/{debit_id}/cancel")
     async def cancel_debit(debit_id: str) -> Any:
-        row = await ledger.cancel_debit(pool, debit_id, faults)
+        row = await ledger.cancel_debit(pool, instance, debit_id, faults)
         if row is None:
             return _error(404, "not_found", "no such debit")
         if row["status"] != "canceled":
@@ -175,7 +180,7 @@ def create_processor_app(settings: Settings, pool: asyncpg.Pool, *, run_clock: b
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> Any:
         start = int(after or "0")
-        data = await ledger.events_after(pool, start, limit + 1)
+        data = await ledger.events_after(pool, instance, start, limit + 1)
         more = len(data) > limit
         data = data[:limit]
         cursor = str(data[-1]["seq"]) if data else str(start)

@@ -86,7 +86,9 @@ async def publish(conn: asyncpg.Connection, row: asyncpg.Record, event_type: str
     event_id = "evt_" + uuid.uuid4().hex
     occurred = await conn.fetchval("SELECT now()")
     seq = await conn.fetchval(
-        "INSERT INTO sandbox_events (id, debit_id, type, payload) VALUES ($1, $2, $3, '{}'::jsonb) RETURNING seq",
+        "INSERT INTO sandbox_events (instance, id, debit_id, type, payload)"
+        " VALUES ($1, $2, $3, $4, '{}'::jsonb) RETURNING seq",
+        row["instance"],
         event_id,
         row["id"],
         event_type,
@@ -113,6 +115,7 @@ async def publish(conn: asyncpg.Connection, row: asyncpg.Record, event_type: str
 
 async def create_debit(
     pool: asyncpg.Pool,
+    instance: str,
     *,
     idempotency_key: str,
     body: dict[str, Any],
@@ -124,9 +127,11 @@ async def create_debit(
     account_number = str(body["account_number"])
     scenario, reason = scenario_for(account_number)
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", "sbx:" + idempotency_key)
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"sbx:{instance}:{idempotency_key}")
         existing = await conn.fetchrow(
-            "SELECT * FROM sandbox_debits WHERE idempotency_key = $1", idempotency_key
+            "SELECT * FROM sandbox_debits WHERE instance = $1 AND idempotency_key = $2",
+            instance,
+            idempotency_key,
         )
         if existing is not None:
             if existing["request_digest"] != digest:
@@ -134,9 +139,9 @@ async def create_debit(
             return existing, False
         row = await conn.fetchrow(
             "INSERT INTO sandbox_debits (id, idempotency_key, request_digest, amount_cents, currency,"
-            " routing_number, account_last4, scenario, status, decline_reason, metadata, settle_at)"
+            " routing_number, account_last4, scenario, status, decline_reason, metadata, settle_at, instance)"
             " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11::jsonb,"
-            " CASE WHEN $8 = 'declined' THEN NULL ELSE now() + $12::interval END) RETURNING *",
+            " CASE WHEN $8 = 'declined' THEN NULL ELSE now() + $12::interval END, $13) RETURNING *",
             "dbt_" + uuid.uuid4().hex[:24],
             idempotency_key,
             digest,
@@ -149,73 +154,95 @@ async def create_debit(
             reason,
             json.dumps(body.get("metadata") or {}),
             timedelta(seconds=settlement_seconds),
+            instance,
         )
         if scenario != "declined":
             await publish(conn, row, "debit.processing", faults)
         return row, True
 
 
-async def cancel_debit(pool: asyncpg.Pool, debit_id: str, faults: FaultPlan) -> asyncpg.Record | None:
+async def get_debit(pool: asyncpg.Pool, instance: str, debit_id: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await pool.fetchrow(
+        "SELECT * FROM sandbox_debits WHERE id = $1 AND instance = $2", debit_id, instance
+    )
+    return row
+
+
+async def cancel_debit(
+    pool: asyncpg.Pool, instance: str, debit_id: str, faults: FaultPlan
+) -> asyncpg.Record | None:
     """The debit after the call; its status says whether the cancel took (canceled) or came too late."""
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "UPDATE sandbox_debits SET status = 'canceled', closed_at = now()"
-            " WHERE id = $1 AND status = 'processing' RETURNING *",
+            " WHERE id = $1 AND instance = $2 AND status = 'processing' RETURNING *",
             debit_id,
+            instance,
         )
         if row is not None:
             await publish(conn, row, "debit.canceled", faults)
             return row
         found: asyncpg.Record | None = await conn.fetchrow(
-            "SELECT * FROM sandbox_debits WHERE id = $1", debit_id
+            "SELECT * FROM sandbox_debits WHERE id = $1 AND instance = $2", debit_id, instance
         )
         return found
 
 
-async def advance_clock(pool: asyncpg.Pool, *, late_return_seconds: float, faults: FaultPlan) -> int:
+async def advance_clock(
+    pool: asyncpg.Pool, instance: str, *, late_return_seconds: float, faults: FaultPlan
+) -> int:
     """Moves every debit that is due: fails, settlements, late returns. Returns how many moved."""
     moved = 0
     async with pool.acquire() as conn, conn.transaction():
         for row in await conn.fetch(
             "UPDATE sandbox_debits SET status = 'failed', return_code = 'R01', closed_at = now()"
-            " WHERE id IN (SELECT id FROM sandbox_debits WHERE status = 'processing' AND scenario = 'fail_r01'"
-            " AND settle_at <= now() ORDER BY settle_at LIMIT 100 FOR UPDATE SKIP LOCKED) RETURNING *"
+            " WHERE id IN (SELECT id FROM sandbox_debits WHERE instance = $1 AND status = 'processing' AND scenario = 'fail_r01'"
+            " AND settle_at <= now() ORDER BY settle_at LIMIT 100 FOR UPDATE SKIP LOCKED) RETURNING *",
+            instance,
         ):
             await publish(conn, row, "debit.failed", faults)
             moved += 1
         for row in await conn.fetch(
             "UPDATE sandbox_debits SET status = 'settled', settled_at = now(),"
             " return_at = CASE WHEN scenario = 'return_r10' THEN now() + $1::interval END"
-            " WHERE id IN (SELECT id FROM sandbox_debits WHERE status = 'processing' AND scenario <> 'fail_r01'"
+            " WHERE id IN (SELECT id FROM sandbox_debits WHERE instance = $2 AND status = 'processing' AND scenario <> 'fail_r01'"
             " AND settle_at <= now() ORDER BY settle_at LIMIT 100 FOR UPDATE SKIP LOCKED) RETURNING *",
             timedelta(seconds=late_return_seconds),
+            instance,
         ):
             await publish(conn, row, "debit.settled", faults)
             moved += 1
         for row in await conn.fetch(
             "UPDATE sandbox_debits SET status = 'returned', return_code = 'R10', closed_at = now()"
-            " WHERE id IN (SELECT id FROM sandbox_debits WHERE status = 'settled' AND return_at <= now()"
-            " ORDER BY return_at LIMIT 100 FOR UPDATE SKIP LOCKED) RETURNING *"
+            " WHERE id IN (SELECT id FROM sandbox_debits WHERE instance = $1 AND status = 'settled' AND return_at <= now()"
+            " ORDER BY return_at LIMIT 100 FOR UPDATE SKIP LOCKED) RETURNING *",
+            instance,
         ):
             await publish(conn, row, "debit.returned", faults)
             moved += 1
     return moved
 
 
-async def events_after(pool: asyncpg.Pool, after: int, limit: int) -> list[dict[str, Any]]:
+async def events_after(pool: asyncpg.Pool, instance: str, after: int, limit: int) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        "SELECT payload FROM sandbox_events WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit
+        "SELECT payload FROM sandbox_events WHERE instance = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        instance,
+        after,
+        limit,
     )
     return [json.loads(r["payload"]) if isinstance(r["payload"], str) else dict(r["payload"]) for r in rows]
 
 
-async def due_deliveries(pool: asyncpg.Pool, *, newest_first: bool, limit: int = 50) -> list[asyncpg.Record]:
+async def due_deliveries(
+    pool: asyncpg.Pool, instance: str, *, newest_first: bool, limit: int = 50
+) -> list[asyncpg.Record]:
     order = "DESC" if newest_first else "ASC"
     rows: list[asyncpg.Record] = await pool.fetch(
         "SELECT d.id, d.attempts, e.payload FROM sandbox_deliveries d JOIN sandbox_events e ON e.seq = d.event_seq"
-        " WHERE d.delivered_at IS NULL AND NOT d.dropped AND d.next_attempt_at <= now()"
+        " WHERE e.instance = $2 AND d.delivered_at IS NULL AND NOT d.dropped AND d.next_attempt_at <= now()"
         f" ORDER BY d.event_seq {order}, d.id LIMIT $1",
         limit,
+        instance,
     )
     return rows
 

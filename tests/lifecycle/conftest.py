@@ -110,7 +110,8 @@ async def insert_accepted_payment(
             debit_id or f"dbt_{payment_id.lower()}",
             now,
             now + timedelta(days=730),
-            bank_fingerprint(FINGERPRINT_KEY, GOOD_ROUTING, account_number),
+            # Salted per payment: tests share one database and must not see each other's blocklist.
+            bank_fingerprint(FINGERPRINT_KEY + payment_id.encode(), GOOD_ROUTING, account_number),
             expected_settlement_at or now + timedelta(days=3),
         )
         await conn.execute(

@@ -2,6 +2,7 @@
 processor over HTTP delivering signed webhooks to the portal."""
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ async def lifecycle_stack(
     portal_port = free_port()
     processor_settings = test_settings(
         processor_webhook_secret=SECRET,
+        sandbox_instance=uuid.uuid4().hex,
         processor_webhook_url=f"http://127.0.0.1:{portal_port}/webhooks/processor/sandbox",
         sandbox_tick_seconds=0.1,
         sandbox_webhook_retry_seconds=0.2,

@@ -142,6 +142,7 @@ async def test_no_news_by_the_expected_date_the_workflow_asks_the_processor(
     settings = test_settings(
         processor_webhook_secret="unused-secret-0123456789abcdef0123",
         processor_webhook_url="http://127.0.0.1:9/nowhere",
+        sandbox_instance=uuid.uuid4().hex,
         sandbox_settlement_seconds=0.2,
         sandbox_tick_seconds=0.05,
         sandbox_webhook_drop_rate=1.0,

@@ -19,9 +19,10 @@ SECRET = "processor-webhook-test-secret-0123456789"
 
 @contextlib.asynccontextmanager
 async def processor(
-    pool: asyncpg.Pool, webhook_url: str, port: int = 0, **overrides: Any
+    pool: asyncpg.Pool, webhook_url: str, port: int = 0, instance: str | None = None, **overrides: Any
 ) -> AsyncIterator[HttpProcessorClient]:
     settings = test_settings(
+        sandbox_instance=instance or uuid.uuid4().hex,
         processor_webhook_secret=SECRET,
         processor_webhook_url=webhook_url,
         sandbox_tick_seconds=0.05,
@@ -150,14 +151,15 @@ async def test_settled_debit_cannot_be_canceled(db_pool: asyncpg.Pool) -> None:
 async def test_webhooks_retry_until_2xx_and_a_restart_loses_nothing(db_pool: asyncpg.Pool) -> None:
     hooks = WebhookRecorder(refuse_first=3)
     port = free_port()
+    instance = uuid.uuid4().hex
     async with serve(hooks.app) as hook_url:
         async with processor(
-            db_pool, hook_url + "/hook", port=port, sandbox_settlement_seconds=1.5
+            db_pool, hook_url + "/hook", port=port, instance=instance, sandbox_settlement_seconds=1.5
         ) as client:
             debit = await _debit(client, uuid.uuid4().hex)
             assert (await client.get_debit(debit.id)).status == "processing"
         # The first process is gone before the debit comes due; a new one picks it up from the tables.
-        async with processor(db_pool, hook_url + "/hook", port=port) as client:
+        async with processor(db_pool, hook_url + "/hook", port=port, instance=instance) as client:
 
             async def mine() -> list[str]:
                 return [e["type"] for e in hooks.events() if e["debit_id"] == debit.id]

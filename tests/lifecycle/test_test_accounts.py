@@ -52,7 +52,8 @@ async def accept_debit(s: Stack, inv: Invoice, account: str, *, no_poll: bool = 
             GOOD_ROUTING,
             account[-4:],
             debit.id,
-            bank_fingerprint(FINGERPRINT_KEY, GOOD_ROUTING, account),
+            # Salted per payment: tests share one database and must not see each other's blocklist.
+            bank_fingerprint(FINGERPRINT_KEY + payment_id.encode(), GOOD_ROUTING, account),
             # no_poll: the workflow would ask the processor only tomorrow, so webhooks or
             # reconciliation are the only way news arrives.
             debit.expected_settlement_at + timedelta(days=1) if no_poll else debit.expected_settlement_at,
@@ -130,9 +131,8 @@ async def test_r01_account_fails_reopens_the_invoice_and_tells_staff_and_the_pay
         assert sms["channel"] == "sms" and "insufficient funds" in sms["body"] and "/pay/" in sms["body"]
         staff = await outbox_messages(s.pool, STAFF_EMAIL)
         assert any(inv.invoice_id in m["subject"] and "R01" in m["subject"] for m in staff)
-        fingerprint = bank_fingerprint(FINGERPRINT_KEY, GOOD_ROUTING, "000444444440")
         assert (
-            await s.pool.fetchval("SELECT 1 FROM blocked_bank_accounts WHERE fingerprint = $1", fingerprint)
+            await s.pool.fetchval("SELECT 1 FROM blocked_bank_accounts WHERE payment_id = $1", payment_id)
             is None
         )
 
@@ -157,7 +157,7 @@ async def test_r10_account_settles_then_returns_and_blocks_the_account(
             payment_id,
         )
         assert [h["status"] for h in history] == ["processing", "settled", "returned"]
-        fingerprint = bank_fingerprint(FINGERPRINT_KEY, GOOD_ROUTING, "000555555553")
+        fingerprint = bank_fingerprint(FINGERPRINT_KEY + payment_id.encode(), GOOD_ROUTING, "000555555553")
         assert (
             await s.pool.fetchval(
                 "SELECT return_code FROM blocked_bank_accounts WHERE fingerprint = $1", fingerprint

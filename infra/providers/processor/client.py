@@ -61,6 +61,8 @@ class EventPage:
 
 class ProcessorClient(Protocol):
     name: str
+    # Where reconciliation keeps its events cursor: one per processor account.
+    cursor_key: str
 
     async def validate_account(self, *, routing_number: str, account_number: str) -> AccountValidation: ...
 
@@ -108,6 +110,7 @@ class HttpProcessorClient:
         self, base_url: str, *, timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None
     ):
         self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
+        self.cursor_key = f"{self.name}:{base_url.rstrip('/')}"
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
