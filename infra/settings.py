@@ -91,7 +91,8 @@ class Settings(BaseSettings):
     sandbox_tick_seconds: float = Field(default=0.5, gt=0)
     sandbox_webhook_retry_seconds: float = Field(default=1.0, gt=0)
     # Faults on purpose, for tests and the campaign: share of events never delivered by webhook,
-    # share delivered twice, and whether a batch of due deliveries goes out newest first.
+    # share delivered twice, and whether a debit's events are held until it has no more to come and
+    # then sent newest first.
     sandbox_webhook_drop_rate: float = Field(default=0.0, ge=0, le=1)
     sandbox_webhook_duplicate_rate: float = Field(default=0.0, ge=0, le=1)
     sandbox_webhook_reverse: bool = False

@@ -236,11 +236,19 @@ async def events_after(pool: asyncpg.Pool, instance: str, after: int, limit: int
 async def due_deliveries(
     pool: asyncpg.Pool, instance: str, *, newest_first: bool, limit: int = 50
 ) -> list[asyncpg.Record]:
+    """Deliveries due now. `newest_first` (a test fault) holds a debit's events until it has no more
+    to come, then sends them newest first: the receiver sees `settled` before `processing`."""
     order = "DESC" if newest_first else "ASC"
+    held = (
+        " AND (b.status IN ('failed', 'returned', 'canceled') OR (b.status = 'settled' AND b.scenario = 'settle'))"
+        if newest_first
+        else ""
+    )
     rows: list[asyncpg.Record] = await pool.fetch(
         "SELECT d.id, d.attempts, e.payload FROM sandbox_deliveries d JOIN sandbox_events e ON e.seq = d.event_seq"
+        " JOIN sandbox_debits b ON b.id = e.debit_id"
         " WHERE e.instance = $2 AND d.delivered_at IS NULL AND NOT d.dropped AND d.next_attempt_at <= now()"
-        f" ORDER BY d.event_seq {order}, d.id LIMIT $1",
+        f"{held} ORDER BY d.event_seq {order}, d.id LIMIT $1",
         limit,
         instance,
     )

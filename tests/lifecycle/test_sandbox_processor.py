@@ -194,3 +194,26 @@ async def test_unreachable_processor_is_transient(db_pool: asyncpg.Pool) -> None
             await client.get_debit("dbt_x")
     finally:
         await client.aclose()
+
+
+async def test_reverse_setting_delivers_a_batch_newest_first(db_pool: asyncpg.Pool) -> None:
+    hooks = WebhookRecorder()
+    async with (
+        serve(hooks.app) as hook_url,
+        processor(
+            db_pool,
+            hook_url + "/hook",
+            sandbox_settlement_seconds=0.3,
+            sandbox_webhook_reverse=True,
+        ) as client,
+    ):
+        debit = await _debit(client, uuid.uuid4().hex)
+
+        async def mine() -> list[str]:
+            return [e["type"] for e in hooks.events() if e["debit_id"] == debit.id]
+
+        # Held until the debit settled, then newest first.
+        assert await wait_for(mine, lambda t: len(t) == 2, what="two deliveries") == [
+            "debit.settled",
+            "debit.processing",
+        ]

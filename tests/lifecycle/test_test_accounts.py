@@ -205,3 +205,33 @@ async def test_all_webhooks_dropped_reconciliation_delivers_them(
         assert not [d for d in again.delivered if d.payment_id in (ok, failing)]
         assert not [m for m in again.mismatches if m.payment_id in (ok, failing)]
         assert await _types(s.pool, inv_ok.invoice_id) == ["PAYMENT_SETTLED"]
+
+
+async def test_webhooks_in_reverse_order_end_where_the_processor_ended(
+    harness_factory: HarnessFactory, db_pool: asyncpg.Pool
+) -> None:
+    async with lifecycle_stack(harness_factory, db_pool, sandbox_webhook_reverse=True) as s:
+        inv = await create_invoice(s.pool, amount_cents=48000, email=unique_email())
+        payment_id = await accept_debit(s, inv, "000555555553", no_poll=True)
+
+        async def delivered() -> int:
+            return int(
+                await s.pool.fetchval(
+                    "SELECT count(*) FROM processor_events WHERE payment_id = $1 AND delivered_at IS NOT NULL",
+                    payment_id,
+                )
+            )
+
+        await wait_for(delivered, lambda n: n == 3, what="returned, settled, processing delivered")
+        await s.harness.client.get_workflow_handle(ach_workflow_id(payment_id)).result()
+        state = await _state(s.pool, payment_id)
+        assert (state["status"], state["return_code"], state["invoice"]) == ("returned", "R10", "open")
+        assert await _types(s.pool, inv.invoice_id) == [
+            "PAYMENT_SETTLED",
+            "PAYMENT_RETURNED",
+            "BANK_ACCOUNT_BLOCKED",
+        ]
+        received = await s.pool.fetch(
+            "SELECT type FROM processor_events WHERE payment_id = $1 ORDER BY received_at", payment_id
+        )
+        assert [r["type"] for r in received] == ["debit.returned", "debit.settled", "debit.processing"]
