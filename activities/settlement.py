@@ -127,6 +127,12 @@ class SettlementActivities:
         """The processor accepted the debit: payment `processing`, invoice `pending`, workflow started."""
         async with self._pool.acquire() as conn, conn.transaction():
             pay = await self._payment(conn, request.payment_id, lock=True)
+            if request.bank_fingerprint:
+                await conn.execute(
+                    "UPDATE payments SET bank_fingerprint = $2 WHERE id = $1 AND bank_fingerprint IS NULL",
+                    pay["id"],
+                    request.bank_fingerprint,
+                )
             if pay["status"] in ("accepted", "submitting"):
                 await conn.execute(
                     "UPDATE payments SET status = 'processing', status_changed_at = now() WHERE id = $1",

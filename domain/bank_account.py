@@ -36,3 +36,5 @@ class BeginLifecycleRequest(BaseModel):
     """The debit was accepted: the payment is processing, the invoice pending, its workflow starts."""
 
     payment_id: str
+    # The keyed fingerprint from the screening, kept on the payment so a return can block the account.
+    bank_fingerprint: str | None = None

@@ -22,6 +22,7 @@ from domain.channels import Channel
 from infra.converter import build_data_converter
 from infra.db import create_pool, embedded_database_url, migrate_url
 from infra.providers.delivery.console import ConsoleSender
+from infra.providers.processor.client import HttpProcessorClient
 from starters.workflow_client import AttemptGateway
 from tests.support import BIN_DIR, Harness, test_settings
 from workers.worker import WorkerDeps, build_worker
@@ -46,6 +47,29 @@ async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture(scope="session")
+async def processor_url(db_pool: asyncpg.Pool) -> AsyncIterator[str]:
+    """The sandbox processor service over HTTP (SPEC §9), its own ledger partition for the session.
+
+    No portal listens for its webhooks here: deliveries are dropped, and a payment's workflow learns
+    the outcome by asking the processor once the expected settlement date passes.
+    """
+    from starters.sandbox_processor.app import create_processor_app
+    from tests.lifecycle.services import serve
+
+    settings = test_settings(
+        processor_webhook_secret="session-processor-secret-0123456789abcdef",
+        processor_webhook_url="http://127.0.0.1:9/no-portal-here",
+        sandbox_instance=f"session-{uuid.uuid4().hex[:12]}",
+        sandbox_settlement_seconds=2.0,
+        sandbox_late_return_seconds=2.0,
+        sandbox_tick_seconds=0.2,
+        sandbox_webhook_drop_rate=1.0,
+    )
+    async with serve(create_processor_app(settings, db_pool)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     settings = test_settings()
     env = await WorkflowEnvironment.start_local(
@@ -66,27 +90,34 @@ HarnessFactory = Callable[..., contextlib.AbstractAsyncContextManager[Harness]]
 
 
 @pytest.fixture
-def harness_factory(temporal_client: Client, db_pool: asyncpg.Pool) -> HarnessFactory:
+def harness_factory(temporal_client: Client, db_pool: asyncpg.Pool, processor_url: str) -> HarnessFactory:
     """Starts a worker on a fresh task queue with the given settings overrides."""
 
     @contextlib.asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[Harness]:
         senders = overrides.pop("senders", None)
         activities_wrapper = overrides.pop("wrap_deps", None)
-        settings = test_settings(**overrides)
+        settings = test_settings(**{"processor_sandbox_url": processor_url, **overrides})
         task_queue = f"test-{uuid.uuid4().hex[:12]}"
         console = ConsoleSender(db_pool)
+        processor = HttpProcessorClient(settings.processor_sandbox_url, timeout=5)
         deps = WorkerDeps(
             pool=db_pool,
             senders=senders or {Channel.EMAIL: console, Channel.SMS: console},
             otp_hmac_key=settings.secret("otp_hmac_key").encode(),
+            processor=processor,
+            # Per harness: tests share one database and must not inherit each other's blocklist.
+            bank_fingerprint_key=uuid.uuid4().bytes,
         )
         if activities_wrapper is not None:
             deps = activities_wrapper(deps)
         worker = build_worker(temporal_client, task_queue, deps, graceful_shutdown=timedelta(seconds=5))
         gateway = AttemptGateway(temporal_client, db_pool, settings, task_queue=task_queue)
-        async with worker:
-            yield Harness(temporal_client, db_pool, settings, task_queue, gateway)
+        try:
+            async with worker:
+                yield Harness(temporal_client, db_pool, settings, task_queue, gateway)
+        finally:
+            await processor.aclose()
 
     return start
 

@@ -33,5 +33,14 @@ NOTIFY_RETRY = RetryPolicy(
     maximum_attempts=20,
     non_retryable_error_types=["PermanentDeliveryFailure"],
 )
+# Account screening sits in front of the customer's submit: a bounded number of quick retries, then
+# the update fails and the customer may submit again.
+SCREEN_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=5,
+    non_retryable_error_types=["ProcessorRejected"],
+)
 LIFECYCLE_TIMEOUT = timedelta(seconds=30)
 RECONCILE_TIMEOUT = timedelta(minutes=10)

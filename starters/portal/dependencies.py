@@ -44,6 +44,8 @@ _REFUSAL_STATUS: dict[str, int] = {
     RefusalType.INVOICE_NOT_FOUND: 404,
     RefusalType.INVOICE_ALREADY_PAID: 409,
     RefusalType.INVOICE_LOCKED: 429,
+    RefusalType.BANK_ACCOUNT_BLOCKED: 422,
+    RefusalType.ACCOUNT_VALIDATION_FAILED: 422,
 }
 
 
