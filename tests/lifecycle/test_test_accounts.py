@@ -1,6 +1,7 @@
 """Each SPEC §9 test account end to end: the sandbox processor service settles, fails or returns the
 debit, signs a webhook to the portal, the payment workflow applies it, the effects land."""
 
+import functools
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -9,6 +10,7 @@ import asyncpg
 
 from domain.ach_payment import AchPaymentInput, ach_workflow_id
 from infra.bank_accounts import bank_fingerprint
+from infra.providers.processor.client import Debit
 from tests.conftest import HarnessFactory
 from tests.lifecycle.conftest import FINGERPRINT_KEY, STAFF_EMAIL
 from tests.lifecycle.services import wait_for
@@ -34,7 +36,8 @@ async def accept_debit(s: Stack, inv: Invoice, account: str, *, no_poll: bool = 
         account_type="checking",
         metadata={"payment_id": payment_id, "invoice_id": inv.invoice_id},
     )
-    assert debit.status == "processing"
+    assert debit.status == "processing" and debit.expected_settlement_at is not None
+    expected = debit.expected_settlement_at
     async with s.pool.acquire() as conn, conn.transaction():
         await conn.execute(
             "INSERT INTO payments (id, idempotency_key, invoice_id, customer_id, payer_contact_id, workflow_id,"
@@ -56,7 +59,7 @@ async def accept_debit(s: Stack, inv: Invoice, account: str, *, no_poll: bool = 
             bank_fingerprint(FINGERPRINT_KEY + payment_id.encode(), GOOD_ROUTING, account),
             # no_poll: the workflow would ask the processor only tomorrow, so webhooks or
             # reconciliation are the only way news arrives.
-            debit.expected_settlement_at + timedelta(days=1) if no_poll else debit.expected_settlement_at,
+            expected + timedelta(days=1) if no_poll else expected,
         )
         await conn.execute(
             "UPDATE invoices SET status = 'pending', balance_cents = 0 WHERE id = $1", inv.invoice_id
@@ -81,6 +84,15 @@ async def _state(pool: asyncpg.Pool, payment_id: str) -> dict[str, Any]:
         payment_id,
     )
     return dict(row)
+
+
+async def _processor_reaches(s: Stack, payment_id: str, wanted: str) -> None:
+    ref: str = await s.pool.fetchval("SELECT processor_reference FROM payments WHERE id = $1", payment_id)
+
+    def reached(debit: Debit) -> bool:
+        return debit.status == wanted
+
+    await wait_for(functools.partial(s.processor.get_debit, ref), reached, what=f"{wanted} at the processor")
 
 
 async def _types(pool: asyncpg.Pool, invoice_id: str) -> list[str]:
@@ -179,12 +191,7 @@ async def test_all_webhooks_dropped_reconciliation_delivers_them(
         ok = await accept_debit(s, inv_ok, GOOD_ACCOUNT, no_poll=True)
         failing = await accept_debit(s, inv_fail, "000444444440", no_poll=True)
         for debit_payment, wanted in ((ok, "settled"), (failing, "failed")):
-            ref = await s.pool.fetchval(
-                "SELECT processor_reference FROM payments WHERE id = $1", debit_payment
-            )
-            await wait_for(
-                lambda ref=ref: s.processor.get_debit(ref), lambda d, w=wanted: d.status == w, what=wanted
-            )
+            await _processor_reaches(s, debit_payment, wanted)
         # No webhook came: our side still says processing.
         assert (await _state(s.pool, ok))["status"] == "processing"
         assert (await _state(s.pool, failing))["status"] == "processing"
