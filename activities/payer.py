@@ -31,7 +31,7 @@ class PayerActivities:
                     type=ActivityFailureType.INVOICE_NOT_FOUND.value,
                     non_retryable=True,
                 )
-            if invoice["status"] == "paid" or invoice["balance_cents"] == 0:
+            if invoice["status"] in ("paid", "pending") or invoice["balance_cents"] == 0:
                 raise ApplicationError(
                     f"invoice {invoice['number']} is already paid",
                     type=ActivityFailureType.INVOICE_ALREADY_PAID.value,

@@ -129,6 +129,13 @@ class AttemptGateway:
                 f"invoice {row['number']} is already paid",
                 status=PaymentStatus.PAID,
             )
+        if row["status"] == "pending":
+            # SPEC §9: a debit is processing; no new attempt starts until it settles or fails.
+            raise AttemptRefused(
+                RefusalType.INVOICE_ALREADY_PAID,
+                f"a payment for invoice {row['number']} is processing",
+                status=PaymentStatus.PAID,
+            )
         now = datetime.now(UTC)
         if row["locked_until"] is not None and row["locked_until"] > now:
             retry_after = int((row["locked_until"] - now).total_seconds()) + 1
