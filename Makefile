@@ -1,18 +1,32 @@
 # Everything runs from a project-local virtualenv so a fresh machine needs only Python 3.11 and pip.
+# Every package comes pinned from requirements.lock (product + dev + tools extras); `make lock`
+# re-resolves it from pyproject.toml, and requirements-prod.lock (what ships) with the same versions.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+PROD_LOCK := requirements-prod.lock
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --custom-compile-command "make lock" -q
 
-.PHONY: install run test lint typecheck browser bench chaos clean
+.PHONY: install lock run test lint typecheck browser bench chaos clean
 
-$(STAMP): pyproject.toml
+# The project itself goes in without its dependencies: they are exactly the lock's. `pip check`
+# fails when pyproject.toml names a package the lock lacks (run `make lock`).
+$(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve after editing dependencies in pyproject.toml (UPGRADE=1 moves every pin to the newest allowed).
+lock:
+	test -x $(BIN)/uv || { test -x $(BIN)/python || $(PY) -m venv $(VENV); $(BIN)/python -m pip install -q "$$(grep -E '^uv==' $(LOCK))"; }
+	$(UV_COMPILE) --extra dev --extra tools $(if $(UPGRADE),--upgrade) -o $(LOCK)
+	$(UV_COMPILE) -c $(LOCK) -o $(PROD_LOCK)
 
 run: $(STAMP)
 	PORTALPAY_ENV=dev $(BIN)/portalpay dev
@@ -33,8 +47,11 @@ browser:
 		else echo "no chromium and no root apt-get: browser tests will be skipped"; fi; \
 	fi
 
+# -rs: every skipped test is listed with its reason. The last line says when the browser tests could not run.
 test: $(STAMP) lint typecheck browser
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	@status=0; $(BIN)/python -m pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS) || status=$$?; \
+	if [ ! -x /usr/bin/chromium ]; then echo "NOTE: no Chromium could be installed here: the browser tests (tests/portal/test_browser.py) were skipped"; fi; \
+	exit $$status
 
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench $(or $(BENCH_ARGS),--parked 2000)

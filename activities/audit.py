@@ -5,6 +5,7 @@ from temporalio import activity
 
 from domain.activity_io import AuditEventInput, AuditEventRecord, LockoutRequest
 from infra.stores.audit_trail import append_event
+from infra.stores.invoices import extend_lockout
 
 
 class AuditActivities:
@@ -20,12 +21,7 @@ class AuditActivities:
     @activity.defn(name="record_lockout")
     async def record_lockout(self, request: LockoutRequest) -> None:
         """The lockout lives in PostgreSQL: a closed LOCKED run is invisible to id-reuse policies."""
-        status = await self._pool.execute(
-            "UPDATE invoices SET locked_until = $2 WHERE id = $1"
-            " AND (locked_until IS NULL OR locked_until < $2)",
-            request.invoice_id,
-            request.locked_until,
-        )
+        moved = await extend_lockout(self._pool, request.invoice_id, request.locked_until)
         hook = getattr(self._metrics, "locks", None)
-        if callable(hook) and status.endswith(" 1"):
+        if callable(hook) and moved:
             hook()

@@ -13,6 +13,7 @@ delivered) re-sends the same code, never a second one. It is erased once `sent_a
 import hashlib
 import hmac
 import logging
+import math
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -25,10 +26,12 @@ from temporalio.exceptions import ApplicationError
 
 from domain.activity_io import CheckCodeRequest, CheckCodeResult, SendCodeRequest, SendCodeResult
 from domain.channels import Channel, mask_destination
-from domain.errors import ActivityFailureType
+from domain.errors import ErrorType
 from domain.otp_code import OTP_CODE_DIGITS
+from domain.policy import SendCaps
 from infra.providers.delivery.base import CodeSender, PermanentDeliveryError, TransientDeliveryError
 from infra.providers.delivery.messages import compose_otp_message
+from infra.stores.payers import fetch_payer
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,49 @@ _SEALING_CONTEXT = b"portalpay otp secret sealing v1"
 def code_for_secret(secret: str) -> str:
     """Six digits: a random HOTP secret (pyotp draws it from `secrets`, a CSPRNG) at counter 0."""
     return pyotp.HOTP(secret, digits=OTP_CODE_DIGITS).at(0)
+
+
+def destination_digest(key: bytes, channel: Channel, destination: str) -> bytes:
+    """One phone or email across invoices, known without storing it in the clear."""
+    return hmac.new(
+        key, f"destination:{channel.value}:{destination.strip().lower()}".encode(), hashlib.sha256
+    ).digest()
+
+
+async def send_cap_refusal(
+    conn: asyncpg.Connection, caps: SendCaps, invoice_id: str, run_id: str, dest_digest: bytes
+) -> tuple[ErrorType, str, int] | None:
+    """Which cap a new send would break, and when to ask again; every send tried counts.
+
+    The cooldown here is across attempts (cancel and reopen buy nothing); inside one attempt the
+    workflow keeps it, and waives it when the provider reported the last code undelivered.
+    """
+    row = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE created_at > now() - make_interval(secs => $2)) AS in_window,"
+        " min(created_at) FILTER (WHERE created_at > now() - make_interval(secs => $2)) AS oldest,"
+        " max(created_at) FILTER (WHERE run_id <> $3) AS latest, now() AS now"
+        " FROM otp_challenges WHERE invoice_id = $1",
+        invoice_id,
+        float(caps.per_invoice_window_seconds),
+        run_id,
+    )
+    now = row["now"]
+    if row["latest"] is not None and caps.cooldown_seconds:
+        wait = (row["latest"] + timedelta(seconds=caps.cooldown_seconds) - now).total_seconds()
+        if wait > 0:
+            return ErrorType.RESEND_TOO_SOON, "invoice_cooldown", max(1, math.ceil(wait))
+    if row["in_window"] >= caps.per_invoice:
+        wait = (row["oldest"] + timedelta(seconds=caps.per_invoice_window_seconds) - now).total_seconds()
+        return ErrorType.TOO_MANY_SENDS, "invoice", max(1, math.ceil(wait))
+    dest = await conn.fetchrow(
+        "SELECT count(*) AS sends, min(created_at) AS oldest, now() AS now FROM otp_challenges"
+        " WHERE destination_digest = $1 AND created_at > now() - interval '24 hours'",
+        dest_digest,
+    )
+    if dest["sends"] >= caps.per_destination_day:
+        wait = (dest["oldest"] + timedelta(hours=24) - dest["now"]).total_seconds()
+        return ErrorType.TOO_MANY_SENDS, "destination", max(1, math.ceil(wait))
+    return None
 
 
 def code_digest(key: bytes, run_id: str, send_seq: int, code: str) -> bytes:
@@ -67,9 +113,11 @@ class OtpActivities:
         hmac_key: bytes,
         senders: Mapping[Channel, CodeSender],
         company_name: str,
+        caps: SendCaps | None = None,
         metrics: object | None = None,
     ) -> None:
         self._pool = pool
+        self._caps = caps or SendCaps()
         self._key = hmac_key
         self._sealer = SecretSealer(hmac_key)
         self._senders = senders
@@ -95,18 +143,25 @@ class OtpActivities:
                 provider=existing["provider"],
                 provider_message_id=existing["provider_message_id"],
             )
-        contact = await self._pool.fetchrow(
-            "SELECT email, phone FROM contacts WHERE id = $1 AND customer_id = $2",
-            ref.payer_contact_id,
-            ref.customer_id,
-        )
-        # Only what is stored on the payer contact is used, read now so a staff fix takes effect.
-        to = None if contact is None else contact["email" if request.channel is Channel.EMAIL else "phone"]
+        payer = await fetch_payer(self._pool, ref.customer_id)
+        # The payer (or its details) changed since the attempt resolved it: a code must never go
+        # to a former payer or an old number (SPEC §11). Only what is stored on the contact is used.
+        if (
+            payer is None
+            or payer.contact_id != ref.payer_contact_id
+            or payer.version != request.contact_version
+        ):
+            raise ApplicationError(
+                "the payer contact changed since the attempt started",
+                type=ErrorType.CONTACT_CHANGED.value,
+                non_retryable=True,
+            )
+        to = payer.email if request.channel is Channel.EMAIL else payer.phone
         if not to:
             raise ApplicationError(
                 f"the payer contact no longer has {request.channel.value} on file",
                 {"provider": None, "provider_code": "no_destination"},
-                type=ActivityFailureType.PERMANENT_DELIVERY_FAILURE.value,
+                type=ErrorType.PERMANENT_DELIVERY_FAILURE.value,
                 non_retryable=True,
             )
         masked = mask_destination(request.channel, to)
@@ -114,22 +169,41 @@ class OtpActivities:
         code = code_for_secret(secret)
         expires_at = datetime.now(UTC) + timedelta(seconds=request.ttl_seconds)
         # First writer wins; a retry (or a racing duplicate) picks up the stored secret, so every
-        # message for this send carries the same code and the stored digest never changes.
-        await self._pool.execute(
-            "INSERT INTO otp_challenges (run_id, send_seq, workflow_id, invoice_id, contact_id, channel,"
-            " destination_masked, code_digest, secret_sealed, expires_at)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (run_id, send_seq) DO NOTHING",
-            ref.run_id,
-            request.send_seq,
-            ref.workflow_id,
-            ref.invoice_id,
-            ref.payer_contact_id,
-            request.channel.value,
-            masked,
-            code_digest(self._key, ref.run_id, request.send_seq, code),
-            self._sealer.seal(secret, ref.run_id, request.send_seq),
-            expires_at,
-        )
+        # message for this send carries the same code and the stored digest never changes. The caps
+        # are checked and the challenge written under one lock per invoice and per destination.
+        dest_digest = destination_digest(self._key, request.channel, to)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('otp-send:' || $1))", ref.invoice_id)
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(encode($1::bytea, 'hex')))", dest_digest
+            )
+            if existing is None:
+                refusal = await send_cap_refusal(conn, self._caps, ref.invoice_id, ref.run_id, dest_digest)
+                if refusal is not None:
+                    kind, scope, retry_after = refusal
+                    _count(self._metrics, "sends_refused", scope)
+                    raise ApplicationError(
+                        f"no more codes for now ({scope})",
+                        {"scope": scope, "retry_after": retry_after},
+                        type=kind.value,
+                        non_retryable=True,
+                    )
+            await conn.execute(
+                "INSERT INTO otp_challenges (run_id, send_seq, workflow_id, invoice_id, contact_id, channel,"
+                " destination_masked, code_digest, secret_sealed, expires_at, destination_digest)"
+                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT (run_id, send_seq) DO NOTHING",
+                ref.run_id,
+                request.send_seq,
+                ref.workflow_id,
+                ref.invoice_id,
+                ref.payer_contact_id,
+                request.channel.value,
+                masked,
+                code_digest(self._key, ref.run_id, request.send_seq, code),
+                self._sealer.seal(secret, ref.run_id, request.send_seq),
+                expires_at,
+                dest_digest,
+            )
         stored = await self._pool.fetchrow(
             "SELECT secret_sealed, expires_at, sent_at FROM otp_challenges WHERE run_id = $1 AND send_seq = $2",
             ref.run_id,
@@ -137,7 +211,7 @@ class OtpActivities:
         )
         if stored["secret_sealed"] is None:
             raise ApplicationError(
-                "the challenge was sent by a concurrent try", type="ConcurrentSend"
+                "the challenge was sent by a concurrent try", type=ErrorType.CONCURRENT_SEND.value
             )  # retryable: the next try takes the early return above
         code = code_for_secret(
             self._sealer.unseal(bytes(stored["secret_sealed"]), ref.run_id, request.send_seq)
@@ -160,7 +234,7 @@ class OtpActivities:
             raise ApplicationError(
                 f"{exc.provider} refused the message ({exc.provider_code})",
                 {"provider": exc.provider, "provider_code": exc.provider_code},
-                type=ActivityFailureType.PERMANENT_DELIVERY_FAILURE.value,
+                type=ErrorType.PERMANENT_DELIVERY_FAILURE.value,
                 non_retryable=True,
             ) from None
         except TransientDeliveryError as exc:
@@ -168,7 +242,7 @@ class OtpActivities:
             raise ApplicationError(
                 f"{exc.provider} is unavailable ({exc.provider_code})",
                 {"provider": exc.provider, "provider_code": exc.provider_code},
-                type="TransientDeliveryFailure",
+                type=ErrorType.TRANSIENT_DELIVERY_FAILURE.value,
             ) from None
         sent_at = datetime.now(UTC)
         # Recording sent_at is the guard a retry reads; a new code voids every older one.

@@ -24,7 +24,6 @@ class AttemptRef(BaseModel):
 
 class ResolvePayerRequest(BaseModel):
     invoice_id: str
-    lockout_seconds: int
 
 
 class SendCodeRequest(BaseModel):
@@ -33,6 +32,8 @@ class SendCodeRequest(BaseModel):
     channel: Channel
     ttl_seconds: int
     invoice_number: str
+    # The payer contact as resolved; the send refuses if it is no longer the payer or changed.
+    contact_version: datetime
 
 
 class SendCodeResult(BaseModel):
@@ -77,8 +78,9 @@ class AuditEventRecord(BaseModel):
 
 
 class ProcessorDebitRequest(BaseModel):
+    """No idempotency key here: the payment row the activity writes first owns it (SPEC §11)."""
+
     attempt: AttemptRef
-    idempotency_key: str
     amount_cents: int
     currency: str
     details: PaymentDetails

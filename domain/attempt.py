@@ -6,12 +6,13 @@ Bank numbers and the typed code do travel in update arguments; the payload codec
 """
 
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from domain.channels import Channel
+from domain.input_rules import AccountNumber, PersonName, RoutingNumber
 from domain.policy import AttemptTimers, InvoiceKind, OtpPolicy, PaymentMethod
-from domain.routing import is_valid_aba_routing
 from domain.status import PaymentStatus
 
 WORKFLOW_ID_PREFIX = "pay-invoice-"
@@ -30,9 +31,10 @@ class ClientContext(BaseModel):
 
 
 class PayInvoiceInput(BaseModel):
+    """Who opened which invoice; nothing else. The OTP policy and timers are the worker's
+    (`PayerResolution`): fields a starter adds here (a `policy`, `timers`) are ignored."""
+
     invoice_id: str
-    timers: AttemptTimers = Field(default_factory=AttemptTimers)
-    policy: OtpPolicy = Field(default_factory=OtpPolicy)
     opened_by: ClientContext = Field(default_factory=ClientContext)
 
 
@@ -59,6 +61,11 @@ class PayerResolution(BaseModel):
     # Wrong codes for this invoice inside the lockout window, whatever attempt they came from,
     # so cancelling and reopening never buys an attacker more guesses.
     prior_failed_checks: int = 0
+    # The worker's rules, recorded in history with the resolution (SPEC §8): never the starter's.
+    policy: OtpPolicy
+    timers: AttemptTimers
+    # The payer contact as resolved: a send refuses once the payer or its details change.
+    contact_version: datetime
 
 
 class RequestCodeInput(BaseModel):
@@ -72,25 +79,13 @@ class VerifyCodeInput(BaseModel):
 
 
 class PaymentDetails(BaseModel):
+    """Bank details as the debit needs them; the shapes are SPEC §11's (domain/input_rules.py)."""
+
     method: PaymentMethod
-    account_holder: str = Field(min_length=1, max_length=120)
-    routing_number: str
-    account_number: str = Field(min_length=4, max_length=17, pattern=r"^\d+$")
-    account_type: str = Field(pattern=r"^(checking|savings)$")
-
-    @field_validator("account_holder")
-    @classmethod
-    def _holder_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("account holder is required")
-        return value.strip()
-
-    @field_validator("routing_number")
-    @classmethod
-    def _aba_checksum(cls, value: str) -> str:
-        if not is_valid_aba_routing(value):
-            raise ValueError("routing number fails the ABA checksum")
-        return value
+    account_holder: PersonName
+    routing_number: RoutingNumber
+    account_number: AccountNumber
+    account_type: Literal["checking", "savings"]
 
 
 class SubmitPaymentInput(BaseModel):
@@ -123,6 +118,7 @@ class PaymentReceipt(BaseModel):
 
 
 class CodeChallengeView(BaseModel):
+    send_seq: int
     channel: Channel
     destination: str
     sent_at: datetime
@@ -151,6 +147,7 @@ class AttemptState(BaseModel):
     payment_due_by: datetime | None = None
     payment: PaymentReceipt | None = None
     reason: str | None = None
+    locked_until: datetime | None = None
     waiting_for: str
 
     @property

@@ -1,17 +1,19 @@
-"""`ApplicationError` types the workflow raises to refuse or fail a message.
+"""The `ApplicationError` types of PortalPay: one enum for what the workflow refuses and what activities fail with.
 
-Starters map them to HTTP statuses (see `starters`), so the names are a contract.
+The workflow raises them to refuse a message, activities raise them as non-retryable failures
+that retry policies and the workflow match on, and the portal maps them to HTTP statuses
+(`starters.portal.dependencies`). The strings are a contract: they are recorded in histories.
 """
 
 from enum import StrEnum
 
 
-class RefusalType(StrEnum):
+class ErrorType(StrEnum):
     INVALID_STATE = "InvalidState"  # 409: action not allowed now; details name the state
     INVALID_INPUT = "InvalidInput"  # 422
     CHANNEL_UNAVAILABLE = "ChannelUnavailable"  # 422: not on file, or failed for this attempt
     RESEND_TOO_SOON = "ResendTooSoon"  # 429 with retry_after
-    TOO_MANY_SENDS = "TooManySends"  # 429
+    TOO_MANY_SENDS = "TooManySends"  # 429 with retry_after (per attempt, per invoice, per destination)
     DELIVERY_FAILED = "DeliveryFailed"  # 502: provider refused; another channel is offered
     INVOICE_NOT_FOUND = "InvoiceNotFound"  # 404
     INVOICE_ALREADY_PAID = "InvoiceAlreadyPaid"  # 409
@@ -19,12 +21,15 @@ class RefusalType(StrEnum):
     # SPEC §9: the attempt stays AWAITING_PAYMENT; the customer may use another account.
     BANK_ACCOUNT_BLOCKED = "BankAccountBlocked"  # 422
     ACCOUNT_VALIDATION_FAILED = "AccountValidationFailed"  # 422: check the numbers
-
-
-class ActivityFailureType(StrEnum):
-    """Non-retryable failures raised by activities, matched by the workflow and retry policies."""
-
-    INVOICE_NOT_FOUND = "InvoiceNotFound"
-    INVOICE_ALREADY_PAID = "InvoiceAlreadyPaid"
+    CONTACT_CHANGED = "ContactChanged"  # 409: the payer or its destination changed since resolution
+    DEBIT_IN_FLIGHT = "DebitInFlight"  # 409: another debit for this invoice awaits the processor
+    ATTEMPT_BUSY = "AttemptBusy"  # 429 with retry_after: Temporal is shedding load or the run is closing
+    # Activity failures that never reach a customer as such:
     PERMANENT_DELIVERY_FAILURE = "PermanentDeliveryFailure"
-    CONTACT_CHANGED = "ContactChanged"
+    TRANSIENT_DELIVERY_FAILURE = "TransientDeliveryFailure"
+    CONCURRENT_SEND = "ConcurrentSend"
+    PROCESSOR_REJECTED = "ProcessorRejected"
+
+
+# Transitional name used by the portal and tests; the same enum.
+RefusalType = ErrorType

@@ -2,13 +2,12 @@
 
 import re
 
-OTP_CODE_DIGITS = 6
+from domain.input_rules import OTP_CODE_DIGITS, is_well_formed_code
 
-_CODE_IN_TEXT = re.compile(rf"\b(\d{{{OTP_CODE_DIGITS}}})\b")
+__all__ = ["OTP_CODE_DIGITS", "find_code", "is_well_formed_code"]
 
-
-def is_well_formed_code(code: str) -> bool:
-    return len(code) == OTP_CODE_DIGITS and code.isdigit()
+# ASCII digits only: `\d` would also find a run of Arabic-Indic digits.
+_CODE_IN_TEXT = re.compile(rf"(?<![0-9])([0-9]{{{OTP_CODE_DIGITS}}})(?![0-9])")
 
 
 def find_code(text: str) -> str | None:

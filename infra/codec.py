@@ -2,6 +2,13 @@
 
 Several keys may be configured; the first encrypts and all decrypt, so keys rotate without
 breaking histories written under an older one.
+
+Decoding refuses a payload that is not ours (SPEC §11): whoever can reach the Temporal frontend
+can start `pay-invoice-X` or send an Update with a plaintext JSON argument, and a worker that
+passed it through would act on input nobody holding a codec key wrote. Refused, the worker's
+workflow task fails (the run never reaches an activity) and a client's call fails. Search
+attributes never pass through a codec. The codec endpoint, which only shows payloads to an
+operator, uses `decode_for_display` and passes foreign payloads through unchanged.
 """
 
 import os
@@ -29,6 +36,10 @@ class UnknownKeyError(CodecError):
 
 class PayloadDecryptError(CodecError):
     pass
+
+
+class UnencryptedPayloadError(CodecError):
+    """A payload without our encoding: written by someone who holds no codec key."""
 
 
 class AesGcmPayloadCodec(PayloadCodec):
@@ -63,6 +74,10 @@ class AesGcmPayloadCodec(PayloadCodec):
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.decode_one(p) for p in payloads]
 
+    async def decode_for_display(self, payloads: Sequence[Payload]) -> list[Payload]:
+        """For the operator's eyes only (the codec endpoint): foreign payloads come back as they are."""
+        return [self.decode_one(p) if p.metadata.get("encoding") == ENCODING else p for p in payloads]
+
     def encode_one(self, payload: Payload) -> Payload:
         nonce = os.urandom(_NONCE_BYTES)
         # The key id is authenticated data: moving ciphertext under another id fails to open.
@@ -74,7 +89,11 @@ class AesGcmPayloadCodec(PayloadCodec):
 
     def decode_one(self, payload: Payload) -> Payload:
         if payload.metadata.get("encoding") != ENCODING:
-            return payload
+            raw_encoding = payload.metadata.get("encoding") or b"none"
+            raise UnencryptedPayloadError(
+                f"refused a payload not encrypted under a codec key (encoding "
+                f"{raw_encoding[:40].decode(errors='replace')!r}); was it sent by a client without CODEC_KEYS?"
+            )
         raw_kid = payload.metadata.get(KEY_ID_METADATA)
         if not raw_kid:
             raise UnknownKeyError(f"encrypted payload carries no {KEY_ID_METADATA!r} metadata")

@@ -20,6 +20,8 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 _CHANNELS = ("email", "sms")
 _OTHER = "other"
 _UNMATCHED_ROUTE = "<unmatched>"
+# Any string is a valid HTTP method token; only these become label values.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 OTP_CODES_SENT = Counter(
     "portalpay_otp_codes_sent", "OTP codes accepted by the email/SMS provider.", ["channel"]
@@ -101,8 +103,14 @@ class RequestMetricsMiddleware:
             await self._app(scope, receive, send_and_note_status)
         finally:
             HTTP_REQUEST_SECONDS.labels(
-                method=scope["method"], route=_route_template(scope, root_path), status=str(status)
+                method=_method_label(scope.get("method", "")),
+                route=_route_template(scope, root_path),
+                status=str(status),
             ).observe(time.perf_counter() - started)
+
+
+def _method_label(method: str) -> str:
+    return method if method in HTTP_METHODS else _OTHER
 
 
 def _route_template(scope: Scope, outer_root_path: str) -> str:

@@ -5,6 +5,11 @@ The MAC covers everything before it under `LINK_SIGNING_KEY`, so the invoice id 
 and one invoice's link never reaches another invoice's attempt (SPEC §3). Only the MAC makes a
 token genuine: expiry is judged after the signature, so a forged token is always "forged", never
 "expired", and an attacker learns nothing from editing the expiry.
+
+The nonce starts with the issue time (6 bytes, unix milliseconds) followed by 9 random bytes, so
+a link issued before a payer change can be told from one issued after it (SPEC §11 revocation);
+the MAC covers it like everything else. Links minted before this format (a 9-byte nonce) carry no
+issue time and are judged by expiry minus the link lifetime.
 """
 
 import base64
@@ -41,11 +46,37 @@ class PayLinkExpired(PayLinkError):
         self.expired_at = expired_at
 
 
+_ISSUED_AT_BYTES = 6
+_RANDOM_BYTES = 9
+
+
 @dataclass(frozen=True)
 class PayLinkClaims:
     invoice_id: str
     expires_at: datetime
     nonce: str
+    issued_at: datetime | None = None  # None for links minted before the nonce carried it
+
+    def issued_at_or_estimate(self, ttl_seconds: int) -> datetime:
+        """When the link was made: from the token, else its expiry minus the link lifetime."""
+        if self.issued_at is not None:
+            return self.issued_at
+        return datetime.fromtimestamp(self.expires_at.timestamp() - ttl_seconds, tz=UTC)
+
+
+def _nonce(issued: float) -> str:
+    millis = max(0, int(issued * 1000))
+    return _b64e(millis.to_bytes(_ISSUED_AT_BYTES, "big") + secrets.token_bytes(_RANDOM_BYTES))
+
+
+def _issued_at(nonce: str) -> datetime | None:
+    try:
+        raw = _b64d(nonce)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != _ISSUED_AT_BYTES + _RANDOM_BYTES:
+        return None
+    return datetime.fromtimestamp(int.from_bytes(raw[:_ISSUED_AT_BYTES], "big") / 1000, tz=UTC)
 
 
 def _b64e(raw: bytes) -> str:
@@ -72,9 +103,7 @@ class PayLinkSigner:
             raise ValueError("invoice id is required")
         issued = time.time() if now is None else now
         expires = int(issued) + (self._ttl if ttl_seconds is None else ttl_seconds)
-        signed_part = ".".join(
-            (TOKEN_VERSION, _b64e(invoice_id.encode()), str(expires), _b64e(secrets.token_bytes(9)))
-        )
+        signed_part = ".".join((TOKEN_VERSION, _b64e(invoice_id.encode()), str(expires), _nonce(issued)))
         return f"{signed_part}.{_b64e(self._mac(signed_part))}"
 
     def verify(self, token: str, *, now: float | None = None) -> PayLinkClaims:
@@ -104,7 +133,9 @@ class PayLinkSigner:
                 invoice_id=invoice_id,
                 expired_at=expires_at,
             )
-        return PayLinkClaims(invoice_id=invoice_id, expires_at=expires_at, nonce=nonce)
+        return PayLinkClaims(
+            invoice_id=invoice_id, expires_at=expires_at, nonce=nonce, issued_at=_issued_at(nonce)
+        )
 
 
 def signer_from_settings(settings: Settings) -> PayLinkSigner:

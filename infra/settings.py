@@ -5,18 +5,33 @@ import json
 import os
 import secrets
 from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from domain.policy import AttemptTimers, InvoiceKind, OtpPolicy, PaymentMethod
+from domain.policy import AttemptTimers, InvoiceKind, OtpPolicy, PaymentMethod, SendCaps
 
 STATE_DIR = Path(os.environ.get("PORTALPAY_STATE_DIR", ".portalpay"))
 # Written by `portalpay dev` so other commands in the same folder join the dev stack; the
 # environment and `.env` take precedence over it.
 DEV_ENV_FILE = STATE_DIR / "dev.env"
+
+
+MIN_SECRET_BYTES = 32
+# Secrets we choose ourselves (provider credentials are whatever the provider issued). Names
+# other settings may add later are looked up with getattr, so this list can run ahead of them.
+OWN_SECRETS = (
+    "staff_api_token",
+    "operator_api_token",
+    "link_signing_key",
+    "otp_hmac_key",
+    "audit_chain_key",
+    "bank_fingerprint_key",
+    "processor_webhook_secret",
+)
 
 
 class SettingsError(Exception):
@@ -62,6 +77,8 @@ class Settings(BaseSettings):
     payment_window_seconds: int = Field(default=900, gt=0)
     otp_required_methods: str = "echeck,ach"
     otp_exempt_kinds: str = "deposit"
+    otp_required_above_cents: int | None = Field(default=None, gt=0)
+    otp_max_sends_per_destination_day: int = Field(default=10, gt=0)
 
     portal_base_url: str = "http://127.0.0.1:8000"
     link_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
@@ -77,6 +94,26 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(default=None, gt=0, lt=65536)
     worker_sdk_metrics_port: int | None = Field(default=None, gt=0, lt=65536)
     portal_metrics_port: int | None = Field(default=None, gt=0, lt=65536)
+    # Staff console (SPEC §10): sessions end after this long idle, and at the latest after the
+    # absolute lifetime; sign-ins fail closed after too many wrong passwords in the window.
+    staff_session_idle_seconds: int = Field(default=30 * 60, gt=0)
+    staff_session_absolute_seconds: int = Field(default=12 * 3600, gt=0)
+    staff_sign_in_window_seconds: int = Field(default=15 * 60, gt=0)
+    staff_sign_in_max_failures_per_account: int = Field(default=5, gt=0)
+    staff_sign_in_max_failures_per_address: int = Field(default=20, gt=0)
+
+    # --- the edge and the cluster (SPEC §11) ---------------------------------------------------
+    # Request bodies over this many bytes answer 413 before they are read whole.
+    max_request_bytes: int = Field(default=65536, gt=0)
+    # Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed.
+    trusted_proxies: str = ""
+    # mTLS to a secured Temporal cluster (paths to PEM files) and/or an API key (Temporal Cloud).
+    temporal_tls_cert: str | None = None
+    temporal_tls_key: str | None = None
+    temporal_tls_ca: str | None = None
+    temporal_tls_server_name: str | None = None
+    temporal_tls: bool = False  # TLS with the system CAs and no client certificate (API keys)
+    temporal_api_key: SecretStr | None = None
 
     # --- the payment after PAID (SPEC §9) ------------------------------------------------
     processor: Literal["sandbox"] = "sandbox"
@@ -112,6 +149,14 @@ class Settings(BaseSettings):
             raise ValueError(f"OTP_REQUIRED_METHODS / OTP_EXEMPT_KINDS: {exc}") from exc
         return self
 
+    @model_validator(mode="after")
+    def _trusted_proxies_parse(self) -> "Settings":
+        try:
+            self.trusted_proxy_networks  # noqa: B018 - parse early so a typo fails at start-up
+        except ValueError as exc:
+            raise ValueError(f"TRUSTED_PROXIES: {exc}") from exc
+        return self
+
     @property
     def is_dev(self) -> bool:
         return self.portalpay_env == "dev"
@@ -120,11 +165,51 @@ class Settings(BaseSettings):
     def effective_processor_webhook_url(self) -> str:
         return self.processor_webhook_url or f"{self.portal_base_url.rstrip('/')}/webhooks/processor/sandbox"
 
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(
+            ip_network(item.strip(), strict=False) for item in self.trusted_proxies.split(",") if item.strip()
+        )
+
+    def refuse_unsafe_prod(self) -> None:
+        """SPEC §11: prod never starts with a console provider, plain http, or a short secret."""
+        if self.is_dev:
+            return
+        for setting, provider in (
+            ("EMAIL_PROVIDER", self.email_provider),
+            ("SMS_PROVIDER", self.sms_provider),
+        ):
+            if provider == "console":
+                raise SettingsError(
+                    f"{setting}=console is for dev only: set a real provider when PORTALPAY_ENV=prod"
+                )
+        if not self.portal_base_url.lower().startswith("https://"):
+            raise SettingsError("PORTAL_BASE_URL must be an https:// address when PORTALPAY_ENV=prod")
+        for name in OWN_SECRETS:
+            value: SecretStr | None = getattr(self, name, None)
+            if value is None or not value.get_secret_value():
+                continue  # missing: `secret()` says so where it is needed
+            if len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+                raise SettingsError(
+                    f"{name.upper()} is shorter than {MIN_SECRET_BYTES} bytes; use e.g. "
+                    "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+                )
+
     @cached_property
     def otp_policy(self) -> OtpPolicy:
         methods = [PaymentMethod(m.strip()) for m in self.otp_required_methods.split(",") if m.strip()]
         kinds = [InvoiceKind(k.strip()) for k in self.otp_exempt_kinds.split(",") if k.strip()]
-        return OtpPolicy(required_methods=methods, exempt_kinds=kinds)
+        return OtpPolicy(
+            required_methods=methods, exempt_kinds=kinds, required_above_cents=self.otp_required_above_cents
+        )
+
+    def send_caps(self) -> SendCaps:
+        return SendCaps(
+            per_invoice=self.otp_max_sends,
+            per_invoice_window_seconds=max(self.otp_lockout_seconds, 1),
+            per_destination_day=self.otp_max_sends_per_destination_day,
+            cooldown_seconds=self.otp_resend_cooldown_seconds,
+        )
 
     def attempt_timers(self) -> AttemptTimers:
         return AttemptTimers(

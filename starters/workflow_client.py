@@ -16,7 +16,13 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import (
+    QueryRejectCondition as TemporalQueryRejectCondition,
 )
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
@@ -37,8 +43,11 @@ from domain.attempt import (
     workflow_id_for,
 )
 from domain.errors import RefusalType
+from domain.invoice_standing import opening_refusal
+from domain.money import format_amount_with_code
 from domain.status import PaymentStatus
 from infra.settings import Settings
+from infra.stores.invoices import fetch_standing
 from workflows import search_attributes as sa
 from workflows.pay_invoice import PayInvoiceWorkflow
 
@@ -70,6 +79,51 @@ class AttemptRefused(Exception):
 
 class AttemptNotFound(Exception):
     pass
+
+
+# How a refusal reads over HTTP: the portal answers with these, the CLI prints the message.
+HTTP_STATUS_FOR: dict[str, int] = {
+    RefusalType.INVALID_STATE: 409,
+    RefusalType.INVALID_INPUT: 422,
+    RefusalType.CHANNEL_UNAVAILABLE: 422,
+    RefusalType.RESEND_TOO_SOON: 429,
+    RefusalType.TOO_MANY_SENDS: 429,
+    RefusalType.DELIVERY_FAILED: 502,
+    RefusalType.INVOICE_NOT_FOUND: 404,
+    RefusalType.INVOICE_ALREADY_PAID: 409,
+    RefusalType.INVOICE_LOCKED: 429,
+    RefusalType.CONTACT_CHANGED: 409,
+    RefusalType.DEBIT_IN_FLIGHT: 409,
+    RefusalType.ATTEMPT_BUSY: 429,
+    RefusalType.BANK_ACCOUNT_BLOCKED: 422,
+    RefusalType.ACCOUNT_VALIDATION_FAILED: 422,
+}
+_REFUSAL_STATUS_NAME = {
+    RefusalType.INVOICE_ALREADY_PAID: PaymentStatus.PAID,
+    RefusalType.INVOICE_LOCKED: PaymentStatus.LOCKED,
+}
+# Temporal answers these when it sheds load, an execution hit its update limits, or a run closed
+# while an update-with-start was in flight: a clear "try again" to the customer, never a 500.
+_TRANSIENT_RPC = frozenset(
+    {
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.ABORTED,
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.FAILED_PRECONDITION,
+    }
+)
+
+
+def _is_transient(err: BaseException) -> bool:
+    if isinstance(err, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return True
+    return isinstance(err, RPCError) and err.status in _TRANSIENT_RPC
+
+
+def _busy(err: BaseException) -> AttemptRefused:
+    return AttemptRefused(
+        RefusalType.ATTEMPT_BUSY, "the payment service is busy; try again in a moment", retry_after=1
+    )
 
 
 def session_id_for(invoice_id: str, run_id: str) -> str:
@@ -116,66 +170,74 @@ class AttemptGateway:
     # ---- opening ------------------------------------------------------------------------------
 
     async def check_can_open(self, invoice_id: str) -> str:
-        """Refuse unknown, paid and locked invoices; returns the workflow's static summary."""
-        row = await self.pool.fetchrow(
-            "SELECT number, status, locked_until, balance_cents, currency FROM invoices WHERE id = $1",
-            invoice_id,
-        )
-        if row is None:
-            raise AttemptRefused(RefusalType.INVOICE_NOT_FOUND, f"invoice {invoice_id} does not exist")
-        if row["status"] == "paid":
+        """Refuse unknown, paid and locked invoices (the one rule); returns the run's static summary."""
+        standing = await fetch_standing(self.pool, invoice_id)
+        refusal = opening_refusal(standing, invoice_id, datetime.now(UTC))
+        if refusal is not None:
             raise AttemptRefused(
-                RefusalType.INVOICE_ALREADY_PAID,
-                f"invoice {row['number']} is already paid",
-                status=PaymentStatus.PAID,
+                refusal.type,
+                refusal.message,
+                status=_REFUSAL_STATUS_NAME.get(refusal.type),
+                retry_after=refusal.retry_after,
+                details={"locked_until": refusal.locked_until.isoformat()} if refusal.locked_until else None,
             )
-        if row["status"] == "pending":
-            # SPEC §9: a debit is processing; no new attempt starts until it settles or fails.
-            raise AttemptRefused(
-                RefusalType.INVOICE_ALREADY_PAID,
-                f"a payment for invoice {row['number']} is processing",
-                status=PaymentStatus.PAID,
-            )
-        now = datetime.now(UTC)
-        if row["locked_until"] is not None and row["locked_until"] > now:
-            retry_after = int((row["locked_until"] - now).total_seconds()) + 1
-            raise AttemptRefused(
-                RefusalType.INVOICE_LOCKED,
-                f"invoice {row['number']} is locked after too many wrong codes",
-                status=PaymentStatus.LOCKED,
-                retry_after=retry_after,
-                details={"locked_until": row["locked_until"].isoformat()},
-            )
-        cents = row["balance_cents"]
-        return f"Pay Your Invoice {row['number']}: {cents // 100:,}.{cents % 100:02d} {row['currency']}"
+        assert standing is not None
+        amount = format_amount_with_code(standing.balance_cents, standing.currency)
+        return f"Pay Your Invoice {standing.number}: {amount}"
 
     async def open(self, invoice_id: str, ctx: ClientContext) -> AttemptState:
         """Join the running attempt for this invoice, or start one.
 
-        One update-with-start does both (`USE_EXISTING`), so joining costs no extra round trip.
-        PostgreSQL answers "paid" and "locked" first, for running and closed runs alike.
+        A running attempt past resolution answers from a query, which adds nothing to its history
+        (a reload must not spend the run's update budget). Otherwise one update-with-start
+        (`USE_EXISTING`) joins or starts. PostgreSQL answers "paid" and "locked" first.
         """
-        handle = self.client.get_workflow_handle(workflow_id_for(invoice_id))
         summary = await self.check_can_open(invoice_id)
+        joined = await self._running_state(invoice_id)
+        if joined is not None:
+            return joined
         try:
             return await self._open_or_start(invoice_id, ctx, summary)
         except AttemptRefused as refused:
             if refused.type is not RefusalType.INVALID_STATE:
                 raise
         # We joined an attempt that is ending (cancelled, expired): once it closes, start anew.
-        await self._wait_closed(handle)
+        await self._wait_closed(self.client.get_workflow_handle(workflow_id_for(invoice_id)))
         summary = await self.check_can_open(invoice_id)
         return await self._open_or_start(invoice_id, ctx, summary)
 
+    async def _running_state(self, invoice_id: str) -> AttemptState | None:
+        """The state of a running attempt that a new tab can join as it is, else None."""
+        handle = self.client.get_workflow_handle(workflow_id_for(invoice_id))
+        try:
+            state: AttemptState = await handle.query(
+                PayInvoiceWorkflow.state, reject_condition=TemporalQueryRejectCondition.NOT_OPEN
+            )
+        except (RPCError, WorkflowQueryRejectedError, WorkflowQueryFailedError):
+            return None
+        if state.status is PaymentStatus.RESOLVING_PAYER or state.status.is_terminal:
+            return None
+        return state
+
     async def _open_or_start(self, invoice_id: str, ctx: ClientContext, summary: str) -> AttemptState:
+        """One update-with-start; an aborted one (the run closing under it) is tried once more."""
+        for last_try in (False, True):
+            try:
+                return await self._update_with_start(invoice_id, ctx, summary)
+            except WorkflowUpdateFailedError as err:
+                refusal = _refusal_from(err)
+                if refusal is not None:
+                    raise refusal from None
+                raise
+            except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+                if last_try or not _is_transient(err):
+                    raise _busy(err) from None
+        raise AssertionError("unreachable")
+
+    async def _update_with_start(self, invoice_id: str, ctx: ClientContext, summary: str) -> AttemptState:
         start = WithStartWorkflowOperation(
             PayInvoiceWorkflow.run,
-            PayInvoiceInput(
-                invoice_id=invoice_id,
-                timers=self.settings.attempt_timers(),
-                policy=self.settings.otp_policy,
-                opened_by=ctx,
-            ),
+            PayInvoiceInput(invoice_id=invoice_id, opened_by=ctx),
             id=workflow_id_for(invoice_id),
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -183,24 +245,19 @@ class AttemptGateway:
                 [
                     SearchAttributePair(sa.INVOICE_ID, invoice_id),
                     SearchAttributePair(sa.PAYMENT_STATUS, PaymentStatus.RESOLVING_PAYER.value),
+                    SearchAttributePair(sa.STATUS_SINCE, datetime.now(UTC)),
                 ]
             ),
             static_summary=summary,
         )
-        try:
-            result: AttemptState = await self.client.execute_update_with_start_workflow(
-                PayInvoiceWorkflow.open_session, ctx, start_workflow_operation=start
-            )
-        except WorkflowUpdateFailedError as err:
-            refusal = _refusal_from(err)
-            if refusal is not None:
-                raise refusal from None
-            raise
+        result: AttemptState = await self.client.execute_update_with_start_workflow(
+            PayInvoiceWorkflow.open_session, ctx, start_workflow_operation=start
+        )
         return result
 
     async def _wait_closed(self, handle: WorkflowHandle[Any, Any]) -> None:
         """Wait (bounded) for a run that refused to be joined; how it ended is not our concern."""
-        with contextlib.suppress(WorkflowFailureError, TimeoutError):
+        with contextlib.suppress(WorkflowFailureError, TimeoutError, RPCError):
             async with asyncio.timeout(ENDING_RUN_CLOSE_SECONDS):
                 await handle.result(follow_runs=False)
 
@@ -252,6 +309,7 @@ class AttemptGateway:
         )
 
     async def cancel(self, invoice_id: str, run_id: str | None, input: CancelInput) -> AttemptState:
+        """Signal the cancel, then wait for the run to end (its audited cancel) rather than poll."""
         state = await self.state(invoice_id, run_id)
         if state.status.is_terminal:
             raise AttemptRefused(
@@ -261,8 +319,12 @@ class AttemptGateway:
             raise AttemptRefused(
                 RefusalType.INVALID_STATE, "the payment is being submitted", status=state.status
             )
-        await self.handle(invoice_id, run_id).signal(PayInvoiceWorkflow.cancel, input)
-        return await self.state(invoice_id, run_id)
+        handle = self.handle(invoice_id, state.run_id)
+        await handle.signal(PayInvoiceWorkflow.cancel, input)
+        with contextlib.suppress(WorkflowFailureError, TimeoutError):
+            async with asyncio.timeout(ENDING_RUN_CLOSE_SECONDS):
+                await handle.result(follow_runs=False)
+        return await self.state(invoice_id, state.run_id)
 
     async def _update(
         self,

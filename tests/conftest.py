@@ -22,7 +22,6 @@ from domain.channels import Channel
 from infra.converter import build_data_converter
 from infra.db import create_pool, embedded_database_url, migrate_url
 from infra.providers.delivery.console import ConsoleSender
-from infra.providers.processor.client import HttpProcessorClient
 from starters.workflow_client import AttemptGateway
 from tests.support import BIN_DIR, Harness, test_settings
 from workers.worker import WorkerDeps, build_worker
@@ -100,15 +99,13 @@ def harness_factory(temporal_client: Client, db_pool: asyncpg.Pool, processor_ur
         settings = test_settings(**{"processor_sandbox_url": processor_url, **overrides})
         task_queue = f"test-{uuid.uuid4().hex[:12]}"
         console = ConsoleSender(db_pool)
-        processor = HttpProcessorClient(settings.processor_sandbox_url, timeout=5)
-        deps = WorkerDeps(
-            pool=db_pool,
-            senders=senders or {Channel.EMAIL: console, Channel.SMS: console},
-            otp_hmac_key=settings.secret("otp_hmac_key").encode(),
-            processor=processor,
-            # Per harness: tests share one database and must not inherit each other's blocklist.
-            bank_fingerprint_key=uuid.uuid4().bytes,
+        deps = WorkerDeps.from_settings(
+            settings, db_pool, senders or {Channel.EMAIL: console, Channel.SMS: console}
         )
+        processor = deps.processor
+        assert processor is not None
+        # Per harness: tests share one database and must not inherit each other's blocklist.
+        deps.bank_fingerprint_key = uuid.uuid4().bytes
         if activities_wrapper is not None:
             deps = activities_wrapper(deps)
         worker = build_worker(temporal_client, task_queue, deps, graceful_shutdown=timedelta(seconds=5))

@@ -1,6 +1,7 @@
 """Helpers shared by the test suites: test data with unique ids, the outbox, the harness."""
 
 import base64
+import secrets
 import sys
 import uuid
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ def test_settings(**overrides: Any) -> Settings:
         "link_signing_key": "link-signing-test-key",
         "otp_hmac_key": "otp-hmac-test-key",
         "codec_keys": TEST_CODEC_KEYS,
+        "processor_webhook_secret": "processor-webhook-test-secret-0123456789",
+        "bank_fingerprint_key": "bank-fingerprint-test-key-0123456789abcd",
         "otp_resend_cooldown_seconds": 0,
     }
     values.update(overrides)
@@ -36,6 +39,9 @@ def test_settings(**overrides: Any) -> Settings:
 
 
 test_settings.__test__ = False  # type: ignore[attr-defined]  # a factory, not a test
+
+
+UNIQUE = "<unique to the invoice>"
 
 
 @dataclass
@@ -53,12 +59,20 @@ async def create_invoice(
     *,
     kind: str = "invoice",
     amount_cents: int = 125000,
-    email: str | None = "payer@example.com",
-    phone: str | None = "+15555550199",
+    email: str | None = UNIQUE,
+    phone: str | None = UNIQUE,
     designate_payer: bool = True,
 ) -> TestInvoice:
-    """A customer with a primary contact and (optionally) a distinct designated payer."""
+    """A customer with a primary contact and (optionally) a distinct designated payer.
+
+    By default the payer's email and phone are this invoice's own (a phone ending 0199), so reading
+    "the latest message to this address" never finds another test's code, whatever the order.
+    """
     tag = uuid.uuid4().hex[:10].upper()
+    if email == UNIQUE:
+        email = f"payer-{tag.lower()}@example.com"
+    if phone == UNIQUE:
+        phone = f"+1{secrets.randbelow(8) + 2}{secrets.randbelow(10**5):05d}0199"
     customer_id = f"C-T{tag}"
     primary = f"CT-{tag}-P"
     payer = f"CT-{tag}-X"
@@ -94,7 +108,7 @@ async def create_invoice(
 
 
 async def outbox_messages(pool: asyncpg.Pool, to: str) -> list[asyncpg.Record]:
-    return await pool.fetch("SELECT * FROM dev_outbox WHERE to_address = $1 ORDER BY id", to)
+    return list(await pool.fetch("SELECT * FROM dev_outbox WHERE to_address = $1 ORDER BY id", to))
 
 
 async def latest_code(pool: asyncpg.Pool, to: str) -> str:

@@ -22,7 +22,7 @@ from domain.attempt import AttemptOutcome, ClientContext, PayInvoiceInput, Payme
 from domain.policy import PaymentMethod
 from domain.status import PaymentStatus
 from infra.converter import build_data_converter
-from infra.providers.processor.sandbox import SandboxProcessor
+from infra.providers.processor.client import HttpProcessorClient
 from starters.workflow_client import AttemptGateway
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, Harness, create_invoice
 from tests.support import test_settings as settings_for_tests
@@ -109,6 +109,7 @@ async def test_deprecating_the_patch_keeps_new_histories_and_drops_old_ones(harn
     which is why deprecation waits until no pre-patch attempt is open or inside retention."""
     pool, client = harness.pool, harness.client
     task_queue = f"versioning-{uuid.uuid4().hex[:10]}"
+    processor = HttpProcessorClient(harness.settings.processor_sandbox_url, timeout=5)
     worker = Worker(
         client,
         task_queue=task_queue,
@@ -117,7 +118,7 @@ async def test_deprecating_the_patch_keeps_new_histories_and_drops_old_ones(harn
             screen_payer,
             PayerActivities(pool).resolve_payer,
             AuditActivities(pool).append_audit_event,
-            PaymentActivities(pool, SandboxProcessor(pool)).submit_debit,
+            PaymentActivities(pool, processor).submit_debit,
         ],
     )
     gateway = AttemptGateway(client, pool, harness.settings, task_queue=task_queue)

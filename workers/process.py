@@ -10,7 +10,6 @@ from infra.providers.delivery.factory import build_code_senders, close_code_send
 from infra.resources import open_pool
 from infra.settings import Settings
 from infra.temporal import connect
-from workers.lifecycle import lifecycle_config, processor_client
 from workers.schedules import ensure_reconciliation_schedule
 from workers.worker import WorkerDeps, build_worker, run_until_signalled
 
@@ -18,6 +17,7 @@ from workers.worker import WorkerDeps, build_worker, run_until_signalled
 async def run_worker_process(
     settings: Settings, *, client: Client | None = None, stop: asyncio.Event | None = None
 ) -> None:
+    settings.refuse_unsafe_prod()
     async with open_pool(settings) as pool:
         senders = build_code_senders(settings, pool)
         try:
@@ -27,16 +27,7 @@ async def run_worker_process(
             if settings.worker_sdk_metrics_port and client is None:
                 runtime = temporal_runtime_with_prometheus(f"0.0.0.0:{settings.worker_sdk_metrics_port}")
             temporal = client or await connect(settings, runtime=runtime)
-            deps = WorkerDeps(
-                pool=pool,
-                senders=senders,
-                otp_hmac_key=settings.secret("otp_hmac_key").encode(),
-                company_name=settings.company_name,
-                metrics=PORTALPAY_METRICS,
-                processor=processor_client(settings),
-                lifecycle=lifecycle_config(settings),
-                bank_fingerprint_key=settings.secret("bank_fingerprint_key").encode(),
-            )
+            deps = WorkerDeps.from_settings(settings, pool, senders, metrics=PORTALPAY_METRICS)
             await ensure_reconciliation_schedule(temporal, settings.temporal_task_queue)
             worker = build_worker(
                 temporal,

@@ -20,9 +20,11 @@ from activities.payments import PaymentActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.settlement import LifecycleConfig, SettlementActivities
 from domain.channels import Channel
+from domain.policy import AttemptTimers, OtpPolicy, SendCaps
 from infra.providers.delivery.base import CodeSender
 from infra.providers.processor.client import HttpProcessorClient, ProcessorClient
-from infra.providers.processor.sandbox import SandboxProcessor
+from infra.settings import Settings
+from workers.lifecycle import lifecycle_config, processor_client
 from workflows.ach_payment import AchPaymentWorkflow
 from workflows.pay_invoice import PayInvoiceWorkflow
 from workflows.reconciliation import ProcessorReconciliationWorkflow
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WorkerDeps:
+    """What the activities need, created once per process. The policy, timers and caps are the
+    worker's settings: every attempt takes them from here, never from its starter."""
+
     pool: asyncpg.Pool
     senders: Mapping[Channel, CodeSender]
     otp_hmac_key: bytes
@@ -41,6 +46,32 @@ class WorkerDeps:
     processor: ProcessorClient | None = None
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
     bank_fingerprint_key: bytes = b"dev-only-bank-fingerprint-key"
+    policy: OtpPolicy = field(default_factory=OtpPolicy)
+    timers: AttemptTimers = field(default_factory=AttemptTimers)
+    caps: SendCaps = field(default_factory=SendCaps)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        senders: Mapping[Channel, CodeSender],
+        *,
+        metrics: object | None = None,
+    ) -> "WorkerDeps":
+        return cls(
+            pool=pool,
+            senders=senders,
+            otp_hmac_key=settings.secret("otp_hmac_key").encode(),
+            company_name=settings.company_name,
+            metrics=metrics,
+            policy=settings.otp_policy,
+            timers=settings.attempt_timers(),
+            caps=settings.send_caps(),
+            processor=processor_client(settings),
+            lifecycle=lifecycle_config(settings),
+            bank_fingerprint_key=settings.secret("bank_fingerprint_key").encode(),
+        )
 
 
 def build_worker(
@@ -51,17 +82,18 @@ def build_worker(
     graceful_shutdown: timedelta = timedelta(seconds=30),
     max_cached_workflows: int = 1000,
 ) -> Worker:
-    payer = PayerActivities(deps.pool)
+    payer = PayerActivities(deps.pool, policy=deps.policy, timers=deps.timers)
     otp = OtpActivities(
         deps.pool,
         hmac_key=deps.otp_hmac_key,
         senders=deps.senders,
         company_name=deps.company_name,
+        caps=deps.caps,
         metrics=deps.metrics,
     )
-    payments = PaymentActivities(deps.pool, SandboxProcessor(deps.pool), metrics=deps.metrics)
     audit = AuditActivities(deps.pool, metrics=deps.metrics)
     processor = deps.processor or HttpProcessorClient("http://127.0.0.1:8010")
+    payments = PaymentActivities(deps.pool, processor, metrics=deps.metrics)
     settlement = SettlementActivities(deps.pool, processor, deps.senders, deps.lifecycle)
     reconciliation = ReconciliationActivities(deps.pool, processor)
     bank_accounts = BankAccountActivities(deps.pool, processor, deps.bank_fingerprint_key)

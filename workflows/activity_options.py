@@ -1,4 +1,4 @@
-"""Activity names, timeouts and bounded retry policies used by the attempt workflow.
+"""Activity names, timeouts and retry policies used by the attempt workflow.
 
 Activities are called by name so no I/O module (asyncpg, provider SDKs) is imported here.
 """
@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from temporalio.common import RetryPolicy
 
-from domain.errors import ActivityFailureType
+from domain.errors import ErrorType
 
 RESOLVE_PAYER = "resolve_payer"
 SEND_CODE = "send_code"
@@ -16,36 +16,45 @@ SUBMIT_DEBIT = "submit_debit"
 APPEND_AUDIT_EVENT = "append_audit_event"
 RECORD_LOCKOUT = "record_lockout"
 
+ALL_ACTIVITY_NAMES = (RESOLVE_PAYER, SEND_CODE, CHECK_CODE, SUBMIT_DEBIT, APPEND_AUDIT_EVENT, RECORD_LOCKOUT)
+
+# Database steps the attempt must complete (audit rows, checks, lockouts) retry until the database
+# answers: a long schedule-to-close outlasts any outage, where a small attempt count would leave a
+# handler halfway (money taken, nothing recorded). Every step is idempotent by its key.
+MUST_FINISH_WITHIN = timedelta(days=7)
 DATABASE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=20),
-    maximum_attempts=30,
+    maximum_interval=timedelta(seconds=30),
     non_retryable_error_types=[
-        ActivityFailureType.INVOICE_NOT_FOUND.value,
-        ActivityFailureType.INVOICE_ALREADY_PAID.value,
-        "InvoiceLocked",
+        ErrorType.INVOICE_NOT_FOUND.value,
+        ErrorType.INVOICE_ALREADY_PAID.value,
+        ErrorType.INVOICE_LOCKED.value,
     ],
 )
 
-# Transient provider faults retry with backoff a bounded number of times; permanent ones never.
+# Transient provider faults retry with backoff a bounded number of times; permanent ones, a send
+# the caps refuse and a changed payer never.
 DELIVERY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=10),
     maximum_attempts=5,
     non_retryable_error_types=[
-        ActivityFailureType.PERMANENT_DELIVERY_FAILURE.value,
-        ActivityFailureType.CONTACT_CHANGED.value,
+        ErrorType.PERMANENT_DELIVERY_FAILURE.value,
+        ErrorType.CONTACT_CHANGED.value,
+        ErrorType.TOO_MANY_SENDS.value,
+        ErrorType.RESEND_TOO_SOON.value,
     ],
 )
 
-# The debit carries a stable idempotency key, so retrying is always safe.
+# The payment row owns the idempotency key, so retrying is always the same debit.
 DEBIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=10,
+    non_retryable_error_types=[ErrorType.DEBIT_IN_FLIGHT.value, ErrorType.PROCESSOR_REJECTED.value],
 )
 
 DATABASE_TIMEOUT = timedelta(seconds=15)

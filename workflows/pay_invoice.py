@@ -3,21 +3,25 @@
 One state object built in `@workflow.init`; handlers serialise on one lock because each awaits
 activities and the next message must see the state the previous one left. Validators refuse
 bad input before anything reaches history; handlers re-check under the lock because the state
-may have moved while they waited.
+may have moved while they waited (a cancel, the idle deadline).
+
+The OTP policy and every timer come from the first activity's result (the worker's settings),
+never from the input: whoever can start a workflow cannot weaken them. A status is set before
+the audit row that records it is awaited, so no handler can stop halfway with the state behind.
 """
 
 import asyncio
-from datetime import datetime, timedelta
+import functools
+from datetime import datetime
 from typing import Any, NoReturn
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from domain.activity_io import (
         AttemptRef,
-        AuditEventInput,
-        AuditEventRecord,
         CheckCodeRequest,
         CheckCodeResult,
         LockoutRequest,
@@ -44,21 +48,29 @@ with workflow.unsafe.imports_passed_through():
         VerifyCodeInput,
         VerifyCodeResult,
     )
+    from domain.attempt_clock import AttemptClock
     from domain.audit import AuditEventType
     from domain.authorization import ach_authorization_text
     from domain.channels import Channel
-    from domain.errors import ActivityFailureType, RefusalType
+    from domain.errors import ErrorType
     from domain.masking import last4
     from domain.otp_code import OTP_CODE_DIGITS, is_well_formed_code
+    from domain.policy import AttemptTimers
     from domain.status import CANCELLABLE_STATUSES, PaymentStatus
     from workflows import activity_options as opts
     from workflows import search_attributes as sa
+    from workflows.attempt_audit import AttemptAudit
     from workflows.waiting_for import describe_wait
 
 FAILED_DELIVERY_STATUSES = frozenset({"undelivered", "failed"})
+# Refusals an activity raises at resolution that the attempt passes on to whoever opened it.
+RESOLUTION_REFUSALS = frozenset(
+    {ErrorType.INVOICE_NOT_FOUND, ErrorType.INVOICE_ALREADY_PAID, ErrorType.INVOICE_LOCKED}
+)
+OPERATOR_CANCEL_REASON = "cancelled in Temporal by an operator"
 
 
-def _refuse(kind: RefusalType, message: str, **details: Any) -> ApplicationError:
+def _refuse(kind: ErrorType, message: str, **details: Any) -> ApplicationError:
     return ApplicationError(message, details, type=kind.value, non_retryable=True)
 
 
@@ -67,15 +79,17 @@ class PayInvoiceWorkflow:
     @workflow.init
     def __init__(self, input: PayInvoiceInput) -> None:
         self._input = input
-        self._timers = input.timers
         self._status = PaymentStatus.RESOLVING_PAYER
+        # The starter sets PaymentStatus and StatusSince when it starts the run.
+        self._published_status = PaymentStatus.RESOLVING_PAYER
         self._lock = asyncio.Lock()
         self._payer: PayerResolution | None = None
+        # Until resolution the clock only serves the query; no deadline runs before it.
+        self._clock = AttemptClock(AttemptTimers())
         self._otp_required: bool | None = None
         self._refusal: ApplicationError | None = None
         self._reason: str | None = None
         self._last_action_at = workflow.now()
-        self._action_count = 0
         self._send_seq = 0
         self._check_seq = 0
         self._failed_checks = 0
@@ -84,9 +98,10 @@ class PayInvoiceWorkflow:
         self._last_sent_at: datetime | None = None
         self._verified_event_id: int | None = None
         self._verified_at: datetime | None = None
+        self._locked_until: datetime | None = None
         self._cancel: CancelInput | None = None
         self._payment: PaymentReceipt | None = None
-        self._audit_seq = 0
+        self._audit = AttemptAudit(input.invoice_id)
 
     # ---- run ---------------------------------------------------------------------------------
 
@@ -94,121 +109,146 @@ class PayInvoiceWorkflow:
     async def run(self, input: PayInvoiceInput) -> AttemptOutcome:
         self._publish()
         try:
-            payer = await workflow.execute_activity(
+            if await self._resolve(input):
+                await self._wait_until_terminal()
+        except asyncio.CancelledError:
+            # A Cancel from the Temporal UI or CLI is the normal audited cancel: a debit in
+            # flight finishes first (its handler is not cancelled), and the run completes.
+            await self._cancel_from_temporal()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._refusal is not None:
+            raise self._refusal
+        return AttemptOutcome(status=self._status, reason=self._reason, payment=self._payment)
+
+    async def _resolve(self, input: PayInvoiceInput) -> bool:
+        """Resolve the payer and the worker's rules; False when the attempt ends at resolution."""
+        try:
+            payer: PayerResolution = await workflow.execute_activity(
                 opts.RESOLVE_PAYER,
-                ResolvePayerRequest(
-                    invoice_id=input.invoice_id, lockout_seconds=self._timers.lockout_seconds
-                ),
+                ResolvePayerRequest(invoice_id=input.invoice_id),
                 result_type=PayerResolution,
                 start_to_close_timeout=opts.DATABASE_TIMEOUT,
+                schedule_to_close_timeout=opts.MUST_FINISH_WITHIN,
                 retry_policy=opts.DATABASE_RETRY,
                 summary=f"resolve the Customer Portal Payer of {input.invoice_id}",
             )
         except ActivityError as err:
             cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.type in _RESOLUTION_REFUSALS:
-                self._refusal = _refuse(_RESOLUTION_REFUSALS[cause.type], cause.message, **_details(cause))
+            if isinstance(cause, ApplicationError) and cause.type in RESOLUTION_REFUSALS:
+                self._refusal = _refuse(ErrorType(cause.type), cause.message, **_details(cause))
                 self._reason = cause.message
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                raise self._refusal from None
+                return False
             raise
-
         self._payer = payer
+        self._clock = AttemptClock(payer.timers)
         self._failed_checks = payer.prior_failed_checks
-        self._otp_required = input.policy.otp_required_for(payer.invoice.kind)
-        workflow.upsert_search_attributes(
-            [
-                sa.CUSTOMER_ID.value_set(payer.customer_id),
-                sa.PAYER_CONTACT_ID.value_set(payer.payer_contact_id),
-                sa.AMOUNT_CENTS.value_set(payer.invoice.amount_cents),
-            ]
-        )
-        await self._audit(AuditEventType.ATTEMPT_STARTED, client=input.opened_by)
-        await self._audit(
-            AuditEventType.PAYER_RESOLVED,
-            details={
-                "payer_name": payer.payer_name,
-                "designated_portal_payer": payer.designated,
-                "channels": [c.channel.value for c in payer.channels],
-            },
-        )
-
-        if not self._otp_required:
-            await self._audit(AuditEventType.OTP_NOT_REQUIRED, details={"kind": payer.invoice.kind.value})
-            self._set_status(PaymentStatus.AWAITING_PAYMENT)
-        elif not payer.channels:
-            self._reason = (
-                "The payer contact has neither a phone nor an email on file; update the contact profile."
+        self._otp_required = payer.policy.otp_required_for(payer.invoice.kind, payer.invoice.amount_cents)
+        self._audit.resolved(payer)
+        # Customer actions wait on the lock until the opening rows are written, so the trail
+        # always starts with them, whatever the customer does first.
+        async with self._lock:
+            if not self._otp_required:
+                self._set_status(PaymentStatus.AWAITING_PAYMENT)
+            elif not payer.channels:
+                self._reason = (
+                    "The payer contact has neither a phone nor an email on file; update the contact profile."
+                )
+                self._set_status(PaymentStatus.NO_CONTACT_METHOD)
+            elif self._failed_checks >= payer.timers.max_failed:
+                self._set_status(PaymentStatus.LOCKED)
+            else:
+                self._set_status(PaymentStatus.CHOOSING_CHANNEL)
+            await self._record(AuditEventType.ATTEMPT_STARTED, client=input.opened_by)
+            await self._record(
+                AuditEventType.PAYER_RESOLVED,
+                details={
+                    "payer_name": payer.payer_name,
+                    "designated_portal_payer": payer.designated,
+                    "channels": [c.channel.value for c in payer.channels],
+                },
             )
-            await self._audit(AuditEventType.NO_CONTACT_METHOD, details={"reason": self._reason})
-            self._set_status(PaymentStatus.NO_CONTACT_METHOD)
-        elif self._failed_checks >= self._timers.max_failed:
-            await self._lock_out()
-        else:
-            self._set_status(PaymentStatus.CHOOSING_CHANNEL)
-
-        await self._wait_until_terminal()
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return AttemptOutcome(status=self._status, reason=self._reason, payment=self._payment)
+            if not self._otp_required:
+                reason = payer.policy.exemption_reason(payer.invoice.kind, payer.invoice.amount_cents)
+                await self._record(
+                    AuditEventType.OTP_NOT_REQUIRED,
+                    details={"kind": payer.invoice.kind.value, "reason": reason},
+                )
+            elif self._status is PaymentStatus.NO_CONTACT_METHOD:
+                await self._record(AuditEventType.NO_CONTACT_METHOD, details={"reason": self._reason})
+            elif self._status is PaymentStatus.LOCKED:
+                await self._lock_out()
+        return True
 
     async def _wait_until_terminal(self) -> None:
-        """Race customer actions against the idle and payment-window deadlines (they move)."""
+        """Race customer actions against the attempt's deadline with one timer (updatable-timer).
+
+        An action that moves the deadline later does not restart the timer: when it fires, the
+        deadline is recomputed and a timer for the remainder starts. Only an earlier deadline, a
+        cancel or the end wakes the loop.
+        """
         while not self._status.is_terminal:
-            seen = self._action_count
-
-            def woken(seen: int = seen) -> bool:
-                return self._status.is_terminal or self._cancel is not None or self._action_count != seen
-
-            deadline = self._deadline()
-            timeout = None if deadline is None else max((deadline - workflow.now()).total_seconds(), 0.0)
+            armed = self._deadline()
+            timeout = None if armed is None else max((armed - workflow.now()).total_seconds(), 0.0)
             try:
-                await workflow.wait_condition(woken, timeout=timeout)
+                await workflow.wait_condition(functools.partial(self._must_wake, armed), timeout=timeout)
             except TimeoutError:
                 async with self._lock:
-                    deadline = self._deadline()
-                    if deadline is not None and workflow.now() >= deadline and not self._status.is_terminal:
-                        await self._expire()
+                    await self._expire_if_due()
                 continue
             if self._cancel is not None:
                 async with self._lock:
                     if self._status in CANCELLABLE_STATUSES:
                         await self._cancel_attempt(self._cancel)
-                    self._cancel = None
+
+    def _must_wake(self, armed: datetime | None) -> bool:
+        if self._status.is_terminal or (self._cancel is not None and self._status in CANCELLABLE_STATUSES):
+            return True
+        current = self._deadline()
+        return current is not None and (armed is None or current < armed)
 
     def _deadline(self) -> datetime | None:
-        if (
-            self._status in (PaymentStatus.RESOLVING_PAYER, PaymentStatus.SUBMITTING)
-            or self._status.is_terminal
-        ):
-            return None  # never expire while our own work is in flight
-        idle = self._last_action_at + timedelta(seconds=self._timers.idle_seconds)
-        if self._status is PaymentStatus.AWAITING_PAYMENT and self._verified_at is not None:
-            window = self._verified_at + timedelta(seconds=self._timers.payment_window_seconds)
-            return min(idle, window)
-        return idle
+        return self._clock.expiry_deadline(
+            self._status,
+            last_action_at=self._last_action_at,
+            verified_at=self._verified_at,
+            otp_required=self._otp_required,
+        )
 
-    async def _expire(self) -> None:
+    async def _expire_if_due(self) -> bool:
+        deadline = self._deadline()
+        if deadline is None or workflow.now() < deadline:
+            return False
         self._reason = (
             "The payment window after verification closed."
             if self._status is PaymentStatus.AWAITING_PAYMENT and self._otp_required
             else "No customer action for too long."
         )
-        await self._audit(
-            AuditEventType.ATTEMPT_EXPIRED,
-            details={"from_status": self._status.value, "reason": self._reason},
-        )
+        from_status = self._status
         self._code = None
         self._set_status(PaymentStatus.EXPIRED)
+        await self._record(
+            AuditEventType.ATTEMPT_EXPIRED, details={"from_status": from_status.value, "reason": self._reason}
+        )
+        return True
 
     async def _cancel_attempt(self, cancel: CancelInput) -> None:
         self._reason = cancel.reason
-        await self._audit(
-            AuditEventType.ATTEMPT_CANCELLED,
-            client=cancel.client,
-            details={"from_status": self._status.value, "reason": cancel.reason},
-        )
+        from_status = self._status
         self._code = None
         self._set_status(PaymentStatus.CANCELLED)
+        await self._record(
+            AuditEventType.ATTEMPT_CANCELLED,
+            client=cancel.client,
+            details={"from_status": from_status.value, "reason": cancel.reason},
+        )
+
+    async def _cancel_from_temporal(self) -> None:
+        self._cancel = self._cancel or CancelInput(
+            reason=OPERATOR_CANCEL_REASON, client=ClientContext(actor="operator")
+        )
+        async with self._lock:  # a debit in flight holds the lock until the processor answers
+            if self._status in CANCELLABLE_STATUSES:
+                await self._cancel_attempt(self._cancel)
 
     # ---- query -------------------------------------------------------------------------------
 
@@ -216,15 +256,6 @@ class PayInvoiceWorkflow:
     def state(self) -> AttemptState:
         info = workflow.info()
         payer = self._payer
-        resend_at = None
-        if self._last_sent_at is not None:
-            resend_at = self._last_sent_at + timedelta(seconds=self._timers.resend_cooldown_seconds)
-        idle_at = None
-        if not self._status.is_terminal:
-            idle_at = self._last_action_at + timedelta(seconds=self._timers.idle_seconds)
-        due_by = None
-        if self._verified_at is not None and self._otp_required:
-            due_by = self._verified_at + timedelta(seconds=self._timers.payment_window_seconds)
         return AttemptState(
             workflow_id=info.workflow_id,
             run_id=info.run_id,
@@ -238,13 +269,16 @@ class PayInvoiceWorkflow:
             channels=list(payer.channels) if payer else [],
             failed_channels=list(self._failed_channels),
             attempts_remaining=self._attempts_remaining(),
-            sends_remaining=max(self._timers.max_sends - self._send_seq, 0),
+            sends_remaining=max(self._clock.timers.max_sends - self._send_seq, 0),
             code=self._code,
-            resend_available_at=resend_at,
-            idle_expires_at=idle_at,
-            payment_due_by=due_by,
+            resend_available_at=self._clock.resend_available_at(self._last_sent_at),
+            idle_expires_at=(
+                None if self._status.is_terminal else self._clock.idle_deadline(self._last_action_at)
+            ),
+            payment_due_by=self._clock.payment_due_by(self._verified_at, self._otp_required),
             payment=self._payment,
             reason=self._reason,
+            locked_until=self._locked_until,
             waiting_for=self._waiting_for(),
         )
 
@@ -253,22 +287,19 @@ class PayInvoiceWorkflow:
     @workflow.update
     async def open_session(self, client: ClientContext) -> AttemptState:
         """Join-or-start target: answers once the payer is resolved (or the attempt refused)."""
-        self._touch()
         joined_after_resolution = self._status is not PaymentStatus.RESOLVING_PAYER
         await workflow.wait_condition(
             lambda: self._status is not PaymentStatus.RESOLVING_PAYER or self._refusal is not None
         )
         if self._refusal is not None:
             raise self._refusal
-        # A cancel or expiry may be mid-audit: wait for it, and never let a tab join an attempt
-        # that is ending, so the gateway starts a fresh one. An attempt that ends at resolution
-        # (no contact method, still locked) is the answer to the open that started it.
+        # Never let a tab join an attempt that is ending, so the gateway starts a fresh one. An
+        # attempt that ends at resolution (no contact method, still locked) answers the open
+        # that started it.
         async with self._lock:
             if self._cancel is not None or (joined_after_resolution and self._status.is_terminal):
                 raise _refuse(
-                    RefusalType.INVALID_STATE,
-                    f"the attempt is {self._status.value}",
-                    status=self._status.value,
+                    ErrorType.INVALID_STATE, f"the attempt is {self._status.value}", status=self._status.value
                 )
             return self.state()
 
@@ -277,6 +308,7 @@ class PayInvoiceWorkflow:
     @workflow.update
     async def request_code(self, input: RequestCodeInput) -> RequestCodeResult:
         async with self._lock:
+            await self._refuse_if_ended()
             self._check_can_send(input.channel)
             self._touch()
             payer = self._require_payer()
@@ -284,14 +316,15 @@ class PayInvoiceWorkflow:
             seq = self._send_seq
             destination = next(c.destination for c in payer.channels if c.channel is input.channel)
             try:
-                sent = await workflow.execute_activity(
+                sent: SendCodeResult = await workflow.execute_activity(
                     opts.SEND_CODE,
                     SendCodeRequest(
                         attempt=self._ref(),
                         send_seq=seq,
                         channel=input.channel,
-                        ttl_seconds=self._timers.code_ttl_seconds,
+                        ttl_seconds=self._clock.timers.code_ttl_seconds,
                         invoice_number=payer.invoice.number,
+                        contact_version=payer.contact_version,
                     ),
                     result_type=SendCodeResult,
                     start_to_close_timeout=opts.DELIVERY_TIMEOUT,
@@ -299,15 +332,17 @@ class PayInvoiceWorkflow:
                     summary=f"send code #{seq} by {input.channel.value} to {destination}",
                 )
             except ActivityError as err:
-                await self._delivery_failed(input, seq, destination, err)
+                await self._send_failed(input, seq, destination, err)
             self._code = CodeChallengeView(
+                send_seq=seq,
                 channel=sent.channel,
                 destination=sent.destination,
                 sent_at=sent.sent_at,
                 expires_at=sent.expires_at,
             )
             self._last_sent_at = workflow.now()
-            await self._audit(
+            self._set_status(PaymentStatus.AWAITING_CODE)
+            await self._record(
                 AuditEventType.OTP_SENT,
                 client=input.client,
                 channel=input.channel,
@@ -319,56 +354,76 @@ class PayInvoiceWorkflow:
                     "expires_at": sent.expires_at.isoformat(),
                 },
             )
-            self._set_status(PaymentStatus.AWAITING_CODE)
+            resend_at = self._clock.resend_available_at(self._last_sent_at)
+            assert resend_at is not None
             return RequestCodeResult(
                 status=self._status,
                 channel=sent.channel,
                 destination=sent.destination,
                 code_expires_at=sent.expires_at,
-                resend_available_at=self._last_sent_at
-                + timedelta(seconds=self._timers.resend_cooldown_seconds),
+                resend_available_at=resend_at,
             )
 
     @request_code.validator
     def _validate_request_code(self, input: RequestCodeInput) -> None:
+        self._refuse_if_cancelling()
         self._check_can_send(input.channel)
 
     def _check_can_send(self, channel: Channel) -> None:
         self._require_status(PaymentStatus.CHOOSING_CHANNEL, PaymentStatus.AWAITING_CODE)
         payer = self._require_payer()
         if channel not in {c.channel for c in payer.channels}:
-            raise _refuse(RefusalType.CHANNEL_UNAVAILABLE, f"no {channel.value} on file for the payer")
+            raise _refuse(ErrorType.CHANNEL_UNAVAILABLE, f"no {channel.value} on file for the payer")
         if channel in self._failed_channels:
             raise _refuse(
-                RefusalType.CHANNEL_UNAVAILABLE,
+                ErrorType.CHANNEL_UNAVAILABLE,
                 f"{channel.value} delivery failed for this attempt; use another",
             )
-        if self._send_seq >= self._timers.max_sends:
-            raise _refuse(RefusalType.TOO_MANY_SENDS, "no more codes can be sent for this attempt")
+        if self._send_seq >= self._clock.timers.max_sends:
+            raise _refuse(ErrorType.TOO_MANY_SENDS, "no more codes can be sent for this attempt")
         # A failed delivery waives the cooldown: the customer never got that code.
         delivered_code = self._code is not None and self._code.channel not in self._failed_channels
-        if self._last_sent_at is not None and delivered_code:
-            ready_at = self._last_sent_at + timedelta(seconds=self._timers.resend_cooldown_seconds)
+        ready_at = self._clock.resend_available_at(self._last_sent_at)
+        if ready_at is not None and delivered_code:
             wait = (ready_at - workflow.now()).total_seconds()
             if wait > 0:
                 raise _refuse(
-                    RefusalType.RESEND_TOO_SOON,
+                    ErrorType.RESEND_TOO_SOON,
                     "a new code can be asked for shortly",
                     retry_after=max(1, int(-(-wait // 1))),
                 )
 
-    async def _delivery_failed(
+    async def _send_failed(
         self, input: RequestCodeInput, seq: int, destination: str, err: ActivityError
     ) -> NoReturn:
+        """A send that did not happen; the code the customer already has stays good (SPEC §11)."""
         cause = err.cause
-        permanent = (
-            isinstance(cause, ApplicationError)
-            and cause.type == ActivityFailureType.PERMANENT_DELIVERY_FAILURE.value
-        )
+        kind = cause.type if isinstance(cause, ApplicationError) else None
         details = _details(cause) if isinstance(cause, ApplicationError) else {}
+        if kind in (ErrorType.TOO_MANY_SENDS, ErrorType.RESEND_TOO_SOON):
+            # The caps kept in PostgreSQL across attempts refused it: nothing was sent.
+            self._send_seq -= 1
+            await self._record(
+                AuditEventType.OTP_SEND_REFUSED,
+                client=input.client,
+                channel=input.channel,
+                destination=destination,
+                details={"scope": details.get("scope"), "retry_after": details.get("retry_after")},
+            )
+            assert isinstance(cause, ApplicationError)
+            raise _refuse(ErrorType(kind), cause.message, **details)
+        if kind == ErrorType.CONTACT_CHANGED:
+            # Staff changed the payer or its details: this attempt's offer is stale.
+            self._cancel = CancelInput(reason="The payer's contact details changed; open the link again.")
+            await self._cancel_attempt(self._cancel)
+            raise _refuse(
+                ErrorType.CONTACT_CHANGED, "the payer's contact details changed", status=self._status.value
+            )
+        permanent = kind == ErrorType.PERMANENT_DELIVERY_FAILURE
         if permanent and input.channel not in self._failed_channels:
             self._failed_channels.append(input.channel)
-        await self._audit(
+        self._publish()
+        await self._record(
             AuditEventType.OTP_DELIVERY_FAILED,
             client=input.client,
             channel=input.channel,
@@ -380,14 +435,11 @@ class PayInvoiceWorkflow:
                 "provider_code": details.get("provider_code"),
             },
         )
-        if self._code is not None and self._code.channel is input.channel and permanent:
-            self._code = None
-        self._publish()
         remaining = [
             c.channel.value for c in self._require_payer().channels if c.channel not in self._failed_channels
         ]
         raise _refuse(
-            RefusalType.DELIVERY_FAILED,
+            ErrorType.DELIVERY_FAILED,
             f"the code could not be delivered by {input.channel.value}",
             channel=input.channel.value,
             permanent=permanent,
@@ -400,11 +452,13 @@ class PayInvoiceWorkflow:
     @workflow.update
     async def verify_code(self, input: VerifyCodeInput) -> VerifyCodeResult:
         async with self._lock:
+            await self._refuse_if_ended()
             self._require_status(PaymentStatus.AWAITING_CODE)
-            self._touch()
             code = self._code
             if code is None:
-                raise _refuse(RefusalType.INVALID_STATE, "no code is outstanding", status=self._status.value)
+                # Not a guess: there is nothing to guess against (SPEC §11).
+                raise _refuse(ErrorType.INVALID_STATE, "no code is outstanding", status=self._status.value)
+            self._touch()
             if workflow.now() >= code.expires_at:
                 return VerifyCodeResult(
                     verified=False,
@@ -413,48 +467,52 @@ class PayInvoiceWorkflow:
                     reason="code_expired",
                 )
             self._check_seq += 1
-            checked = await workflow.execute_activity(
+            checked: CheckCodeResult = await workflow.execute_activity(
                 opts.CHECK_CODE,
                 CheckCodeRequest(
-                    attempt=self._ref(), send_seq=self._send_seq, check_seq=self._check_seq, code=input.code
+                    attempt=self._ref(), send_seq=code.send_seq, check_seq=self._check_seq, code=input.code
                 ),
                 result_type=CheckCodeResult,
                 start_to_close_timeout=opts.DATABASE_TIMEOUT,
+                schedule_to_close_timeout=opts.MUST_FINISH_WITHIN,
                 retry_policy=opts.DATABASE_RETRY,
-                summary=f"check code entry #{self._check_seq} against code #{self._send_seq}",
+                summary=f"check code entry #{self._check_seq} against code #{code.send_seq}",
             )
+            audit_details = {"send_seq": code.send_seq, "check_seq": self._check_seq}
             if checked.ok:
-                record = await self._audit(
+                self._verified_at = workflow.now()
+                self._code = None
+                self._set_status(PaymentStatus.AWAITING_PAYMENT)
+                record = await self._record(
                     AuditEventType.OTP_VERIFIED,
                     client=input.client,
                     channel=code.channel,
                     destination=code.destination,
-                    details={"send_seq": self._send_seq, "check_seq": self._check_seq},
+                    details=audit_details,
                 )
                 self._verified_event_id = record.id
-                self._verified_at = workflow.now()
-                self._code = None
-                self._set_status(PaymentStatus.AWAITING_PAYMENT)
                 return VerifyCodeResult(
                     verified=True, status=self._status, attempts_remaining=self._attempts_remaining()
                 )
             self._failed_checks += 1
-            await self._audit(
+            locking = self._attempts_remaining() == 0
+            if locking:
+                self._set_status(PaymentStatus.LOCKED)
+            else:
+                self._publish()
+            await self._record(
                 AuditEventType.OTP_VERIFY_FAILED,
                 client=input.client,
                 channel=code.channel,
                 destination=code.destination,
                 details={
-                    "send_seq": self._send_seq,
-                    "check_seq": self._check_seq,
+                    **audit_details,
                     "reason": checked.reason,
                     "attempts_remaining": self._attempts_remaining(),
                 },
             )
-            if self._attempts_remaining() == 0:
+            if locking:
                 await self._lock_out()
-            else:
-                self._publish()
             return VerifyCodeResult(
                 verified=False,
                 status=self._status,
@@ -464,57 +522,43 @@ class PayInvoiceWorkflow:
 
     @verify_code.validator
     def _validate_verify_code(self, input: VerifyCodeInput) -> None:
+        self._refuse_if_cancelling()
         self._require_status(PaymentStatus.AWAITING_CODE)
         if not is_well_formed_code(input.code):
-            raise _refuse(RefusalType.INVALID_INPUT, f"the code is {OTP_CODE_DIGITS} digits")
+            raise _refuse(ErrorType.INVALID_INPUT, f"the code is {OTP_CODE_DIGITS} ASCII digits")
 
     async def _lock_out(self) -> None:
-        locked_until = workflow.now() + timedelta(seconds=self._timers.lockout_seconds)
+        locked_until = self._clock.lockout_until(workflow.now())
+        self._locked_until = locked_until
+        self._code = None
+        self._reason = f"Too many wrong codes. Try again after {locked_until.isoformat(timespec='seconds')}."
+        self._set_status(PaymentStatus.LOCKED)
         await workflow.execute_activity(
             opts.RECORD_LOCKOUT,
             LockoutRequest(invoice_id=self._input.invoice_id, locked_until=locked_until),
             start_to_close_timeout=opts.DATABASE_TIMEOUT,
+            schedule_to_close_timeout=opts.MUST_FINISH_WITHIN,
             retry_policy=opts.DATABASE_RETRY,
             summary=f"lock {self._input.invoice_id} until {locked_until:%H:%M} UTC",
         )
-        self._reason = f"Too many wrong codes. Try again after {locked_until.isoformat(timespec='seconds')}."
-        await self._audit(
+        await self._record(
             AuditEventType.OTP_LOCKED,
             details={"failed_checks": self._failed_checks, "locked_until": locked_until.isoformat()},
         )
-        self._code = None
-        self._set_status(PaymentStatus.LOCKED)
 
     # ---- submit_payment ----------------------------------------------------------------------
 
     @workflow.update
     async def submit_payment(self, input: SubmitPaymentInput) -> SubmitPaymentResult:
         async with self._lock:
+            await self._refuse_if_ended()
             self._require_status(PaymentStatus.AWAITING_PAYMENT)
-            deadline = self._deadline()
-            if deadline is not None and workflow.now() >= deadline:
-                await self._expire()
-                self._require_status(PaymentStatus.AWAITING_PAYMENT)
             self._touch()
             payer = self._require_payer()
             details = input.details
-            account_last4 = last4(details.account_number)
             self._set_status(PaymentStatus.SUBMITTING)
-            await self._audit(
-                AuditEventType.PAYMENT_SUBMITTED,
-                client=input.client,
-                details={
-                    "method": details.method.value,
-                    "amount_cents": payer.invoice.amount_cents,
-                    "currency": payer.invoice.currency,
-                    "account_type": details.account_type,
-                    "account_last4": account_last4,
-                    "otp_verified_event_id": self._verified_event_id,
-                },
-            )
             request = ProcessorDebitRequest(
                 attempt=self._ref(),
-                idempotency_key=f"{workflow.info().workflow_id}/{workflow.info().run_id}/debit",
                 amount_cents=payer.invoice.amount_cents,
                 currency=payer.invoice.currency,
                 details=details,
@@ -523,39 +567,36 @@ class PayInvoiceWorkflow:
                     amount_cents=payer.invoice.amount_cents,
                     currency=payer.invoice.currency,
                     invoice_number=payer.invoice.number,
-                    account_last4=account_last4,
+                    account_last4=last4(details.account_number),
                 ),
                 authorized_at=workflow.now(),
                 otp_audit_event_id=self._verified_event_id,
             )
             receipt = await self._debit(request)
+            if receipt is None:
+                self._set_status(PaymentStatus.AWAITING_PAYMENT)
+                raise _refuse(
+                    ErrorType.DEBIT_IN_FLIGHT,
+                    "another payment for this invoice is still being confirmed by the bank",
+                    status=self._status.value,
+                )
             self._payment = receipt
             if receipt.accepted:
-                await self._audit(
-                    AuditEventType.PAYMENT_ACCEPTED,
-                    client=input.client,
-                    details={
-                        "payment_id": receipt.payment_id,
-                        "processor_reference": receipt.processor_reference,
-                    },
-                )
                 self._set_status(PaymentStatus.PAID)
             else:
                 self._reason = f"The bank declined the debit: {receipt.decline_reason}."
-                await self._audit(
-                    AuditEventType.PAYMENT_DECLINED,
-                    client=input.client,
-                    details={"payment_id": receipt.payment_id, "decline_reason": receipt.decline_reason},
-                )
                 self._set_status(PaymentStatus.DECLINED)
             return SubmitPaymentResult(status=self._status, payment=receipt)
 
     @submit_payment.validator
     def _validate_submit_payment(self, input: SubmitPaymentInput) -> None:
+        self._refuse_if_cancelling()
         self._require_status(PaymentStatus.AWAITING_PAYMENT)
 
-    async def _debit(self, request: ProcessorDebitRequest) -> PaymentReceipt:
-        """Retry until the processor answers: the idempotency key makes every retry the same debit."""
+    async def _debit(self, request: ProcessorDebitRequest) -> PaymentReceipt | None:
+        """Retry until the processor answers: the payment row owns the key, so every retry is the
+        same debit. The activity writes PAYMENT_SUBMITTED with the row and the outcome's audit row
+        with the outcome. None: another debit of this invoice is in flight (nothing was sent)."""
         while True:
             try:
                 receipt: PaymentReceipt = await workflow.execute_activity(
@@ -569,10 +610,12 @@ class PayInvoiceWorkflow:
                 return receipt
             except ActivityError as err:
                 cause = err.cause
-                if isinstance(cause, ApplicationError) and cause.non_retryable:
+                if isinstance(cause, ApplicationError) and cause.type == ErrorType.DEBIT_IN_FLIGHT:
+                    return None
+                if isinstance(cause, ApplicationError) and cause.type == ErrorType.PROCESSOR_REJECTED:
                     # The processor refused the request itself: no debit exists and none ever will.
                     return PaymentReceipt(
-                        payment_id="",
+                        payment_id=str(_details(cause).get("payment_id", "")),
                         amount_cents=request.amount_cents,
                         currency=request.currency,
                         account_last4=last4(request.details.account_number),
@@ -580,66 +623,80 @@ class PayInvoiceWorkflow:
                         accepted=False,
                         decline_reason=f"processor_rejected: {cause.message}",
                     )
-                workflow.logger.warning("debit did not complete; retrying with the same idempotency key")
+                workflow.logger.warning("debit did not complete; retrying with the payment row's key")
+                workflow.set_current_details(
+                    "Waiting for the payment processor: the debit is recorded as `submitting` and is "
+                    "retried with its key until it answers (see `portalpay ops show`)."
+                )
                 await workflow.sleep(opts.DEBIT_ROUND_PAUSE)
 
     # ---- signals -----------------------------------------------------------------------------
 
     @workflow.signal
     def cancel(self, input: CancelInput) -> None:
-        if self._status in CANCELLABLE_STATUSES:
+        if self._status in CANCELLABLE_STATUSES and self._cancel is None:
             self._cancel = input
 
     @workflow.signal
     async def payment_event(self, event: PaymentEvent) -> None:
-        await self._audit(AuditEventType.PAYMENT_EVENT, actor="processor", details=event.model_dump())
+        await self._record_quietly(
+            AuditEventType.PAYMENT_EVENT, actor="processor", details=event.model_dump()
+        )
 
     @workflow.signal
     async def delivery_status(self, event: DeliveryStatusEvent) -> None:
-        async with self._lock:
-            failed = event.status in FAILED_DELIVERY_STATUSES
-            await self._audit(
-                AuditEventType.OTP_DELIVERY_FAILED if failed else AuditEventType.OTP_DELIVERY_STATUS,
-                actor="provider",
-                channel=event.channel,
-                details={
-                    "send_seq": event.send_seq,
-                    "status": event.status,
-                    "provider_code": event.provider_code,
-                },
-            )
-            if failed and event.channel not in self._failed_channels and not self._status.is_terminal:
-                self._failed_channels.append(event.channel)
-                if (
-                    self._code is not None
-                    and self._code.channel is event.channel
-                    and event.send_seq == self._send_seq
-                ):
-                    self._code = None
-                self._publish()
+        failed = event.status in FAILED_DELIVERY_STATUSES
+        if failed and event.channel not in self._failed_channels and not self._status.is_terminal:
+            self._failed_channels.append(event.channel)
+            if (
+                self._code is not None
+                and self._code.channel is event.channel
+                and event.send_seq == self._code.send_seq
+            ):
+                self._code = None  # that code never arrived
+            self._publish()
+        await self._record_quietly(
+            AuditEventType.OTP_DELIVERY_FAILED if failed else AuditEventType.OTP_DELIVERY_STATUS,
+            actor="provider",
+            channel=event.channel,
+            details={
+                "send_seq": event.send_seq,
+                "status": event.status,
+                "provider_code": event.provider_code,
+            },
+        )
 
     # ---- helpers -----------------------------------------------------------------------------
 
     def _touch(self) -> None:
         self._last_action_at = workflow.now()
-        self._action_count += 1
 
     def _attempts_remaining(self) -> int:
-        return max(self._timers.max_failed - self._failed_checks, 0)
+        return max(self._clock.timers.max_failed - self._failed_checks, 0)
+
+    def _refuse_if_cancelling(self) -> None:
+        if self._cancel is not None:
+            raise _refuse(
+                ErrorType.INVALID_STATE, "the attempt is being cancelled", status=self._status.value
+            )
+
+    async def _refuse_if_ended(self) -> None:
+        """Under the lock: a pending cancel or a passed deadline wins over a late action."""
+        self._refuse_if_cancelling()
+        if await self._expire_if_due():
+            self._require_status()  # always refuses: the attempt just expired
 
     def _require_status(self, *allowed: PaymentStatus) -> None:
         if self._status not in allowed:
             raise _refuse(
-                RefusalType.INVALID_STATE,
+                ErrorType.INVALID_STATE,
                 f"not allowed while the attempt is {self._status.value}",
                 status=self._status.value,
             )
 
     def _require_payer(self) -> PayerResolution:
         if self._payer is None:
-            raise _refuse(
-                RefusalType.INVALID_STATE, "the payer is not resolved yet", status=self._status.value
-            )
+            raise _refuse(ErrorType.INVALID_STATE, "the payer is not resolved yet", status=self._status.value)
         return self._payer
 
     def _ref(self) -> AttemptRef:
@@ -655,11 +712,24 @@ class PayInvoiceWorkflow:
 
     def _set_status(self, status: PaymentStatus) -> None:
         self._status = status
-        self._action_count += 1
         self._publish()
 
     def _publish(self) -> None:
-        workflow.upsert_search_attributes([sa.PAYMENT_STATUS.value_set(self._status.value)])
+        """One search-attribute upsert per status change, carrying everything that changed."""
+        if self._status is not self._published_status:
+            updates: list[SearchAttributeUpdate[Any]] = [
+                sa.PAYMENT_STATUS.value_set(self._status.value),
+                sa.STATUS_SINCE.value_set(workflow.now()),
+            ]
+            payer = self._payer
+            if payer is not None and self._published_status is PaymentStatus.RESOLVING_PAYER:
+                updates += [
+                    sa.CUSTOMER_ID.value_set(payer.customer_id),
+                    sa.PAYER_CONTACT_ID.value_set(payer.payer_contact_id),
+                    sa.AMOUNT_CENTS.value_set(payer.invoice.amount_cents),
+                ]
+            workflow.upsert_search_attributes(updates)
+            self._published_status = self._status
         workflow.set_current_details(self._waiting_for())
 
     def _waiting_for(self) -> str:
@@ -669,59 +739,19 @@ class PayInvoiceWorkflow:
             attempts_remaining=self._attempts_remaining(),
             failed_channels=self._failed_channels,
             reason=self._reason,
-            payment_due_by=(
-                self._verified_at + timedelta(seconds=self._timers.payment_window_seconds)
-                if self._verified_at is not None and self._otp_required
-                else None
-            ),
+            payment_due_by=self._clock.payment_due_by(self._verified_at, self._otp_required),
         )
 
-    async def _audit(
-        self,
-        event_type: AuditEventType,
-        *,
-        client: ClientContext | None = None,
-        actor: str | None = None,
-        channel: Channel | None = None,
-        destination: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> AuditEventRecord:
-        info = workflow.info()
-        payer = self._payer
-        self._audit_seq += 1
-        ctx = client or ClientContext(actor=actor or "system")
-        if actor is not None:
-            ctx = ctx.model_copy(update={"actor": actor})
-        event = AuditEventInput(
-            event_key=f"{info.workflow_id}/{info.run_id}/{self._audit_seq:04d}",
-            event_type=event_type,
-            invoice_id=self._input.invoice_id,
-            customer_id=payer.customer_id if payer else None,
-            payer_contact_id=payer.payer_contact_id if payer else None,
-            workflow_id=info.workflow_id,
-            run_id=info.run_id,
-            channel=channel,
-            destination=destination,
-            client=ctx,
-            details=details or {},
-            occurred_at=workflow.now(),
-        )
-        record: AuditEventRecord = await workflow.execute_activity(
-            opts.APPEND_AUDIT_EVENT,
-            event,
-            result_type=AuditEventRecord,
-            start_to_close_timeout=opts.DATABASE_TIMEOUT,
-            retry_policy=opts.DATABASE_RETRY,
-            summary=f"audit {event_type.value}",
-        )
-        return record
+    async def _record(self, event_type: AuditEventType, **fields: Any) -> Any:
+        """Append one audit row; retried until the database answers (never a small attempt count)."""
+        return await self._audit.append(event_type, **fields)
 
-
-_RESOLUTION_REFUSALS = {
-    ActivityFailureType.INVOICE_NOT_FOUND.value: RefusalType.INVOICE_NOT_FOUND,
-    ActivityFailureType.INVOICE_ALREADY_PAID.value: RefusalType.INVOICE_ALREADY_PAID,
-    "InvoiceLocked": RefusalType.INVOICE_LOCKED,
-}
+    async def _record_quietly(self, event_type: AuditEventType, **fields: Any) -> None:
+        """For signal handlers: a failed audit must never fail the attempt (or a debit in flight)."""
+        try:
+            await self._audit.append(event_type, **fields)
+        except ActivityError:
+            workflow.logger.error("could not record %s; the attempt carries on", event_type.value)
 
 
 def _details(err: ApplicationError) -> dict[str, Any]:

@@ -36,3 +36,12 @@ def describe_wait(
     if status is PaymentStatus.SUBMITTING:
         return "Waiting for the payment processor's answer."
     return f"Finished: {status.value}." + (f" {reason}" if reason else "")
+
+
+def describe_status(status: PaymentStatus) -> str:
+    """What an attempt in `status` waits for, without its run's details (operators' listings)."""
+    if status is PaymentStatus.AWAITING_CODE:
+        return "Waiting for the customer to enter the code."
+    return describe_wait(
+        status=status, code=None, attempts_remaining=0, failed_channels=(), reason=None, payment_due_by=None
+    )

@@ -18,11 +18,16 @@ _COLUMNS = (
 )
 
 
+STAFF_CONSOLE_CHAIN = "staff-console"
+
+
 def chain_id_for(event: AuditEventInput) -> str:
     """One chain per invoice; events with no invoice (payer designation) chain per customer."""
     if event.invoice_id:
         return f"invoice:{event.invoice_id}"
-    return f"customer:{event.customer_id}"
+    if event.customer_id:
+        return f"customer:{event.customer_id}"
+    return STAFF_CONSOLE_CHAIN  # staff sign-ins belong to no customer
 
 
 async def append_event(conn: asyncpg.Connection, event: AuditEventInput) -> AuditEventRecord:

@@ -8,6 +8,7 @@ from infra.db import migrate_url, resolve_database_url
 from starters.cli.ops import ops_app
 from starters.cli.plumbing import console, run_async, settings_or_exit
 from starters.cli.replay import replay
+from starters.cli.staff import staff_app
 
 app = typer.Typer(help="PortalPay: OTP-protected invoice payments on Temporal.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -15,6 +16,7 @@ demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(ops_app, name="ops")
+app.add_typer(staff_app, name="staff")
 app.command("replay")(replay)
 
 
@@ -91,12 +93,15 @@ def try_invoice(
     channel: str | None = typer.Option(None, help="email or sms (default: the first on file)."),
     account: str = typer.Option("000123456789", help="Sandbox account number (decides the outcome)."),
     method: str = typer.Option("echeck", help="echeck or ach."),
+    as_json: bool = typer.Option(False, "--json", help="Progress on stderr, one JSON document on stdout."),
 ) -> None:
     """Run a whole attempt from the terminal: open, send a code, read it, verify, pay."""
     from starters.cli.try_attempt import run_try
 
     settings = settings_or_exit()
-    ok = run_async(run_try)(settings, invoice_id, channel=channel, account=account, method=method)
+    ok = run_async(run_try)(
+        settings, invoice_id, channel=channel, account=account, method=method, as_json=as_json
+    )
     if not ok:
         raise typer.Exit(2)
 

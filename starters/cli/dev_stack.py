@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from rich.console import Console
 from rich.panel import Panel
 from temporalio.client import Client
@@ -26,6 +27,8 @@ from infra.settings import DEV_ENV_FILE, STATE_DIR, Settings, load_settings
 from infra.temporal import TemporalUnavailable, connect
 
 console = Console()
+DEV_STAFF_EMAIL = "staff@example.com"
+DEV_STAFF_NAME = "Dev Staff"
 SEARCH_ATTRIBUTES = {
     "PaymentStatus": "Keyword",
     "InvoiceId": "Keyword",
@@ -33,6 +36,7 @@ SEARCH_ATTRIBUTES = {
     "PayerContactId": "Keyword",
     "AmountCents": "Int",
     "PaymentId": "Keyword",
+    "StatusSince": "Datetime",
 }
 
 
@@ -139,7 +143,15 @@ async def run_dev(*, portal_port: int, temporal_port: int, ui_port: int) -> None
 
             async with pool.acquire() as conn:
                 await seed_demo(conn)
-            await _serve(settings, client, pool, portal_port=portal_port, ui_port=ui_port)
+            staff_password = await ensure_dev_staff(pool)
+            await _serve(
+                settings,
+                client,
+                pool,
+                portal_port=portal_port,
+                ui_port=ui_port,
+                staff_password=staff_password,
+            )
     finally:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -149,12 +161,35 @@ async def run_dev(*, portal_port: int, temporal_port: int, ui_port: int) -> None
                 proc.kill()
 
 
-async def _serve(settings: Settings, client: Client, pool: object, *, portal_port: int, ui_port: int) -> None:
+async def ensure_dev_staff(pool: asyncpg.Pool) -> str:
+    """`staff@example.com` with a fresh password each start (printed beside the pay links)."""
+    from infra.staff_passwords import generate_password, hash_password
+    from infra.stores import staff_accounts as accounts
+
+    password = generate_password()
+    created = await accounts.add_staff_user(pool, DEV_STAFF_EMAIL, DEV_STAFF_NAME, hash_password(password))
+    if created is None:
+        existing = await accounts.find_staff_user(pool, DEV_STAFF_EMAIL)
+        assert existing is not None
+        await accounts.set_password(pool, existing.id, hash_password(password))
+    return password
+
+
+async def _serve(
+    settings: Settings,
+    client: Client,
+    pool: asyncpg.Pool,
+    *,
+    portal_port: int,
+    ui_port: int,
+    staff_password: str,
+) -> None:
     import uvicorn
 
     from infra.pay_links import make_pay_link
     from infra.stores.demo import INVOICES
     from starters.portal.assembly import build_portal_app
+    from starters.portal.process import portal_server_config
     from workers.process import run_worker_process
 
     stop = asyncio.Event()
@@ -163,7 +198,9 @@ async def _serve(settings: Settings, client: Client, pool: object, *, portal_por
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     app = build_portal_app(settings, client, pool)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=portal_port, log_level="warning"))
+    server = uvicorn.Server(
+        portal_server_config(app, host="127.0.0.1", port=portal_port, log_level="warning")
+    )
     # uvicorn installs its own signal handlers; ours (above) must stay in charge of shutdown.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     worker_task = asyncio.create_task(run_worker_process(settings, client=client, stop=stop), name="worker")
@@ -192,6 +229,8 @@ async def _serve(settings: Settings, client: Client, pool: object, *, portal_por
     print("Pay links (open one in a browser):", flush=True)
     for inv_id, *_ in INVOICES:
         print(f"  {inv_id:9} {make_pay_link(settings, inv_id)}", flush=True)
+    print(f"Staff console: http://127.0.0.1:{portal_port}/staff", flush=True)
+    print(f"  sign in as {DEV_STAFF_EMAIL} with password {staff_password}  (new at every start)", flush=True)
     done_waiter = asyncio.create_task(stop.wait())
     await asyncio.wait({worker_task, portal_task, done_waiter}, return_when=asyncio.FIRST_COMPLETED)
     console.print("stopping…")

@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from domain.status import PaymentStatus
 from infra.resources import open_resources
@@ -20,6 +19,7 @@ from starters.cli.ops_queries import (
     parse_duration,
     parse_statuses,
 )
+from starters.cli.output import emit_table, say, to_jsonable
 from starters.cli.payment_life import payment_lives, render_payment_lives
 from starters.cli.plumbing import console, err_console, run_async, settings_or_exit
 from starters.cli.reconcile import reconcile
@@ -76,13 +76,24 @@ async def _stuck(
 
 
 @ops_app.command("show")
-def show(invoice_id: str = typer.Argument(..., help="Invoice id, e.g. INV-1001.")) -> None:
-    """The invoice's current attempt state, its history of states, and the audit trail."""
+def show(
+    invoice_id: str = typer.Argument(..., help="Invoice id, e.g. INV-1001."),
+    as_json: bool = typer.Option(False, "--json", help="JSON on stdout instead of text and tables."),
+) -> None:
+    """The invoice's current attempt state, its history of states, and the audit trail.
+
+    Exits 3 when the audit chain does not verify."""
 
     settings = settings_or_exit()
     report = run_async(_show)(settings, invoice_id)
-    render_report(console, report)
-    render_payment_lives(console, run_async(payment_lives)(settings, invoice_id))
+    lives = run_async(payment_lives)(settings, invoice_id)
+    if as_json:
+        body = report_as_json(report)
+        body["payments"] = [life.as_json() for life in lives]
+        typer.echo(json.dumps(body, indent=2))
+    else:
+        render_report(console, report)
+        render_payment_lives(console, lives)
     if not report.chain_ok:
         raise typer.Exit(3)
 
@@ -108,41 +119,64 @@ def human_age(delta: timedelta) -> str:
 
 def render_stuck(out: Console, found: list[StuckAttempt], now: datetime, threshold: timedelta) -> None:
     if not found:
-        out.print(f"no attempt has sat in a non-terminal status for {human_age(threshold)} or more")
+        say(out, f"no attempt has sat in a non-terminal status for {human_age(threshold)} or more")
         return
-    table = Table(title=f"attempts in the same status for {human_age(threshold)} or more")
-    for col in ("invoice", "status", "in status", "age", "payer", "waiting for"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for a in found:
         payer = a.payer_contact_id or "?"
         if a.payer_name:
             payer += f" ({a.payer_name})"
-        table.add_row(
-            a.invoice_id,
-            a.status.value,
-            human_age(now - a.in_status_since),
-            human_age(now - a.started_at),
-            payer,
-            a.waiting_for,
+        rows.append(
+            (
+                a.invoice_id,
+                a.status.value,
+                human_age(now - a.in_status_since),
+                human_age(now - a.started_at),
+                payer,
+                a.waiting_for,
+            )
         )
-    out.print(table)
+    emit_table(
+        out,
+        f"attempts in the same status for {human_age(threshold)} or more",
+        ("invoice", "status", "in status", "age", "payer", "waiting for"),
+        rows,
+    )
 
 
 def _at(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
 
 
+def report_as_json(report: AttemptReport) -> dict[str, object]:
+    return {
+        "invoice_id": report.invoice_id,
+        "workflow_id": report.workflow_id,
+        "run_id": report.run_id,
+        "execution_status": report.execution_status,
+        "search_attributes": to_jsonable(report.search_attributes),
+        "state": to_jsonable(report.state),
+        "outcome": to_jsonable(report.outcome),
+        "note": report.note,
+        "status_changes": [{"at": at.isoformat(), "status": s.value} for at, s in report.status_changes],
+        "runs": to_jsonable(report.runs),
+        "audit_trail": to_jsonable(report.trail),
+        "chain_ok": report.chain_ok,
+    }
+
+
 def render_report(out: Console, report: AttemptReport) -> None:
-    out.print(f"[bold]{report.invoice_id}[/]  workflow {report.workflow_id}  run {report.run_id or '-'}")
+    say(out, f"[bold]{report.invoice_id}[/]  workflow {report.workflow_id}  run {report.run_id or '-'}")
     if report.execution_status:
         attrs = ", ".join(f"{k}={v}" for k, v in report.search_attributes.items() if v is not None)
-        out.print(f"execution {report.execution_status}; {attrs}")
+        say(out, f"execution {report.execution_status}; {attrs}")
     if report.state is not None:
         s = report.state
-        out.print(f"status [bold]{s.status.value}[/]: {s.waiting_for}")
-        out.print(
+        say(out, f"status [bold]{s.status.value}[/]: {s.waiting_for}")
+        say(
+            out,
             f"payer {s.payer_contact_id} ({s.payer_name}); {s.attempts_remaining} code attempts left,"
-            f" {s.sends_remaining} sends left; idle expiry {_at(s.idle_expires_at)}"
+            f" {s.sends_remaining} sends left; idle expiry {_at(s.idle_expires_at)}",
         )
     if report.outcome is not None:
         o = report.outcome
@@ -152,47 +186,51 @@ def render_report(out: Console, report: AttemptReport) -> None:
             line += f"; payment {o.payment.payment_id} {verdict}, account …{o.payment.account_last4}"
         if o.reason:
             line += f"; {o.reason}"
-        out.print(line)
+        say(out, line)
     if report.note:
-        out.print(f"[yellow]{report.note}[/]")
+        say(out, f"[yellow]{report.note}[/]")
 
     if report.status_changes:
-        states = Table(title="states of the latest run")
-        for col in ("since", "status", "for"):
-            states.add_column(col)
+        states = []
         for i, (at, status) in enumerate(report.status_changes):
             until = report.status_changes[i + 1][0] if i + 1 < len(report.status_changes) else None
             lasted = human_age(until - at) if until else ("-" if status.is_terminal else "now")
-            states.add_row(_at(at), status.value, lasted)
-        out.print(states)
+            states.append((_at(at), status.value, lasted))
+        emit_table(out, "states of the latest run", ("since", "status", "for"), states)
 
     if len(report.runs) > 1:
-        runs = Table(title=f"runs of {report.workflow_id}")
-        for col in ("run", "execution", "payment status", "started", "closed"):
-            runs.add_column(col)
-        for r in report.runs:
-            runs.add_row(
-                r.run_id, r.execution_status, r.payment_status or "-", _at(r.started_at), _at(r.closed_at)
-            )
-        out.print(runs)
+        emit_table(
+            out,
+            f"runs of {report.workflow_id}",
+            ("run", "execution", "payment status", "started", "closed"),
+            [
+                (r.run_id, r.execution_status, r.payment_status or "-", _at(r.started_at), _at(r.closed_at))
+                for r in report.runs
+            ],
+        )
 
-    trail = Table(title=f"audit trail of {report.invoice_id}")
-    for col in ("#", "at", "event", "actor", "contact", "channel", "destination", "details"):
-        trail.add_column(col, overflow="fold")
+    trail = []
     for row in report.trail:
         details = row.get("details") or {}
-        trail.add_row(
-            str(row["id"]),
-            row["occurred_at"].astimezone(UTC).strftime("%H:%M:%S"),
-            row["event_type"],
-            row["actor"] or "",
-            row["payer_contact_id"] or "",
-            row["channel"] or "",
-            row["destination"] or "",
-            ", ".join(f"{k}={v}" for k, v in details.items() if v is not None),
+        trail.append(
+            (
+                str(row["id"]),
+                row["occurred_at"].astimezone(UTC).strftime("%H:%M:%S"),
+                row["event_type"],
+                row["actor"] or "",
+                row["payer_contact_id"] or "",
+                row["channel"] or "",
+                row["destination"] or "",
+                ", ".join(f"{k}={v}" for k, v in details.items() if v is not None),
+            )
         )
-    out.print(trail)
+    emit_table(
+        out,
+        f"audit trail of {report.invoice_id}",
+        ("#", "at", "event", "actor", "contact", "channel", "destination", "details"),
+        trail,
+    )
     if report.chain_ok:
-        out.print(f"[green]chain verified[/]: {len(report.trail)} events, every hash links to the one before")
+        say(out, f"[green]chain verified[/]: {len(report.trail)} events, every hash links to the one before")
     else:
-        out.print("[bold red]CHAIN BROKEN[/]: an audit row was edited, removed or reordered")
+        say(out, "[bold red]CHAIN BROKEN[/]: an audit row was edited, removed or reordered")

@@ -5,7 +5,6 @@ filter); what an attempt waits for comes from its `state` query, which needs a w
 fail, so every query here is bounded and optional.
 """
 
-import asyncio
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from infra.resources import ExpectedFailure
 from infra.stores.audit_trail import fetch_trail
 from workflows import search_attributes as sa
 from workflows.pay_invoice import PayInvoiceWorkflow
+from workflows.waiting_for import describe_status
 
 WORKFLOW_TYPE = "PayInvoiceWorkflow"
 NON_TERMINAL = tuple(s for s in PaymentStatus if not s.is_terminal)
@@ -82,12 +82,13 @@ def _rfc3339(moment: datetime) -> str:
 
 
 def stuck_query(
-    statuses: tuple[PaymentStatus, ...], started_before: datetime, customer_id: str | None = None
+    statuses: tuple[PaymentStatus, ...], in_status_before: datetime, customer_id: str | None = None
 ) -> str:
+    """One visibility query: running attempts whose status was entered before the threshold."""
     names = ", ".join(literal(s.value) for s in statuses)
     query = (
         f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
-        f" AND PaymentStatus IN ({names}) AND StartTime <= '{_rfc3339(started_before)}'"
+        f" AND PaymentStatus IN ({names}) AND StatusSince <= '{_rfc3339(in_status_before)}'"
     )
     if customer_id:
         query += f" AND CustomerId = {literal(customer_id)}"
@@ -170,8 +171,8 @@ async def find_stuck(
 ) -> list[StuckAttempt]:
     """Running attempts whose current status was entered more than `older_than` ago, oldest first.
 
-    Visibility narrows by start time (an attempt cannot sit in a status longer than it has lived);
-    the run's own history then says when the current status began.
+    Answered from one visibility query on `StatusSince`, upserted with `PaymentStatus`: no
+    history fetch and no query per run, so it stays cheap with thousands of parked attempts.
     """
     now = now or datetime.now(UTC)
     query = stuck_query(statuses, now - older_than, customer_id)
@@ -179,43 +180,25 @@ async def find_stuck(
         executions = [wf async for wf in client.list_workflows(query, limit=limit)]
     except RPCError as err:
         raise ExpectedFailure(f"visibility query failed: {err.message.splitlines()[0][:160]}") from None
-    gate = asyncio.Semaphore(8)
-
-    async def inspect(wf: WorkflowExecution) -> StuckAttempt | None:
-        async with gate:
-            return await _inspect(client, wf, older_than, now)
-
-    found = [a for a in await asyncio.gather(*(inspect(wf) for wf in executions)) if a is not None]
+    found = [_stuck(wf) for wf in executions]
     return sorted(found, key=lambda a: a.in_status_since)
 
 
-async def _inspect(
-    client: Client, wf: WorkflowExecution, older_than: timedelta, now: datetime
-) -> StuckAttempt | None:
+def _stuck(wf: WorkflowExecution) -> StuckAttempt:
     attrs = wf.typed_search_attributes
     status = PaymentStatus(attrs.get(sa.PAYMENT_STATUS) or PaymentStatus.RESOLVING_PAYER.value)
-    since = wf.start_time
-    try:
-        changes = status_changes(await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history())
-    except RPCError:
-        changes = []
-    if changes:
-        since, status = changes[-1]
-    if status.is_terminal or now - since < older_than:
-        return None  # visibility lagged behind the run
-    state = await query_state(client, wf.id, wf.run_id)
     return StuckAttempt(
         invoice_id=attrs.get(sa.INVOICE_ID) or wf.id.removeprefix("pay-invoice-"),
         workflow_id=wf.id,
         run_id=wf.run_id,
         status=status,
         started_at=wf.start_time,
-        in_status_since=since,
+        in_status_since=attrs.get(sa.STATUS_SINCE) or wf.start_time,
         customer_id=attrs.get(sa.CUSTOMER_ID),
         payer_contact_id=attrs.get(sa.PAYER_CONTACT_ID),
         amount_cents=attrs.get(sa.AMOUNT_CENTS),
-        payer_name=state.payer_name if isinstance(state, AttemptState) else None,
-        waiting_for=state.waiting_for if isinstance(state, AttemptState) else f"? ({state})",
+        payer_name=None,
+        waiting_for=describe_status(status),
     )
 
 

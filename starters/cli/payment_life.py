@@ -23,6 +23,18 @@ class PaymentLife:
     expected_settlement_at: datetime | None
     history: list[tuple[str, str | None, datetime]] = field(default_factory=list)
 
+    def as_json(self) -> dict[str, object]:
+        return {
+            "payment_id": self.payment_id,
+            "status": self.status,
+            "amount_cents": self.amount_cents,
+            "currency": self.currency,
+            "account_last4": self.account_last4,
+            "return_code": self.return_code,
+            "expected_settlement_at": self.expected_settlement_at.isoformat() if self.expected_settlement_at else None,
+            "history": [{"status": s, "return_code": c, "at": t.isoformat()} for s, c, t in self.history],
+        }
+
 
 async def load_payment_lives(pool: asyncpg.Pool, invoice_id: str) -> list[PaymentLife]:
     rows = await pool.fetch(

@@ -1,10 +1,11 @@
 """`portalpay try <invoice>`: a whole attempt from the terminal, as a customer would click it."""
 
 import asyncio
+import json
+from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from domain.attempt import (
     ClientContext,
@@ -20,9 +21,11 @@ from domain.status import PaymentStatus
 from infra.resources import ExpectedFailure, open_resources
 from infra.settings import Settings
 from infra.stores.audit_trail import chain_ok, fetch_trail
+from starters.cli.output import emit_table, say, to_jsonable
 from starters.workflow_client import AttemptGateway
 
 console = Console()
+progress_to_stderr = Console(stderr=True)
 SANDBOX_ROUTING = "011000015"
 CLI = ClientContext(actor="cli", ip="127.0.0.1", user_agent="portalpay-try")
 
@@ -48,8 +51,17 @@ async def _code_from_outbox(
 
 
 async def run_try(
-    settings: Settings, invoice_id: str, *, channel: str | None, account: str, method: str
+    settings: Settings,
+    invoice_id: str,
+    *,
+    channel: str | None,
+    account: str,
+    method: str,
+    as_json: bool = False,
 ) -> bool:
+    """With `as_json`, progress goes to stderr and stdout carries one JSON document."""
+    out = progress_to_stderr if as_json else console
+    steps: list[dict[str, Any]] = []
     try:
         pay_method = PaymentMethod(method)
         wanted = Channel(channel) if channel else None
@@ -59,9 +71,11 @@ async def run_try(
         gateway = AttemptGateway(res.client, res.pool, settings)
         state = await gateway.open(invoice_id, CLI)
         run_id = state.run_id
-        console.print(
+        steps.append({"step": "open", "status": state.status.value, "payer_name": state.payer_name})
+        say(
+            out,
             f"[bold]{invoice_id}[/] attempt {state.workflow_id} ({run_id[:8]}…): {state.status.value}; "
-            f"payer [bold]{state.payer_name}[/]"
+            f"payer [bold]{state.payer_name}[/]",
         )
         if state.status is PaymentStatus.CHOOSING_CHANNEL:
             offered = [c.channel for c in state.channels if c.channel not in state.failed_channels]
@@ -73,14 +87,24 @@ async def run_try(
             sent = await gateway.request_code(
                 invoice_id, run_id, RequestCodeInput(channel=chosen, client=CLI)
             )
-            console.print(f"code sent by {sent.channel.value} to {sent.destination}")
+            steps.append(
+                {"step": "code_sent", "channel": sent.channel.value, "destination": sent.destination}
+            )
+            say(out, f"code sent by {sent.channel.value} to {sent.destination}")
             code = await _code_from_outbox(gateway, invoice_id, run_id, chosen)
             if code is None:
-                code = typer.prompt("Enter the code the payer received")
+                code = typer.prompt("Enter the code the payer received", err=True)
             else:
-                console.print("code read from the dev outbox")
+                say(out, "code read from the dev outbox")
             verified = await gateway.verify_code(invoice_id, run_id, VerifyCodeInput(code=code, client=CLI))
-            console.print(f"verified: {verified.verified} ({verified.attempts_remaining} attempts left)")
+            steps.append(
+                {
+                    "step": "verify",
+                    "verified": verified.verified,
+                    "attempts_remaining": verified.attempts_remaining,
+                }
+            )
+            say(out, f"verified: {verified.verified} ({verified.attempts_remaining} attempts left)")
             state = await gateway.state(invoice_id, run_id)
         if state.status is PaymentStatus.AWAITING_PAYMENT:
             details = PaymentDetails(
@@ -91,9 +115,29 @@ async def run_try(
                 account_type="checking",
             )
             await gateway.submit_payment(invoice_id, run_id, SubmitPaymentInput(details=details, client=CLI))
+            steps.append(
+                {"step": "submit_payment", "method": pay_method.value, "account_last4": account[-4:]}
+            )
             state = await gateway.state(invoice_id, run_id)
-        _print_outcome(state.status, state.reason, state.payment.payment_id if state.payment else None)
-        await _print_trail(gateway, invoice_id)
+        payment_id = state.payment.payment_id if state.payment else None
+        trail = await fetch_trail(gateway.pool, invoice_id)
+        verifies = await chain_ok(gateway.pool, invoice_id)
+        if as_json:
+            document = {
+                "invoice_id": invoice_id,
+                "workflow_id": state.workflow_id,
+                "run_id": run_id,
+                "status": state.status.value,
+                "reason": state.reason,
+                "payment": to_jsonable(state.payment),
+                "steps": steps,
+                "audit_trail": to_jsonable(trail),
+                "chain_ok": verifies,
+            }
+            typer.echo(json.dumps(document, indent=2))
+        else:
+            _print_outcome(state.status, state.reason, payment_id)
+            _print_trail(invoice_id, trail, verifies)
         return state.status is PaymentStatus.PAID
 
 
@@ -104,23 +148,25 @@ def _print_outcome(status: PaymentStatus, reason: str | None, payment_id: str | 
         line += f" payment {payment_id}"
     if reason:
         line += f": {reason}"
-    console.print(line)
+    say(console, line)
 
 
-async def _print_trail(gateway: AttemptGateway, invoice_id: str) -> None:
-    rows = await fetch_trail(gateway.pool, invoice_id)
-    table = Table(title=f"audit trail of {invoice_id}")
-    for col in ("#", "event", "payer contact", "channel", "destination", "actor", "at"):
-        table.add_column(col)
-    for row in rows:
-        table.add_row(
-            str(row["id"]),
-            row["event_type"],
-            row["payer_contact_id"] or "",
-            row["channel"] or "",
-            row["destination"] or "",
-            row["actor"],
-            row["occurred_at"].strftime("%H:%M:%S"),
-        )
-    console.print(table)
-    console.print(f"chain verifies: {'yes' if await chain_ok(gateway.pool, invoice_id) else '[red]NO[/]'}")
+def _print_trail(invoice_id: str, rows: list[dict[str, Any]], verifies: bool) -> None:
+    emit_table(
+        console,
+        f"audit trail of {invoice_id}",
+        ("#", "event", "payer contact", "channel", "destination", "actor", "at"),
+        [
+            (
+                str(row["id"]),
+                row["event_type"],
+                row["payer_contact_id"] or "",
+                row["channel"] or "",
+                row["destination"] or "",
+                row["actor"],
+                row["occurred_at"].strftime("%H:%M:%S"),
+            )
+            for row in rows
+        ],
+    )
+    say(console, f"chain verifies: {'yes' if verifies else '[red]NO[/]'}")

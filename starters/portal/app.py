@@ -6,6 +6,7 @@ CLI, `portalpay dev` and the tests wire it the same way; it opens no connection 
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -20,8 +21,13 @@ from infra.providers.delivery.base import CodeSender
 from infra.providers.delivery.console import ConsoleSender
 from infra.settings import Settings
 from starters.portal import customer_api, pages, staff_api
+from starters.portal.codec_api import CODEC_PREFIX
+from starters.portal.codec_api import MAX_BODY_BYTES as CODEC_MAX_BODY_BYTES
 from starters.portal.dependencies import Deps, PortalDeps, error_response, install_error_handlers
+from starters.portal.edge import ForwardedClient, RequestGuard
 from starters.portal.schemas import Health, OutboxMessage
+from starters.portal.staff_actions import StaffServices
+from starters.portal.staff_console import install_staff_console
 from starters.workflow_client import AttemptGateway
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -33,6 +39,7 @@ def create_app(
     pool: asyncpg.Pool,
     *,
     link_sender: CodeSender | None = None,
+    notice_senders: Mapping[Channel, CodeSender] | None = None,
 ) -> FastAPI:
     """The portal app. `link_sender` delivers payment-request links (default: the console outbox)."""
     app = FastAPI(
@@ -54,6 +61,14 @@ def create_app(
             settings.secret("link_signing_key").encode(), b"portalpay/update-id/v1", hashlib.sha256
         ).digest(),
     )
+    console_sender = ConsoleSender(pool, echo=settings.is_dev)
+    # Payer-change notices (SPEC §11) go by email and by SMS; default: the console outbox.
+    app.state.staff_services = StaffServices(
+        settings=settings,
+        gateway=gateway,
+        pool=pool,
+        senders=dict(notice_senders or {Channel.EMAIL: console_sender, Channel.SMS: console_sender}),
+    )
     install_error_handlers(app)
     _install_unavailable_handlers(app)
 
@@ -65,9 +80,17 @@ def create_app(
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
 
+    # Added last, so they run first: nothing below sees a malformed path, an oversized body or
+    # a forged client address.
+    app.add_middleware(
+        RequestGuard, max_bytes=settings.max_request_bytes, limits=[(CODEC_PREFIX, CODEC_MAX_BODY_BYTES)]
+    )
+    app.add_middleware(ForwardedClient, trusted=settings.trusted_proxy_networks)
+
     app.include_router(customer_api.router)
     app.include_router(staff_api.router)
     app.include_router(pages.router)
+    install_staff_console(app, settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database reachability")

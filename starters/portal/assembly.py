@@ -27,11 +27,16 @@ def build_portal_app(
 ) -> FastAPI:
     gateway = AttemptGateway(client, pool, settings, task_queue=task_queue)
     # Payment-request links go out through the same email provider as codes.
-    link_sender = build_code_senders(settings, pool)[Channel.EMAIL]
-    app = create_app(settings, gateway, pool, link_sender=link_sender)
+    senders = build_code_senders(settings, pool)
+    link_sender = senders[Channel.EMAIL]
+    app = create_app(settings, gateway, pool, link_sender=link_sender, notice_senders=senders)
 
     codec = AesGcmPayloadCodec(settings.codec_key_ring())
-    app.include_router(codec_router(codec, settings.secret("operator_api_token")))
+    app.include_router(
+        codec_router(
+            codec, settings.secret("operator_api_token"), secure_cookie=None if settings.is_dev else True
+        )
+    )
     add_codec_cors(app, parse_origins(settings.codec_cors_origins))
 
     async def signal_attempt(workflow_id: str, run_id: str, event: DeliveryStatusEvent) -> None:

@@ -28,6 +28,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from infra.codec import AesGcmPayloadCodec, CodecError
 from infra.settings import Settings, load_settings
+from starters.portal.edge import RequestGuard
 
 CODEC_PREFIX = "/codec"
 SESSION_COOKIE = "portalpay_codec"
@@ -35,12 +36,19 @@ SESSION_SECONDS = 8 * 3600
 # Temporal refuses payloads over 2 MiB; a batch of a few of them is the most the UI sends.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _UI_KEY_CONTEXT = b"portalpay codec-ui key v1"
+# The sign-in cookie also opens the Temporal UI behind ui-proxy, so it is not the UI path key:
+# a `--ui-codec-endpoint` URL (dev) never doubles as an operator session.
+_SESSION_KEY_CONTEXT = b"portalpay operator-session v1"
+
+
+def _derived_key(operator_token: str, context: bytes) -> str:
+    digest = hmac.new(operator_token.encode(), context, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def codec_ui_key(operator_token: str) -> str:
     """The path key the Temporal UI uses; derived, so a leaked UI config never reveals the token."""
-    digest = hmac.new(operator_token.encode(), _UI_KEY_CONTEXT, hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return _derived_key(operator_token, _UI_KEY_CONTEXT)
 
 
 def codec_ui_endpoint(portal_base_url: str, operator_token: str) -> str:
@@ -52,11 +60,15 @@ def parse_origins(raw: str) -> list[str]:
     return [origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip()]
 
 
-def codec_router(codec: AesGcmPayloadCodec, operator_token: str) -> APIRouter:
+def codec_router(
+    codec: AesGcmPayloadCodec, operator_token: str, *, secure_cookie: bool | None = None
+) -> APIRouter:
+    """`secure_cookie`: True outside dev (SPEC §11); None marks it Secure only over https."""
     if not operator_token:
         raise ValueError("the codec endpoint needs an operator token")
     token = operator_token.encode()
     ui_key = codec_ui_key(operator_token).encode()
+    session_key = _derived_key(operator_token, _SESSION_KEY_CONTEXT).encode()
 
     def _same(given: str | None, expected: bytes) -> bool:
         return given is not None and hmac.compare_digest(given.encode(), expected)
@@ -65,7 +77,7 @@ def codec_router(codec: AesGcmPayloadCodec, operator_token: str) -> APIRouter:
         scheme, _, credential = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and _same(credential.strip(), token):
             return
-        if _same(request.cookies.get(SESSION_COOKIE), ui_key):
+        if _same(request.cookies.get(SESSION_COOKIE), session_key):
             return
         raise _unauthorized()
 
@@ -96,6 +108,11 @@ def codec_router(codec: AesGcmPayloadCodec, operator_token: str) -> APIRouter:
         "/ui/{key}/decode", decode, methods=["POST"], dependencies=ui, include_in_schema=False
     )
 
+    @router.get("/session", include_in_schema=False, dependencies=operator, status_code=204)
+    async def session() -> Response:
+        """204 for a signed-in operator, 401 otherwise: the UI proxy's `auth_request` (deploy/ui-proxy)."""
+        return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
     @router.get("/login", include_in_schema=False)
     async def login_form() -> HTMLResponse:
         return HTMLResponse(_login_page())
@@ -110,11 +127,11 @@ def codec_router(codec: AesGcmPayloadCodec, operator_token: str) -> APIRouter:
         # The cookie holds the derived key, never the operator token itself.
         answer.set_cookie(
             SESSION_COOKIE,
-            ui_key.decode(),
+            session_key.decode(),
             max_age=SESSION_SECONDS,
             path=CODEC_PREFIX,
             httponly=True,
-            secure=request.url.scheme == "https",
+            secure=request.url.scheme == "https" if secure_cookie is None else secure_cookie,
             samesite="lax",
         )
         return answer
@@ -141,7 +158,7 @@ async def _convert(request: Request, codec: AesGcmPayloadCodec, *, encode: bool)
         ) from None
     payloads: list[Payload] = list(message.payloads)
     try:
-        converted = await (codec.encode(payloads) if encode else codec.decode(payloads))
+        converted = await (codec.encode(payloads) if encode else codec.decode_for_display(payloads))
     except CodecError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
     return JSONResponse({"payloads": [json_format.MessageToDict(p) for p in converted]})
@@ -204,8 +221,13 @@ def create_codec_app(settings: Settings) -> FastAPI:
     """The codec server on its own: `uvicorn --factory` or mounted by whoever owns the process."""
     app = FastAPI(title="PortalPay codec server", docs_url=None, redoc_url=None)
     codec = AesGcmPayloadCodec(settings.codec_key_ring())
-    app.include_router(codec_router(codec, settings.secret("operator_api_token")))
+    app.include_router(
+        codec_router(
+            codec, settings.secret("operator_api_token"), secure_cookie=None if settings.is_dev else True
+        )
+    )
     add_codec_cors(app, parse_origins(settings.codec_cors_origins))
+    app.add_middleware(RequestGuard, max_bytes=MAX_BODY_BYTES)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -68,11 +68,7 @@ def payment_view(receipt: PaymentReceipt | None) -> PaymentView | None:
 
 
 async def session_view(deps: PortalDeps, state: AttemptState) -> SessionView:
-    retry_at = None
-    if state.status is PaymentStatus.LOCKED:
-        retry_at = await deps.pool.fetchval(
-            "SELECT locked_until FROM invoices WHERE id = $1", state.invoice_id
-        )
+    retry_at = state.locked_until if state.status is PaymentStatus.LOCKED else None
     invoice = state.invoice
     authorization = None
     if invoice is not None:

@@ -19,7 +19,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from domain.attempt import ClientContext
 from domain.errors import RefusalType
@@ -27,26 +27,19 @@ from domain.status import PaymentStatus
 from infra.pay_links import PayLinkClaims, PayLinkExpired, PayLinkForged, PayLinkSigner, token_matches
 from infra.providers.delivery.base import CodeSender
 from infra.settings import Settings
+from starters.portal.revoked_links import LINK_REVOKED_MESSAGE, LINK_REVOKED_REASON, link_is_revoked
 from starters.portal.schemas import ErrorBody
-from starters.workflow_client import AttemptGateway, AttemptNotFound, AttemptRefused, parse_session_id
+from starters.workflow_client import (
+    HTTP_STATUS_FOR,
+    AttemptGateway,
+    AttemptNotFound,
+    AttemptRefused,
+    parse_session_id,
+)
 
 log = logging.getLogger(__name__)
 
 _USER_AGENT_LIMIT = 512
-
-_REFUSAL_STATUS: dict[str, int] = {
-    RefusalType.INVALID_STATE: 409,
-    RefusalType.INVALID_INPUT: 422,
-    RefusalType.CHANNEL_UNAVAILABLE: 422,
-    RefusalType.RESEND_TOO_SOON: 429,
-    RefusalType.TOO_MANY_SENDS: 429,
-    RefusalType.DELIVERY_FAILED: 502,
-    RefusalType.INVOICE_NOT_FOUND: 404,
-    RefusalType.INVOICE_ALREADY_PAID: 409,
-    RefusalType.INVOICE_LOCKED: 429,
-    RefusalType.BANK_ACCOUNT_BLOCKED: 422,
-    RefusalType.ACCOUNT_VALIDATION_FAILED: 422,
-}
 
 
 @dataclass
@@ -80,8 +73,10 @@ class PortalError(Exception):
         status: PaymentStatus | None = None,
         retry_after: int | None = None,
         headers: dict[str, str] | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.reason = reason
         self.http_status = http_status
         self.error = error
         self.message = message
@@ -99,6 +94,7 @@ def error_response(
     retry_after: int | None = None,
     detail: Any = None,
     headers: dict[str, str] | None = None,
+    reason: str | None = None,
 ) -> JSONResponse:
     body = ErrorBody(
         error=error,
@@ -106,6 +102,7 @@ def error_response(
         detail=message if detail is None else detail,
         status=status,
         retry_after=retry_after,
+        reason=reason,
     )
     all_headers = {"Cache-Control": "no-store", **(headers or {})}
     if retry_after is not None:
@@ -137,11 +134,12 @@ def install_error_handlers(app: FastAPI) -> None:
             status=exc.status,
             retry_after=exc.retry_after,
             headers=exc.headers,
+            reason=exc.reason,
         )
 
     @app.exception_handler(AttemptRefused)
     async def _refused(_: Request, exc: AttemptRefused) -> JSONResponse:
-        http_status = _REFUSAL_STATUS.get(exc.type, 409)
+        http_status = HTTP_STATUS_FOR.get(exc.type, 409)
         message = exc.message
         if exc.type == RefusalType.INVALID_STATE and exc.status is not None and exc.status not in message:
             message = f"{message} (the attempt is {exc.status})"
@@ -162,6 +160,43 @@ def install_error_handlers(app: FastAPI) -> None:
         first = errors[0]["msg"] if errors else "Invalid request"
         return error_response(422, RefusalType.INVALID_INPUT, str(first), detail=errors)
 
+    install_malformed_input_handlers(app)
+
+
+def install_malformed_input_handlers(app: FastAPI) -> None:
+    """Malformed input that slipped past the request models is still the caller's fault: a 4xx.
+
+    A domain model built inside a route refuses a value (422); text that is not valid in its
+    encoding, or a value PostgreSQL cannot store (a NUL, a number out of range), is 400. Nothing
+    from the input is echoed back or logged.
+    """
+
+    @app.exception_handler(ValidationError)
+    async def _invalid_model(_: Request, exc: ValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]} for error in exc.errors()
+        ]
+        first = errors[0]["msg"] if errors else "Invalid request"
+        return error_response(422, RefusalType.INVALID_INPUT, str(first), detail=errors)
+
+    @app.exception_handler(UnicodeError)
+    async def _bad_encoding(_: Request, exc: UnicodeError) -> JSONResponse:
+        return error_response(
+            400, "MalformedRequest", "The request holds text that is not valid UTF-8/ASCII."
+        )
+
+    @app.exception_handler(asyncpg.DataError)
+    async def _unstorable(request: Request, exc: asyncpg.DataError) -> JSONResponse:
+        log.warning(
+            "refused input PostgreSQL cannot store on %s (%s)", _route_of(request), type(exc).__name__
+        )
+        return error_response(400, "MalformedRequest", "The request holds a value that is not allowed.")
+
+
+def _route_of(request: Request) -> str:
+    route = request.scope.get("route")
+    return str(getattr(route, "path", "<unmatched>"))
+
 
 # --- credentials -----------------------------------------------------------------------------------
 
@@ -175,17 +210,24 @@ _staff_bearer = HTTPBearer(scheme_name="StaffToken", description="STAFF_API_TOKE
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-def pay_link_claims(
-    deps: Deps, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_pay_link_bearer)]
+async def pay_link_claims(
+    request: Request,
+    deps: Deps,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_pay_link_bearer)],
 ) -> PayLinkClaims:
     if credentials is None:
         raise PortalError(401, "TokenMissing", "A pay-link token is required.", headers=_UNAUTHORIZED)
     try:
-        return deps.signer.verify(credentials.credentials)
+        claims = deps.signer.verify(credentials.credentials)
     except PayLinkExpired as exc:
         raise PortalError(401, "TokenExpired", str(exc), headers=_UNAUTHORIZED) from None
     except PayLinkForged as exc:
         raise PortalError(401, "TokenInvalid", str(exc), headers=_UNAUTHORIZED) from None
+    if await link_is_revoked(deps.pool, claims, deps.settings.link_ttl_seconds, client_context(request)):
+        raise PortalError(
+            401, "TokenRevoked", LINK_REVOKED_MESSAGE, headers=_UNAUTHORIZED, reason=LINK_REVOKED_REASON
+        )
+    return claims
 
 
 def require_staff(

@@ -13,12 +13,13 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from domain.money import format_amount
 from infra.pay_links import PayLinkExpired, PayLinkForged
-from starters.portal.dependencies import Deps
-from starters.portal.staff_api import format_amount
+from starters.portal.dependencies import Deps, client_context
+from starters.portal.revoked_links import LINK_REVOKED_MESSAGE, link_is_revoked
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 ASSET_VERSION = "1"
@@ -90,7 +91,7 @@ def render_page(
 
 
 @router.get("/pay/{token}", response_class=HTMLResponse)
-async def pay_page(token: str, deps: Deps) -> HTMLResponse:
+async def pay_page(token: str, request: Request, deps: Deps) -> HTMLResponse:
     company = deps.settings.company_name
     try:
         claims = deps.signer.verify(token)
@@ -104,6 +105,14 @@ async def pay_page(token: str, deps: Deps) -> HTMLResponse:
         )
     except PayLinkForged:
         return render_page(initial_view="link-invalid", company_name=company, status_code=401)
+    if await link_is_revoked(deps.pool, claims, deps.settings.link_ttl_seconds, client_context(request)):
+        return render_page(
+            initial_view="link-invalid",
+            company_name=company,
+            status_code=401,
+            link_heading="This link was replaced",
+            link_message=LINK_REVOKED_MESSAGE,
+        )
     invoice = await deps.pool.fetchrow(
         "SELECT id, number, kind, balance_cents, currency, status, locked_until FROM invoices WHERE id = $1",
         claims.invoice_id,

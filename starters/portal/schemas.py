@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.attempt import PaymentDetails
 from domain.channels import Channel
+from domain.input_rules import PlainText, normalize_typed_code
 from domain.policy import InvoiceKind, PaymentMethod
 from domain.status import PaymentStatus
 
@@ -25,6 +26,9 @@ class ErrorBody(BaseModel):
     detail: str | list[dict[str, Any]] = Field(description="The message, or the field errors for 422")
     status: PaymentStatus | None = Field(default=None, description="The attempt's current state, if any")
     retry_after: int | None = Field(default=None, description="Seconds to wait before trying again (429)")
+    reason: str | None = Field(
+        default=None, description="Why a credential was refused, e.g. link_revoked (401 after a payer change)"
+    )
 
 
 # --- customer side ------------------------------------------------------------------------------
@@ -112,15 +116,17 @@ class CodeSentView(BaseModel):
 class VerifyCodeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    code: str = Field(min_length=1, max_length=32, examples=["123456"])
+    code: str = Field(
+        min_length=1,
+        max_length=32,
+        examples=["123456"],
+        description="The 6 digits (0-9) from the message; spaces and hyphens between them are ignored",
+    )
 
     @field_validator("code")
     @classmethod
-    def _digits_only(cls, value: str) -> str:
-        cleaned = "".join(value.split()).replace("-", "")
-        if not (4 <= len(cleaned) <= 10 and cleaned.isdigit()):
-            raise ValueError("the code is the digits from the message")
-        return cleaned
+    def _six_ascii_digits(cls, value: str) -> str:
+        return normalize_typed_code(value)
 
 
 class VerifyView(BaseModel):
@@ -132,7 +138,9 @@ class VerifyView(BaseModel):
 
 
 class PaymentBody(PaymentDetails):
-    """Bank details. The routing number must pass the ABA checksum (422 otherwise)."""
+    """Bank details: routing number 9 digits (0-9) passing the ABA checksum, account number 4-17
+    digits (0-9), no control characters in the holder's name. Anything else, or an unknown field,
+    is 422 and reaches neither the workflow nor the processor."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -176,10 +184,29 @@ class ContactsView(BaseModel):
 class DesignatePayerBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    contact_id: str = Field(min_length=1, max_length=200)
+    contact_id: PlainText = Field(min_length=1, max_length=200)
 
 
-class DesignationView(ContactsView):
+class ChangeConsequences(BaseModel):
+    """What a payer change or a change to the payer's email/phone did (SPEC §11)."""
+
+    changed_fields: list[str] = Field(default_factory=list, description="Which of email/phone changed")
+    links_revoked_before: datetime | None = Field(
+        default=None,
+        description="Pay links of this customer issued before this moment now answer 401 link_revoked",
+    )
+    cancelled_invoice_ids: list[str] = Field(
+        default_factory=list, description="Invoices whose running attempt was cancelled"
+    )
+    notified: list[str] = Field(
+        default_factory=list, description="Masked addresses told of the change (old and new)"
+    )
+    problems: list[str] = Field(
+        default_factory=list, description="What could not be done (an attempt mid-debit, a failed notice)"
+    )
+
+
+class DesignationView(ContactsView, ChangeConsequences):
     previous_payer_contact_id: str | None
     audit_event_id: int
 

@@ -4,23 +4,31 @@ Staff see full contact details (they are the ones who fix a wrong email or phone
 never does. Designating the payer and sending a link are audited with the staff actor.
 """
 
-import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
 
 from domain.activity_io import AuditEventInput
 from domain.attempt import ClientContext
 from domain.audit import AuditEventType
 from domain.channels import Channel, channels_on_file, mask_destination
 from domain.errors import RefusalType
+from domain.money import format_amount
 from domain.status import PaymentStatus
 from infra.pay_links import pay_link_url
 from infra.providers.delivery.base import DeliveryError, OtpMessage
 from infra.stores.audit_trail import append_event, chain_ok, fetch_trail
-from starters.portal.dependencies import ERROR_RESPONSES, Deps, PortalError, client_context, require_staff
+from starters.portal.dependencies import (
+    ERROR_RESPONSES,
+    Deps,
+    PortalDeps,
+    PortalError,
+    client_context,
+    require_staff,
+)
 from starters.portal.schemas import (
     AuditTrailView,
     ContactsView,
@@ -31,6 +39,21 @@ from starters.portal.schemas import (
     PaymentRequestView,
     RecipientView,
 )
+from starters.portal.staff_actions import (
+    ContactChangeOutcome,
+    StaffActionRefused,
+    change_contact,
+    outcome_summary,
+    staff_services,
+)
+from starters.portal.staff_schemas import ContactChangeView, ContactPatchBody
+
+
+def _consequences(outcome: ContactChangeOutcome) -> dict[str, Any]:
+    summary = outcome_summary(outcome)
+    summary.pop("previous_payer_contact_id")
+    return summary
+
 
 router = APIRouter(
     prefix="/api/staff",
@@ -39,9 +62,8 @@ router = APIRouter(
     responses={k: v for k, v in ERROR_RESPONSES.items() if k in (401, 404, 409, 422)},
 )
 
-StaffUser = Annotated[
-    str | None, Header(alias="X-Staff-User", description="Who is acting, for the audit trail", max_length=120)
-]
+# Machines act as `api`: the bearer token is shared, so no header may choose who is named (SPEC §10).
+API_ACTOR = "api"
 
 NO_CONTACT_PROBLEM = (
     "The payer has no email or phone on file, so identity cannot be verified: "
@@ -49,14 +71,8 @@ NO_CONTACT_PROBLEM = (
 )
 
 
-def _staff_context(request: Request, staff_user: str | None) -> ClientContext:
-    actor = f"staff:{staff_user.strip()}" if staff_user and staff_user.strip() else "staff"
-    return client_context(request, actor=actor)
-
-
-def format_amount(cents: int, currency: str) -> str:
-    value = f"{cents // 100:,}.{cents % 100:02d}"
-    return f"${value}" if currency == "USD" else f"{value} {currency}"
+def _staff_context(request: Request) -> ClientContext:
+    return client_context(request, actor=API_ACTOR)
 
 
 async def _contacts_view(conn: asyncpg.Connection, customer_id: str) -> ContactsView:
@@ -105,53 +121,64 @@ async def list_contacts(customer_id: str, deps: Deps) -> ContactsView:
         return await _contacts_view(conn, customer_id)
 
 
+def _refused(exc: StaffActionRefused) -> PortalError:
+    return PortalError(exc.http_status, exc.error, exc.message)
+
+
 @router.put("/customers/{customer_id}/portal-payer", summary="Mark one contact as the Customer Portal Payer")
 async def designate_payer(
-    customer_id: str, body: DesignatePayerBody, request: Request, deps: Deps, staff_user: StaffUser = None
+    customer_id: str, body: DesignatePayerBody, request: Request, deps: Deps
 ) -> DesignationView:
-    async with deps.pool.acquire() as conn, conn.transaction():
-        # Serialises designations of one customer; the unique partial index is the last word.
-        if await conn.fetchval("SELECT id FROM customers WHERE id = $1 FOR UPDATE", customer_id) is None:
+    """Marking a new payer cancels running attempts and revokes earlier links (SPEC §11)."""
+    async with deps.pool.acquire() as conn:
+        if await conn.fetchval("SELECT id FROM customers WHERE id = $1", customer_id) is None:
             raise PortalError(404, "CustomerNotFound", f"No customer {customer_id}.")
-        contact = await conn.fetchrow(
-            "SELECT id, name FROM contacts WHERE id = $1 AND customer_id = $2", body.contact_id, customer_id
+    try:
+        outcome = await change_contact(
+            staff_services(request),
+            contact_id=body.contact_id,
+            customer_id=customer_id,
+            portal_payer=True,
+            audit_repeated_designation=True,
+            client=_staff_context(request),
         )
-        if contact is None:
-            raise PortalError(
-                404, "ContactNotFound", f"Customer {customer_id} has no contact {body.contact_id}."
-            )
-        previous = await conn.fetchval(
-            "SELECT id FROM contacts WHERE customer_id = $1 AND portal_payer", customer_id
-        )
-        await conn.execute(
-            "UPDATE contacts SET portal_payer = false, updated_at = now()"
-            " WHERE customer_id = $1 AND portal_payer AND id <> $2",
-            customer_id,
-            body.contact_id,
-        )
-        await conn.execute(
-            "UPDATE contacts SET portal_payer = true, updated_at = now() WHERE id = $1 AND NOT portal_payer",
-            body.contact_id,
-        )
-        record = await append_event(
-            conn,
-            AuditEventInput(
-                event_key=f"designate:{customer_id}:{body.contact_id}:{uuid.uuid4()}",
-                event_type=AuditEventType.PORTAL_PAYER_DESIGNATED,
-                invoice_id=None,
-                customer_id=customer_id,
-                payer_contact_id=body.contact_id,
-                client=_staff_context(request, staff_user),
-                details={
-                    "previous_payer_contact_id": previous,
-                    "changed": previous != body.contact_id,
-                    "contact_name": contact["name"],
-                },
-                occurred_at=datetime.now(UTC),
-            ),
-        )
+    except StaffActionRefused as exc:
+        raise _refused(exc) from None
+    assert outcome.designation_event_id is not None
+    async with deps.pool.acquire() as conn:
         view = await _contacts_view(conn, customer_id)
-    return DesignationView(**view.model_dump(), previous_payer_contact_id=previous, audit_event_id=record.id)
+    return DesignationView(
+        **view.model_dump(),
+        previous_payer_contact_id=outcome.previous_designated_contact_id,
+        audit_event_id=outcome.designation_event_id,
+        **_consequences(outcome),
+    )
+
+
+@router.patch("/contacts/{contact_id}", summary="Change a contact's email or phone (audited CONTACT_CHANGED)")
+async def patch_contact(
+    contact_id: str, body: ContactPatchBody, request: Request, deps: Deps
+) -> ContactChangeView:
+    """Only the fields sent change; `null` clears one. On the payer, this cancels and revokes (SPEC §11)."""
+    details = {name: getattr(body, name) for name in body.model_fields_set}
+    try:
+        outcome = await change_contact(
+            staff_services(request), contact_id=contact_id, details=details, client=_staff_context(request)
+        )
+    except StaffActionRefused as exc:
+        if exc.field is not None:
+            raise RequestValidationError(
+                [{"type": "value_error", "loc": ("body", exc.field), "msg": exc.message}]
+            ) from None
+        raise _refused(exc) from None
+    async with deps.pool.acquire() as conn:
+        view = await _contacts_view(conn, outcome.customer_id)
+    return ContactChangeView(
+        **view.model_dump(),
+        contact_id=contact_id,
+        audit_event_id=outcome.contact_event_id,
+        **_consequences(outcome),
+    )
 
 
 def _link_message(
@@ -173,9 +200,14 @@ def _link_message(
     "/invoices/{invoice_id}/payment-requests",
     summary="Make a Pay Your Invoice link and send it to the Customer Portal Payer",
 )
-async def create_payment_request(
-    invoice_id: str, request: Request, deps: Deps, staff_user: StaffUser = None
+async def create_payment_request(invoice_id: str, request: Request, deps: Deps) -> PaymentRequestView:
+    return await send_payment_request(request, deps, invoice_id, _staff_context(request))
+
+
+async def send_payment_request(
+    request: Request, deps: PortalDeps, invoice_id: str, client: ClientContext
 ) -> PaymentRequestView:
+    """One path for the API and the console. A new link never revokes earlier ones (SPEC §11)."""
     invoice = await deps.pool.fetchrow(
         "SELECT id, number, customer_id, balance_cents, currency, status FROM invoices WHERE id = $1",
         invoice_id,
@@ -214,8 +246,11 @@ async def create_payment_request(
             company=deps.settings.company_name,
             key=request_key,
         )
+        sender = deps.link_sender
+        if channel is Channel.SMS:
+            sender = staff_services(request).senders.get(Channel.SMS, deps.link_sender)
         try:
-            receipt = await deps.link_sender.send(message)
+            receipt = await sender.send(message)
             delivery = DeliveryView(
                 sent=True,
                 channel=channel,
@@ -245,7 +280,7 @@ async def create_payment_request(
                 payer_contact_id=payer["id"],
                 channel=delivery.channel,
                 destination=delivery.destination,
-                client=_staff_context(request, staff_user),
+                client=client,
                 details=details,
                 occurred_at=datetime.now(UTC),
             ),

@@ -1,16 +1,23 @@
 """The codec HTTP endpoint: operator-only, Temporal codec-server protocol, CORS for the UI."""
 
-import base64
+import asyncio
+import contextlib
 import json
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from google.protobuf import json_format
+from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
+from temporalio.client import Client
 
+from domain.attempt import ClientContext
 from infra.codec import AesGcmPayloadCodec
 from infra.converter import build_data_converter
 from starters.portal.codec_api import (
@@ -23,6 +30,7 @@ from starters.portal.codec_api import (
     create_codec_app,
 )
 from tests.codec.keys import KEY_A, KEY_B, OPERATOR_TOKEN, UI_ORIGIN, codec_keys_setting
+from tests.support import Harness, create_invoice
 from tests.support import test_settings as make_settings
 
 EMAIL = "ada@example.com"
@@ -235,11 +243,76 @@ def test_wildcard_origin_is_refused() -> None:
         add_codec_cors(FastAPI(), ["*"])
 
 
-def test_payload_data_round_trips_as_base64_json() -> None:
-    # The protocol's JSON form: bytes fields are base64, as the UI sends them.
-    payload = Payload(metadata={"encoding": b"binary/encrypted"}, data=b"\x00\xff")
-    as_dict = json_format.MessageToDict(payload)
-    assert as_dict["data"] == base64.b64encode(b"\x00\xff").decode()
+def _payloads_in(message: Message, found: list[Payload]) -> list[Payload]:
+    """Every payload a history event carries, search attributes aside (they are never encrypted)."""
+    for field, value in message.ListFields():
+        if field.name == "search_attributes":
+            continue
+        if field.message_type is None:
+            continue
+        if isinstance(value, Message):
+            items = [value]
+        elif field.message_type.GetOptions().map_entry:
+            items = list(value.values())
+        else:
+            items = list(value)
+        for item in items:
+            if isinstance(item, Payload):
+                found.append(item)
+            elif isinstance(item, Message):
+                _payloads_in(item, found)
+    return found
+
+
+@contextlib.asynccontextmanager
+async def _served_over_http(app: FastAPI) -> AsyncIterator[str]:
+    """The app behind a real socket on a free loopback port, as the Temporal UI reaches it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(30):
+            while not server.started:
+                await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
+
+
+async def test_the_endpoint_decodes_a_real_attempt_history_over_http(harness: Harness) -> None:
+    invoice = await create_invoice(harness.pool)
+    marker = f"codec-probe-{uuid.uuid4().hex}"
+    await harness.gateway.open(invoice.invoice_id, ClientContext(ip="203.0.113.9", user_agent=marker))
+    # What the server stores, fetched without any codec: what an operator without the keys sees.
+    raw_client = Client(harness.client.service_client, namespace=harness.client.namespace)
+    history = await raw_client.get_workflow_handle(f"pay-invoice-{invoice.invoice_id}").fetch_history()
+    payloads = [p for event in history.events for p in _payloads_in(event, [])]
+    assert len(payloads) >= 3  # the input, the open update's argument and answer, activity results
+    for payload in payloads:
+        assert payload.metadata["encoding"] == b"binary/encrypted"
+        assert marker.encode() not in payload.SerializeToString()
+        assert invoice.invoice_id.encode() not in payload.SerializeToString()
+
+    body = {"payloads": [json_format.MessageToDict(p) for p in payloads]}
+    async with _served_over_http(create_codec_app(harness.settings)) as url, httpx.AsyncClient() as http:
+        refused = await http.post(f"{url}/codec/decode", json=body)
+        answer = await http.post(
+            f"{url}/codec/decode",
+            json=body,
+            headers={"Authorization": f"Bearer {harness.settings.secret('operator_api_token')}"},
+        )
+    assert refused.status_code == 401 and marker not in refused.text
+    assert answer.status_code == 200
+    decoded = _payloads(answer)
+    assert len(decoded) == len(payloads)
+    assert all(p.metadata["encoding"] != b"binary/encrypted" for p in decoded)
+    plain = b"\n".join(p.data for p in decoded)
+    # What the attempt recorded (the browser that opened it, the invoice) is readable once decoded.
+    assert marker.encode() in plain
+    assert invoice.invoice_id.encode() in plain
 
 
 async def test_codec_app_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ from infra.codec import (
     KEY_ID_METADATA,
     AesGcmPayloadCodec,
     PayloadDecryptError,
+    UnencryptedPayloadError,
     UnknownKeyError,
 )
 from infra.converter import build_data_converter
@@ -91,9 +92,28 @@ async def test_truncated_payload_fails_clearly() -> None:
         await AesGcmPayloadCodec([KEY_A]).decode([payload])
 
 
-async def test_unencrypted_payloads_pass_through_decode() -> None:
+@pytest.mark.parametrize(
+    "plain",
+    [
+        Payload(metadata={"encoding": b"json/plain"}, data=b'{"a": 1}'),
+        Payload(metadata={"encoding": b"binary/null"}),
+        Payload(data=b"no metadata at all"),
+        Payload(metadata={"encoding": b"binary/encrypted-not"}, data=b"x" * 40),
+    ],
+)
+async def test_unencrypted_payloads_are_refused_by_decode(plain: Payload) -> None:
+    # SPEC §11: a worker or client never acts on a payload nobody holding a codec key wrote.
+    with pytest.raises(UnencryptedPayloadError, match="not encrypted"):
+        await AesGcmPayloadCodec([KEY_A]).decode([plain])
+    with pytest.raises(UnencryptedPayloadError):
+        await build_data_converter([KEY_A]).decode([plain], [object])
+
+
+async def test_display_decoding_shows_foreign_payloads_as_they_are() -> None:
+    codec = AesGcmPayloadCodec([KEY_A])
     plain = Payload(metadata={"encoding": b"json/plain"}, data=b'{"a": 1}')
-    assert await AesGcmPayloadCodec([KEY_A]).decode([plain]) == [plain]
+    [sealed] = await codec.encode([plain])
+    assert await codec.decode_for_display([plain, sealed]) == [plain, plain]
 
 
 @pytest.mark.parametrize(

@@ -18,11 +18,14 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 
+from domain.status import PaymentStatus
 from infra.pay_links import signer_from_settings
 from starters.portal.assembly import build_portal_app
 from tests.portal.conftest import DemoClone, clone_demo_customer
 from tests.support import GOOD_ROUTING, Harness
+from workflows.pay_invoice import PayInvoiceWorkflow
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -37,19 +40,11 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PHONE: "ViewportSize" = {"width": 390, "height": 844}
 
-try:
-    from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
-except ImportError:  # pragma: no cover - the dev extra installs it
-    async_playwright = None  # type: ignore[assignment]
-
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(
         not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None,
-        reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)",
-    ),
-    pytest.mark.skipif(
-        async_playwright is None, reason="needs the playwright package (pip install -e '.[dev]')"
+        reason="no Chromium at /usr/bin/chromium (`make browser` apt-installs it where it can)",
     ),
 ]
 
@@ -80,7 +75,6 @@ async def serve(harness: Harness) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def browser() -> AsyncIterator["Browser"]:
-    assert async_playwright is not None
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
@@ -108,22 +102,28 @@ async def shot(page: "Page", name: str) -> None:
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-async def outbox_count(base_url: str, to: str) -> int:
-    async with httpx.AsyncClient(base_url=base_url) as http:
-        return len((await http.get("/dev/outbox", params={"to": to})).json())
+async def outbox_count(harness: Harness, invoice_id: str) -> int:
+    return len(await _attempt_messages(harness, invoice_id))
 
 
-async def outbox_code(base_url: str, to: str, *, after: int) -> str:
-    """The code in the first message to `to` after the `after` already there, from GET /dev/outbox."""
-    async with httpx.AsyncClient(base_url=base_url) as http:
-        for _ in range(100):
-            messages = (await http.get("/dev/outbox", params={"to": to})).json()
-            if len(messages) > after:
-                break
+async def _attempt_messages(harness: Harness, invoice_id: str) -> list[str]:
+    # By the attempt's workflow id, not by address: demo copies share the demo's addresses.
+    rows = await harness.pool.fetch(
+        "SELECT body FROM dev_outbox WHERE idempotency_key LIKE $1 ORDER BY id", f"pay-invoice-{invoice_id}/%"
+    )
+    return [row["body"] for row in rows]
+
+
+async def outbox_code(harness: Harness, base_url: str, invoice_id: str, to: str, *, after: int) -> str:
+    """The code in this invoice's first message after the `after` already there, as GET /dev/outbox shows it."""
+    async with asyncio.timeout(60):
+        while len(messages := await _attempt_messages(harness, invoice_id)) <= after:
             await asyncio.sleep(0.1)
-    assert len(messages) > after, f"no new message for {to}"
-    match = re.search(r"\b(\d{6})\b", messages[after]["body"])
+    match = re.search(r"\b(\d{6})\b", messages[after])
     assert match, messages[after]
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        shown = (await http.get("/dev/outbox", params={"to": to})).json()
+    assert any(m["to"] == to and match.group(1) in m["body"] for m in shown)
     return match.group(1)
 
 
@@ -170,7 +170,7 @@ async def test_pay_inv_1001_with_the_sms_code_from_the_outbox(harness: Harness, 
         )  # nothing to type a destination into
         await shot(page, "inv-1001-2-verify-identity")
 
-        seen = await outbox_count(base_url, "+15555550102")
+        seen = await outbox_count(harness, invoice_id)
         await buttons.nth(1).click()
         code_view = await view(page, "code")
         await expect(code_view).to_contain_text("•••-•••-0102")
@@ -179,7 +179,7 @@ async def test_pay_inv_1001_with_the_sms_code_from_the_outbox(harness: Harness, 
             code_view.get_by_role("button", name="Email it to c•••@example.com instead")
         ).to_be_enabled()
         await expect(code_view.get_by_role("button", name="Send a new code")).to_be_enabled()
-        code = await outbox_code(base_url, "+15555550102", after=seen)
+        code = await outbox_code(harness, base_url, invoice_id, "+15555550102", after=seen)
         await page.reload()  # a reload resumes the same attempt at the same step
         code_view = await view(page, "code")
         await expect(code_view).to_contain_text("•••-•••-0102")
@@ -196,6 +196,7 @@ async def test_pay_inv_1001_with_the_sms_code_from_the_outbox(harness: Harness, 
         await expect(page.locator("#routing_number-error")).to_be_hidden()
         await expect(page.get_by_test_id("authorization-text")).to_contain_text("1,250.00 USD")
         await expect(page.get_by_test_id("authorization-text")).to_contain_text("account ending in 6789")
+        shown_authorization = await page.get_by_test_id("authorization-text").inner_text()
         await shot(page, "inv-1001-4-bank-details")
         await page.get_by_role("button", name="Pay $1,250.00").click()
 
@@ -210,6 +211,10 @@ async def test_pay_inv_1001_with_the_sms_code_from_the_outbox(harness: Harness, 
             invoice_id,
         )
         assert payment["ip"] == "127.0.0.1" and "Chrome" in payment["user_agent"]
+        assert payment["account_last4"] == "6789"
+        # The wording kept as proof of authorization is the wording the customer agreed to on screen.
+        assert " ".join(payment["authorization_text"].split()) == " ".join(shown_authorization.split())
+        assert "1,250.00 USD" in payment["authorization_text"]
         shown = await page.evaluate("() => document.title")
         assert shown == "Payment received"
 
@@ -230,14 +235,14 @@ async def test_five_wrong_codes_on_inv_1003_hit_the_lock(harness_factory: Any, b
             verify = await view(page, "verify")
             await expect(verify).to_contain_text("Alan Turing")
             await expect(verify.locator("#channel-buttons button")).to_have_count(1)  # phone only
-            seen = await outbox_count(base_url, "+15555550103")
+            seen = await outbox_count(harness, invoice_id)
             await verify.get_by_role("button", name="Text a code to •••-•••-0103").click()
 
             await view(page, "code")
             await expect(page.locator("#resend")).to_be_disabled()
             await expect(page.locator("#resend-countdown")).to_contain_text("You can ask for a new code in")
             await expect(page.locator("#switch-buttons button")).to_have_count(0)
-            code = await outbox_code(base_url, "+15555550103", after=seen)
+            code = await outbox_code(harness, base_url, invoice_id, "+15555550103", after=seen)
             wrong = f"{(int(code) + 1) % 1_000_000:06d}"
             for remaining in (4, 3, 2, 1):
                 await page.get_by_label("Verification code").fill(wrong)
@@ -310,10 +315,12 @@ async def test_no_contact_declined_and_bad_link_pages(harness: Harness, browser:
         await page.goto(pay_url(harness, base_url, ada.invoices["INV-1001"]))
         await page.locator("#start").click()
         await view(page, "verify")
-        seen = await outbox_count(base_url, "charles@example.com")
+        seen = await outbox_count(harness, ada.invoices["INV-1001"])
         await page.get_by_role("button", name="Email a code to c•••@example.com").click()
         await view(page, "code")
-        code = await outbox_code(base_url, "charles@example.com", after=seen)
+        code = await outbox_code(
+            harness, base_url, ada.invoices["INV-1001"], "charles@example.com", after=seen
+        )
         await page.get_by_label("Verification code").fill(code)
         await page.get_by_role("button", name="Verify").click()
         await view(page, "bank")
@@ -334,14 +341,18 @@ async def test_no_contact_declined_and_bad_link_pages(harness: Harness, browser:
 
 
 async def test_an_idle_attempt_expires_and_can_start_again(harness_factory: Any, browser: "Browser") -> None:
-    async with harness_factory(attempt_idle_seconds=2) as harness:
+    async with harness_factory(attempt_idle_seconds=3) as harness:
         demo = await clone_demo_customer(harness.pool, "C-1002")
+        invoice_id = demo.invoices["INV-1002"]
         async with serve(harness) as base_url, phone_page(browser) as page:
-            await page.goto(pay_url(harness, base_url, demo.invoices["INV-1002"]))
+            await page.goto(pay_url(harness, base_url, invoice_id))
             await page.locator("#start").click()
             verify = await view(page, "verify")
             await expect(verify.locator("#channel-buttons button")).to_have_count(1)  # Grace: email only
-            await page.wait_for_timeout(3500)
+            # The customer comes back after the attempt has ended for idleness (its run has closed).
+            run = harness.client.get_workflow_handle_for(PayInvoiceWorkflow.run, f"pay-invoice-{invoice_id}")
+            outcome = await asyncio.wait_for(run.result(), timeout=120)
+            assert outcome.status is PaymentStatus.EXPIRED
             await verify.get_by_role("button", name="Email a code to g•••@example.com").click()
             expired = await view(page, "expired")
             await expect(expired).to_contain_text("no activity")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -21,7 +22,10 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 from tools.standins.providers import Captured
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONTRACTS_DIR = (REPO_ROOT / ".." / "shared" / "contracts").resolve()
+# PORTALPAY_CONTRACTS_DIR points elsewhere (the test that a missing document fails uses it).
+CONTRACTS_DIR = Path(
+    os.environ.get("PORTALPAY_CONTRACTS_DIR") or (REPO_ROOT / ".." / "shared" / "contracts")
+).resolve()
 SENDGRID_DOC = CONTRACTS_DIR / "tsg_mail_v3.json"
 TWILIO_DOC = CONTRACTS_DIR / "twilio_api_v2010.json"
 SENDGRID_HOST = "https://api.sendgrid.com"

@@ -1,17 +1,25 @@
 """build_code_senders: console by default, the SDK senders by settings, one clear line when unusable."""
 
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
 from typing import Any, cast
 
 import asyncpg
 import pytest
 
 from domain.channels import Channel
+from infra.providers.delivery.base import OtpMessage
 from infra.providers.delivery.console import ConsoleSender
 from infra.providers.delivery.factory import build_code_senders, check_provider_settings, close_code_senders
 from infra.providers.delivery.messages import compose_otp_message
 from infra.providers.delivery.sendgrid_email import SendGridEmailSender
 from infra.providers.delivery.twilio_sms import TwilioSmsSender
 from infra.settings import Settings, SettingsError
+from tests.support import outbox_messages
 from tools.standins.providers import SendGridStandIn, TwilioStandIn
 
 from .contracts import validate_sendgrid, validate_twilio
@@ -39,13 +47,38 @@ def settings(**values: Any) -> Settings:
     return Settings(_env_file=None, **merged)
 
 
-def test_console_by_default_and_echo_only_in_dev() -> None:
-    prod = build_code_senders(settings(), POOL)
-    assert isinstance(prod[Channel.EMAIL], ConsoleSender)
-    assert prod[Channel.EMAIL] is prod[Channel.SMS]
-    assert prod[Channel.EMAIL]._echo is None  # type: ignore[attr-defined]
-    dev = build_code_senders(settings(portalpay_env="dev"), POOL)
-    assert dev[Channel.SMS]._echo is not None  # type: ignore[attr-defined]
+def otp_message(channel: Channel, to: str, code: str = "123456") -> OtpMessage:
+    return compose_otp_message(
+        channel=channel,
+        to=to,
+        code=code,
+        ttl_seconds=600,
+        invoice_number="INV-1001",
+        company_name="PortalPay",
+        idempotency_key=f"factory-{uuid.uuid4().hex}",
+    )
+
+
+@pytest.mark.parametrize(("env", "echoed"), [("prod", False), ("dev", True)])
+async def test_console_by_default_writes_the_outbox_and_echoes_only_in_dev(
+    db_pool: asyncpg.Pool, capsys: pytest.CaptureFixture[str], env: str, echoed: bool
+) -> None:
+    senders = build_code_senders(settings(portalpay_env=env), db_pool)
+    tag = uuid.uuid4().hex[:8]
+    addresses = {Channel.EMAIL: f"factory-{tag}@example.com", Channel.SMS: f"+1555{int(tag, 16) % 10**7:07d}"}
+    for channel, to in addresses.items():
+        receipt = await senders[channel].send(otp_message(channel, to, code="246801"))
+        assert receipt.provider == "console"
+        (row,) = await outbox_messages(db_pool, to)
+        assert row["channel"] == channel.value
+        assert f"outbox-{row['id']}" == receipt.message_id
+        assert "246801" in row["body"]
+    printed = capsys.readouterr()
+    for to in addresses.values():
+        # The terminal is the developer's phone in dev; in prod no code may reach a log or terminal.
+        assert (to in printed.err) is echoed
+        assert to not in printed.out
+    await close_code_senders(senders)
 
 
 def test_real_providers_by_settings() -> None:
@@ -120,22 +153,49 @@ async def test_factory_senders_reach_the_stand_ins(
         ),
         POOL,
     )
-    for channel, to in ((Channel.EMAIL, "ada@example.com"), (Channel.SMS, "+15555550101")):
-        message = compose_otp_message(
-            channel=channel,
-            to=to,
-            code="123456",
-            ttl_seconds=600,
-            invoice_number="INV-1001",
-            company_name="PortalPay",
-            idempotency_key=f"k-{channel}",
-        )
-        receipt = await senders[channel].send(message)
-        assert receipt.message_id
-    validate_sendgrid(sendgrid_contract, sendgrid_standin.requests[0])
-    validate_twilio(twilio_contract, twilio_standin.requests[0])
+    email = await senders[Channel.EMAIL].send(otp_message(Channel.EMAIL, "ada@example.com", "135790"))
+    sms = await senders[Channel.SMS].send(otp_message(Channel.SMS, "+15555550101", "864200"))
+    # Each message reached its stand-in, to the right recipient with the code, and the receipt
+    # carries the id the provider answered with.
+    (mail,) = sendgrid_standin.requests
+    assert mail.json()["personalizations"][0]["to"][0]["email"] == "ada@example.com"
+    assert "135790" in json.dumps(mail.json()["content"])
+    assert (email.provider, email.message_id) == (
+        "sendgrid",
+        sendgrid_standin.replies[0].headers["X-Message-Id"],
+    )
+    (text,) = twilio_standin.requests
+    assert text.form()["To"] == "+15555550101" and "864200" in text.form()["Body"]
+    assert (sms.provider, sms.message_id) == ("twilio", twilio_standin.replies[0].json_body()["sid"])
+    validate_sendgrid(sendgrid_contract, mail)
+    validate_twilio(twilio_contract, text)
     assert (
         twilio_standin.requests[0].form()["StatusCallback"]
         == "https://portal.example.com/webhooks/twilio/status"
     )
     await close_code_senders(senders)
+
+
+def test_missing_contracts_fail_loudly_instead_of_skipping(tmp_path: Path) -> None:
+    """With no ../shared/contracts, a test that checks requests against them fails and names the path."""
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            # Its own temp root: a second session must not touch this one's /tmp/pytest-of-<user>.
+            f"--basetemp={tmp_path / 'inner'}",
+            f"{__file__}::test_factory_senders_reach_the_stand_ins",
+        ],
+        env={**os.environ, "PORTALPAY_CONTRACTS_DIR": str(tmp_path / "nowhere")},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert f"provider contracts not found: {tmp_path / 'nowhere'}" in run.stdout
+    assert "1 error" in run.stdout and "skipped" not in run.stdout

@@ -101,11 +101,15 @@ class Hook:
         )
 
 
-async def _hook(db_pool: asyncpg.Pool, **overrides: Any) -> AsyncIterator[Hook]:
+async def _hook(
+    db_pool: asyncpg.Pool, *, grace: float = 0.3, pool_source: Any = None, **overrides: Any
+) -> AsyncIterator[Hook]:
     settings = support.test_settings(twilio_auth_token=AUTH_TOKEN, **overrides)
     recorder = Recorder()
     app = FastAPI()
-    app.include_router(twilio_status_router(settings, db_pool, recorder, lookup_grace_seconds=0.3))
+    app.include_router(
+        twilio_status_router(settings, pool_source or db_pool, recorder, lookup_grace_seconds=grace)
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield Hook(http, recorder, settings.twilio_status_callback_url or f"http://testserver{STATUS_PATH}")
@@ -229,27 +233,48 @@ async def test_without_an_auth_token_every_callback_is_refused(db_pool: asyncpg.
         assert r.status_code == 403
 
 
-async def test_final_status_that_beats_the_send_activity_is_not_lost(
-    hook: Hook, db_pool: asyncpg.Pool
-) -> None:
+class WatchedPool:
+    """The pool, telling when the webhook looked for a message SID and found nothing yet."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self.lookups = 0
+        self.missed = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        row: asyncpg.Record | None = await self._pool.fetchrow(query, *args)
+        if "provider_message_id" in query:
+            self.lookups += 1
+            if row is None:
+                self.missed.set()
+        return row
+
+
+async def test_final_status_that_beats_the_send_activity_is_not_lost(db_pool: asyncpg.Pool) -> None:
     c = await make_challenge(db_pool)
     await db_pool.execute(
         "UPDATE otp_challenges SET provider_message_id = NULL WHERE run_id = $1 AND send_seq = $2",
         c.run_id,
         2,
     )
-
-    async def record_sid_late() -> None:
-        await asyncio.sleep(0.1)
+    watched = WatchedPool(db_pool)
+    # The grace only bounds the wait; the SID is written as soon as the webhook has missed it once.
+    async for hook in _hook(
+        db_pool, grace=120, pool_source=lambda: watched, twilio_status_callback_url=PUBLIC_URL
+    ):
+        callback = asyncio.create_task(hook.post(callback_form(c.sid, "failed", "30006")))
+        await asyncio.wait_for(watched.missed.wait(), timeout=60)
         await db_pool.execute(
             "UPDATE otp_challenges SET provider_message_id = $3 WHERE run_id = $1 AND send_seq = $2",
             c.run_id,
             2,
             c.sid,
         )
-
-    late = asyncio.create_task(record_sid_late())
-    r = await hook.post(callback_form(c.sid, "failed", "30006"))
-    await late
-    assert r.status_code == 200
-    assert [e.status for _, _, e in hook.signal.calls] == ["failed"]
+        r = await asyncio.wait_for(callback, timeout=120)
+        assert r.status_code == 200
+        assert watched.lookups >= 2  # the first lookup really came before the send activity's write
+        assert [e.status for _, _, e in hook.signal.calls] == ["failed"]
+        assert await delivery_status(db_pool, c) == "failed"

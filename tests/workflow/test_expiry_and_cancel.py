@@ -1,4 +1,8 @@
-"""The attempt's clocks (idle expiry, payment window) and cancelling, with short configured timers."""
+"""The attempt's clocks (idle expiry, payment window) and cancelling, with short configured timers.
+
+The timers are long enough for the steps before them to finish on a loaded machine; the tests wait
+for the run to end (an event) and compare the expiry with the deadline the attempt announced.
+"""
 
 import pytest
 
@@ -17,7 +21,7 @@ STAFF = ClientContext(actor="staff:ops", ip="198.51.100.4")
 async def test_idle_attempt_expires_and_each_action_moves_the_deadline(
     harness_factory: HarnessFactory,
 ) -> None:
-    async with harness_factory(attempt_idle_seconds=2) as h:
+    async with harness_factory(attempt_idle_seconds=8) as h:
         inv = await new_invoice(h.pool)
         attempt = await Attempt.open(h, inv)
         opened_deadline = attempt.state.idle_expires_at
@@ -34,7 +38,8 @@ async def test_idle_attempt_expires_and_each_action_moves_the_deadline(
         assert expired["event_type"] == "ATTEMPT_EXPIRED"
         assert expired["details"]["from_status"] == "AWAITING_CODE"
         assert expired["payer_contact_id"] == inv.payer_contact_id
-        assert (expired["occurred_at"] - sent.resend_available_at).total_seconds() >= 2 - 0.5
+        assert expired["occurred_at"] >= moved  # not before the deadline the last action set
+        assert (moved - sent.resend_available_at).total_seconds() <= 8
 
         # An expired attempt never blocks the next one.
         again = await Attempt.open(h, inv)
@@ -55,7 +60,7 @@ async def test_idle_expiry_while_choosing_a_channel(harness_factory: HarnessFact
 
 
 async def test_payment_window_after_verification(harness_factory: HarnessFactory) -> None:
-    async with harness_factory(payment_window_seconds=2) as h:
+    async with harness_factory(payment_window_seconds=8) as h:
         inv = await new_invoice(h.pool)
         attempt = await Attempt.open(h, inv)
         await attempt.verified(Channel.SMS)
@@ -72,7 +77,8 @@ async def test_payment_window_after_verification(harness_factory: HarnessFactory
         expired = rows[-1]
         assert expired["event_type"] == "ATTEMPT_EXPIRED"
         assert expired["details"]["from_status"] == "AWAITING_PAYMENT"
-        assert (expired["occurred_at"] - verified["occurred_at"]).total_seconds() >= 2
+        assert expired["occurred_at"] >= state.payment_due_by
+        assert abs((state.payment_due_by - verified["occurred_at"]).total_seconds() - 8) < 5
 
         with pytest.raises(AttemptRefused) as refused:
             await attempt.pay()

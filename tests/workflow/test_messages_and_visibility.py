@@ -1,6 +1,7 @@
 """Validators keep refused input out of history; search attributes and current details stay current."""
 
 from collections.abc import Awaitable
+from datetime import datetime
 
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
@@ -83,9 +84,13 @@ async def test_search_attributes_and_current_details_follow_the_attempt(harness:
     inv = await new_invoice(harness.pool, amount_cents=48000)
     attempt = await Attempt.open(harness, inv)
 
+    entered: list[object] = []
+
     async def search_attributes() -> dict[str, object]:
         attrs = (await attempt.handle.describe()).typed_search_attributes
-        return {key.name: attrs.get(key) for key in sa.ALL_KEYS}
+        found = {key.name: attrs.get(key) for key in sa.ALL_KEYS}
+        entered.append(found.pop("StatusSince"))  # when the status began: moves with each change
+        return found
 
     async def details() -> str:
         metadata: WorkflowMetadata = await attempt.handle.query(
@@ -130,6 +135,8 @@ async def test_search_attributes_and_current_details_follow_the_attempt(harness:
     description = await attempt.handle.describe()
     assert description.status is WorkflowExecutionStatus.COMPLETED
     assert await search_attributes() == expected | {"PaymentStatus": "PAID"}
+    assert all(isinstance(t, datetime) for t in entered)
+    assert entered == sorted(entered) and len(set(entered)) == 4  # one moment per status entered
     assert (await details()).startswith("Finished: PAID")
     assert await description.static_summary() == f"Pay Your Invoice {inv.invoice_id}: 480.00 USD"
 

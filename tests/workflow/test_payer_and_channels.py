@@ -99,7 +99,11 @@ async def test_primary_contact_pays_when_no_payer_is_designated(harness: Harness
 
 
 async def test_code_goes_to_the_stored_destination_as_staff_last_fixed_it(harness: Harness) -> None:
-    """ "Customer did not get the code": staff fix the stored email, the customer asks again."""
+    """ "Customer did not get the code": staff fix the stored email, the customer asks again.
+
+    The running attempt was resolved to the old address, so its next send refuses and the attempt
+    ends cancelled (SPEC §11); the customer's next open resolves the fixed address.
+    """
     inv = await new_invoice(harness.pool)
     attempt = await Attempt.open(harness, inv)
     first = await attempt.request_code(Channel.EMAIL)
@@ -107,11 +111,20 @@ async def test_code_goes_to_the_stored_destination_as_staff_last_fixed_it(harnes
 
     fixed = "fixed-" + (inv.email or "")
     await harness.pool.execute("UPDATE contacts SET email = $2 WHERE id = $1", inv.payer_contact_id, fixed)
-    second = await attempt.request_code(Channel.EMAIL)
+    with pytest.raises(AttemptRefused) as refused:
+        await attempt.request_code(Channel.EMAIL)
+    assert refused.value.type is RefusalType.CONTACT_CHANGED
+    assert (await attempt.current()).status is PaymentStatus.CANCELLED
+    assert (
+        await harness.pool.fetchval("SELECT count(*) FROM dev_outbox WHERE to_address = $1", inv.email) == 1
+    )
 
+    again = await Attempt.open(harness, inv)
+    assert again.run_id != attempt.run_id
+    second = await again.request_code(Channel.EMAIL)
     assert second.destination == mask_destination(Channel.EMAIL, fixed)
-    code = await code_in_outbox(harness.pool, fixed, attempt.run_id)
-    assert (await attempt.verify(code)).verified
+    code = await code_in_outbox(harness.pool, fixed, again.run_id)
+    assert (await again.verify(code)).verified
 
 
 async def test_no_contact_method_is_terminal_and_audited(harness: Harness) -> None:
@@ -188,7 +201,7 @@ async def test_workflow_itself_refuses_what_the_gateway_would(harness: Harness, 
         invoice_id, expected = f"INV-NONE-{harness.task_queue}", RefusalType.INVOICE_NOT_FOUND
     start = WithStartWorkflowOperation(
         PayInvoiceWorkflow.run,
-        PayInvoiceInput(invoice_id=invoice_id, timers=harness.settings.attempt_timers()),
+        PayInvoiceInput(invoice_id=invoice_id),
         id=workflow_id_for(invoice_id),
         task_queue=harness.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

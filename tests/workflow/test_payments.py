@@ -97,8 +97,9 @@ async def test_two_submissions_at_once_debit_once(harness: Harness) -> None:
     )
     assert (
         await harness.pool.fetchval(
-            "SELECT count(*) FROM sandbox_ledger WHERE idempotency_key LIKE $1",
-            f"{attempt.state.workflow_id}/%",
+            "SELECT count(*) FROM sandbox_debits l JOIN payments p ON p.idempotency_key = l.idempotency_key"
+            " WHERE p.invoice_id = $1",
+            inv.invoice_id,
         )
         == 1
     )

@@ -30,6 +30,7 @@ from tools.chaos.checks import (
     check_outcomes,
     check_payments,
     check_settled,
+    load_sends,
     retries_seen,
     wait_settled,
 )
@@ -170,10 +171,20 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
             promises = [await check_settled(seen, http, records), check_outcomes(records, seen)]
             promises += await check_payments(pool, ids)
             promises += await check_audit(client, pool, ids)
-            promises += check_codes(records, faults.log, cfg.broken_channel, fault_times)
+            promises += check_codes(
+                records,
+                faults.log,
+                cfg.broken_channel,
+                fault_times,
+                await load_sends(pool, ids),
+                settings.secret("otp_hmac_key").encode(),
+            )
             promises.append(retries_seen(records))
             console.print("brute force and schemathesis…")
-            promises.append(await brute_force(http, pool, attack_inv, max_failed=settings.otp_max_failed))
+            working = "sms" if cfg.broken_channel == "email" else "email"
+            promises.append(
+                await brute_force(http, pool, attack_inv, max_failed=settings.otp_max_failed, channel=working)
+            )
             if cfg.schemathesis_calls:
                 promises.append(
                     await fuzz_api(

@@ -4,6 +4,7 @@ Each check answers a `Promise`: what was promised, the figure measured, and whet
 """
 
 import asyncio
+import hmac
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -15,11 +16,13 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
+from activities.otp import code_digest
 from domain.activity_io import AuditEventInput
 from domain.attempt import workflow_id_for
+from domain.channels import Channel, mask_destination
 from infra.stores.audit_trail import chain_ok
 from tools.chaos.customers import TERMINAL, CustomerRecord
-from tools.standins.faulty_providers import AcceptedMessages
+from tools.standins.faulty_providers import AcceptedMessages, Delivered
 from workflows import search_attributes as sa
 
 RESUMABLE = {"CHOOSING_CHANNEL", "AWAITING_CODE", "AWAITING_PAYMENT"}
@@ -96,18 +99,27 @@ def check_outcomes(records: list[CustomerRecord], seen: dict[str, tuple[str, str
 
 
 async def check_payments(pool: asyncpg.Pool, invoice_ids: list[str]) -> list[Promise]:
-    doubled = await pool.fetch(
-        "SELECT invoice_id, count(*) AS n FROM payments WHERE invoice_id = ANY($1) AND status = 'accepted'"
-        " GROUP BY invoice_id HAVING count(*) > 1",
+    """Money, looked at where a double could really appear: the processor's ledger.
+
+    `payments` allows one accepted row per invoice (a unique index), so counting its rows proves
+    nothing. A second debit would be a second accepted ledger row for the invoice, under another
+    idempotency key; a debit nobody recorded would be a ledger row with no accepted payment.
+    """
+    prefixes = [f"{workflow_id_for(i)}/" for i in invoice_ids]
+    per_invoice = await pool.fetch(
+        "WITH ledger AS ("
+        "   SELECT l.*, coalesce(p.invoice_id, substr(split_part(l.idempotency_key, '/', 1), 13)) AS invoice_id"
+        "   FROM sandbox_ledger l LEFT JOIN payments p ON p.idempotency_key = l.idempotency_key"
+        "   WHERE p.invoice_id = ANY($2) OR split_part(l.idempotency_key, '/', 1) || '/' = ANY($1))"
+        " SELECT i AS invoice_id,"
+        "  (SELECT count(*) FROM ledger WHERE ledger.invoice_id = i AND outcome = 'accepted') AS debits,"
+        "  (SELECT count(*) FROM payments WHERE payments.invoice_id = i AND status = 'accepted') AS accepted"
+        " FROM unnest($2::text[]) AS i",
+        prefixes,
         invoice_ids,
     )
-    prefixes = [f"{workflow_id_for(i)}/" for i in invoice_ids]
-    ledger_doubled = await pool.fetch(
-        "SELECT split_part(idempotency_key, '/', 1) AS wf, count(*) AS n FROM sandbox_ledger"
-        " WHERE outcome = 'accepted' AND split_part(idempotency_key, '/', 1) || '/' = ANY($1)"
-        " GROUP BY 1 HAVING count(*) > 1",
-        prefixes,
-    )
+    doubled = [r for r in per_invoice if r["debits"] > 1]
+    unmatched = [r for r in per_invoice if r["debits"] != r["accepted"]]
     mismatched = await pool.fetch(
         "SELECT coalesce(l.idempotency_key, p.idempotency_key) AS key FROM"
         " (SELECT * FROM sandbox_ledger WHERE split_part(idempotency_key, '/', 1) || '/' = ANY($1)) l"
@@ -125,12 +137,16 @@ async def check_payments(pool: asyncpg.Pool, invoice_ids: list[str]) -> list[Pro
         prefixes,
         invoice_ids,
     )
+    debited = sum(1 for r in per_invoice if r["debits"])
     return [
         Promise(
             "0 payments doubled",
-            f"{len(doubled) + len(ledger_doubled)} doubled of {counts['payments']} payments",
-            not doubled and not ledger_doubled,
-            ", ".join(r["invoice_id"] for r in doubled[:5]),
+            f"{debited} invoices debited: {len(doubled)} debited twice,"
+            f" {len(unmatched)} whose debits differ from their accepted payments",
+            not doubled and not unmatched,
+            ", ".join(
+                f"{r['invoice_id']}: {r['debits']} debits, {r['accepted']} accepted" for r in unmatched[:5]
+            ),
         ),
         Promise(
             "ledger agrees with payments row for row",
@@ -206,23 +222,95 @@ async def check_audit(client: Client, pool: asyncpg.Pool, invoice_ids: list[str]
     ]
 
 
+@dataclass(frozen=True)
+class CodeSend:
+    """One send of a code as PostgreSQL recorded it."""
+
+    workflow_id: str
+    run_id: str
+    send_seq: int
+    destination_masked: str
+    code_digest: bytes
+    provider: str | None
+    provider_message_id: str | None
+    sent: bool
+
+
+async def load_sends(pool: asyncpg.Pool, invoice_ids: list[str]) -> list[CodeSend]:
+    rows = await pool.fetch(
+        "SELECT workflow_id, run_id, send_seq, destination_masked, code_digest, provider,"
+        " provider_message_id, sent_at IS NOT NULL AS sent FROM otp_challenges WHERE invoice_id = ANY($1)",
+        invoice_ids,
+    )
+    return [CodeSend(**dict(row)) for row in rows]
+
+
+@dataclass
+class CodeLedger:
+    """Each delivered message tied to the send whose stored digest its code matches."""
+
+    by_send: dict[tuple[str, int], list[Delivered]]
+    orphans: list[Delivered]  # a code no recorded send stands behind: a second code
+    misrecorded: list[str]  # sends whose recorded message id is not one the provider delivered for them
+
+
+def tie_messages_to_sends(messages: list[Delivered], sends: list[CodeSend], hmac_key: bytes) -> CodeLedger:
+    by_mask: dict[str, list[CodeSend]] = {}
+    for send in sends:
+        by_mask.setdefault(send.destination_masked, []).append(send)
+    ledger = CodeLedger({}, [], [])
+    for message in messages:
+        channel = Channel.EMAIL if "@" in message.recipient else Channel.SMS
+        owner = next(
+            (
+                send
+                for send in by_mask.get(mask_destination(channel, message.recipient), [])
+                if message.code
+                and hmac.compare_digest(
+                    code_digest(hmac_key, send.run_id, send.send_seq, message.code), send.code_digest
+                )
+            ),
+            None,
+        )
+        if owner is None:
+            ledger.orphans.append(message)
+            continue
+        ledger.by_send.setdefault((owner.run_id, owner.send_seq), []).append(message)
+        if message.idempotency_key is not None and message.idempotency_key != (
+            f"{owner.workflow_id}/{owner.run_id}/code/{owner.send_seq}"
+        ):
+            ledger.misrecorded.append(f"{message.message_id} carried {message.idempotency_key}")
+    for send in sends:
+        delivered = ledger.by_send.get((send.run_id, send.send_seq), [])
+        recorded_elsewhere = send.provider_message_id not in {m.message_id for m in delivered}
+        if send.sent and send.provider in ("sendgrid", "twilio") and recorded_elsewhere:
+            ledger.misrecorded.append(f"{send.run_id}#{send.send_seq} recorded {send.provider_message_id}")
+    return ledger
+
+
 def check_codes(
-    records: list[CustomerRecord], inbox: AcceptedMessages, broken: str, fault_times: list[tuple[float, str]]
+    records: list[CustomerRecord],
+    inbox: AcceptedMessages,
+    broken: str,
+    fault_times: list[tuple[float, str]],
+    sends: list[CodeSend],
+    hmac_key: bytes,
 ) -> list[Promise]:
     needing = [r for r in records if r.session_id]
     without = [r.invoice.invoice_id for r in needing if not r.code_obtained]
     moved = sum(1 for r in needing if r.moved_channel)
     on_broken = sum(1 for r in needing if r.plan.first_channel == broken)
-    doubled = inbox.two_codes()
+    messages = inbox.messages()
+    ledger = tie_messages_to_sends(messages, sends, hmac_key)
+    repeated = sum(1 for delivered in ledger.by_send.values() if len(delivered) > 1)
     faults: dict[str, Any] = dict(inbox.faults)
 
-    def after_fault(deliveries: list[tuple[float, str]]) -> str:
-        first = deliveries[0][0]
-        before = [(first - t, what) for t, what in fault_times if t <= first + 0.5]
+    def after_fault(message: Delivered) -> str:
+        before = [(message.at - t, what) for t, what in fault_times if t <= message.at + 0.5]
         if not before:
             return "before any fault"
         gap, what = min(before)
-        return f"first delivery {gap:+.1f}s after {what}"
+        return f"delivered {gap:+.1f}s after {what}"
 
     return [
         Promise(
@@ -233,10 +321,17 @@ def check_codes(
         ),
         Promise(
             "no customer gets two codes for one request",
-            f"{len(doubled)} sends delivered two codes, {inbox.repeated()} the same code twice;"
-            f" provider faults {faults}",
-            not doubled,
-            "; ".join(f"{k} ({after_fault(v)})" for k, v in list(doubled.items())[:5]),
+            f"{len(messages)} messages for {len(ledger.by_send)} sends: {len(ledger.orphans)} with a code"
+            f" no send made, {len(ledger.misrecorded)} misrecorded, {repeated} sends delivered twice"
+            f" with the same code; provider faults {faults}",
+            bool(messages or not needing) and not ledger.orphans and not ledger.misrecorded,
+            "; ".join(
+                [
+                    f"{m.provider} {m.message_id} to {m.recipient} ({after_fault(m)})"
+                    for m in ledger.orphans[:3]
+                ]
+                + ledger.misrecorded[:3]
+            ),
         ),
     ]
 

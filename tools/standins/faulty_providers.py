@@ -2,28 +2,24 @@
 
 The working channel answers 5xx, 429 or hangs past the SDK's timeout on a share of sends; the
 broken channel refuses every send permanently (an invalid number, Twilio 21211; or a forbidden
-sender, SendGrid 403). Every send the provider *accepted* is kept by its idempotency key, so the
-campaign can tell whether a customer ever got two codes for one request. The stand-ins themselves
-are the provider tests' (`tests/providers/standins.py`).
+sender, SendGrid 403). Every message the provider *accepted* is kept by the message id the provider
+answered with (SendGrid's X-Message-Id, Twilio's SID), with its recipient and code: never by its
+body, since two messages with different codes for one send must stay two. The campaign ties each
+to the send it came from (`tools.chaos.checks.check_codes`). The stand-ins themselves are
+`tools/standins/providers.py`.
 """
 
 import json
 import random
-import sys
 import threading
 import time
 from collections import defaultdict
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from domain.otp_code import find_code
-
-_ROOT = Path(__file__).resolve().parent.parent
-if (_ROOT / "tests" / "providers").is_dir() and str(_ROOT) not in sys.path:
-    sys.path.append(str(_ROOT))
-
-from tools.standins.providers import (  # noqa: E402
+from tools.standins.providers import (
     Behaviour,
     Captured,
     Hang,
@@ -37,19 +33,37 @@ from tools.standins.providers import (  # noqa: E402
 HANG_SECONDS = 12.0
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """One message a provider accepted."""
+
+    at: float
+    provider: str
+    message_id: str
+    recipient: str
+    code: str
+    idempotency_key: str | None  # SendGrid carries the send's key (custom_args); Twilio has none
+
+
 class AcceptedMessages:
-    """Every message a provider accepted: per recipient (newest last) and per idempotency key."""
+    """Every message a provider accepted, by provider message id; per recipient for the customers."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self.by_id: dict[str, Delivered] = {}
         self.by_recipient: dict[str, list[str]] = defaultdict(list)
-        self.by_key: dict[str, list[tuple[float, str]]] = defaultdict(list)
         self.faults: dict[str, int] = defaultdict(int)
 
-    def accepted(self, recipient: str, key: str, text: str) -> None:
+    def accepted(
+        self, provider: str, message_id: str, recipient: str, text: str, idempotency_key: str | None = None
+    ) -> None:
         code = find_code(text) or ""
         with self._lock:
-            self.by_key[key].append((time.monotonic(), code))
+            if message_id in self.by_id:
+                raise AssertionError(f"{provider} answered message id {message_id} twice")
+            self.by_id[message_id] = Delivered(
+                time.monotonic(), provider, message_id, recipient, code, idempotency_key
+            )
             if code:
                 self.by_recipient[recipient].append(code)
 
@@ -62,15 +76,9 @@ class AcceptedMessages:
             codes = self.by_recipient.get(recipient)
             return codes[-1] if codes else None
 
-    def two_codes(self) -> dict[str, list[tuple[float, str]]]:
-        """Sends for which the provider delivered more than one distinct code."""
+    def messages(self) -> list[Delivered]:
         with self._lock:
-            return {k: list(v) for k, v in self.by_key.items() if len({c for _, c in v}) > 1}
-
-    def repeated(self) -> int:
-        """Sends delivered more than once with the same code (a duplicate message, not a second code)."""
-        with self._lock:
-            return sum(1 for v in self.by_key.values() if len(v) > 1 and len({c for _, c in v}) == 1)
+            return sorted(self.by_id.values(), key=lambda d: d.at)
 
 
 def _fault(rng: random.Random, lock: threading.Lock, rate: float, log: AcceptedMessages) -> Behaviour | None:
@@ -106,8 +114,10 @@ class FaultySendGrid(SendGridStandIn):
             body: dict[str, Any] = json.loads(captured.body)
             personalization = body["personalizations"][0]
             text = next((c["value"] for c in body.get("content", []) if c["type"] == "text/plain"), "")
-            key = personalization.get("custom_args", {}).get("idempotency_key", "")
-            self.log.accepted(personalization["to"][0]["email"], key, text)
+            key = personalization.get("custom_args", {}).get("idempotency_key")
+            self.log.accepted(
+                "sendgrid", reply.headers["X-Message-Id"], personalization["to"][0]["email"], text, key
+            )
         return reply
 
 
@@ -127,10 +137,7 @@ class FaultyTwilio(TwilioStandIn):
         reply = super().default_reply(captured)
         if isinstance(reply, Reply) and reply.status == 201:
             form = dict(parse_qsl(captured.body.decode(), keep_blank_values=True))
-            # Twilio has no idempotency key; one message per (recipient, body) is one code sent.
-            self.log.accepted(
-                form.get("To", ""), f"{form.get('To')}|{form.get('Body')}", form.get("Body", "")
-            )
+            self.log.accepted("twilio", reply.json_body()["sid"], form.get("To", ""), form.get("Body", ""))
         return reply
 
 

@@ -120,8 +120,11 @@
   function handleFailure(res, context) {
     var b = res.body || {};
     if (res.status === 401 || res.status === 403) {
-      setText("#view-link-invalid h1", res.status === 401 && b.error === "TokenExpired" ? "This link has expired" : "This link is not valid");
-      setText("#view-link-invalid p", (b.message || "") + " Ask for a new payment link.");
+      var heading = res.status === 401 && b.error === "TokenExpired" ? "This link has expired"
+        : res.status === 401 && b.reason === "link_revoked" ? "This link was replaced" : "This link is not valid";
+      setText("#view-link-invalid h1", heading);
+      var msg = b.message || "";
+      setText("#view-link-invalid p", /new payment link\.$/.test(msg) ? msg : msg + " Ask for a new payment link.");
       show("link-invalid");
       return;
     }

@@ -1,0 +1,51 @@
+"""`/staff/attention`: attempts stuck over 15 minutes, payments that failed, blocked bank accounts."""
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from infra.resources import ExpectedFailure
+from infra.stores import console_reads as reads
+from starters.cli.ops_queries import StuckAttempt, find_stuck
+from starters.portal.dependencies import Deps
+from starters.portal.staff_api import format_amount
+from starters.portal.staff_console.web import Staff, render
+
+router = APIRouter(include_in_schema=False)
+
+STUCK_AFTER = timedelta(minutes=15)
+BLOCKED_COLUMNS = (
+    "id",
+    "account_last4",
+    "routing_number",
+    "reason",
+    "return_code",
+    "blocked_at",
+    "created_at",
+)
+
+
+@router.get("/staff/attention", response_class=HTMLResponse)
+async def attention_page(request: Request, deps: Deps, staff: Staff) -> HTMLResponse:
+    stuck: list[StuckAttempt] = []
+    note = None
+    try:
+        stuck = await find_stuck(deps.gateway.client, older_than=STUCK_AFTER, limit=100)
+    except ExpectedFailure as exc:
+        note = str(exc)
+    blocked = await reads.blocked_bank_accounts(deps.pool)
+    columns = [c for c in BLOCKED_COLUMNS if blocked and c in blocked[0]]
+    return await render(
+        request,
+        "staff/attention.html",
+        {
+            "stuck": stuck,
+            "stuck_note": note,
+            "payments": await reads.payments_needing_attention(deps.pool),
+            "blocked": blocked,
+            "blocked_columns": columns,
+            "format_amount": format_amount,
+        },
+        staff=staff,
+    )
