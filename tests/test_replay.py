@@ -7,6 +7,7 @@ them. A failure here means the change breaks running attempts: see docs/versioni
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio import workflow
@@ -48,10 +49,11 @@ class DropsStartAudit(PayInvoiceWorkflow):
     async def run(self, input: PayInvoiceInput) -> AttemptOutcome:
         return await super().run(input)
 
-    async def _audit(self, event_type: AuditEventType, **kwargs: object) -> AuditEventRecord:
+    async def _record(self, event_type: AuditEventType, **kwargs: Any) -> AuditEventRecord:
         if event_type is AuditEventType.ATTEMPT_STARTED:
             return AuditEventRecord(id=0, hash="")
-        return await super()._audit(event_type, **kwargs)  # type: ignore[arg-type]
+        record: AuditEventRecord = await super()._record(event_type, **kwargs)
+        return record
 
 
 def test_every_required_outcome_is_recorded() -> None:

@@ -116,7 +116,9 @@ async def test_deprecating_the_patch_keeps_new_histories_and_drops_old_ones(harn
         workflows=[ScreeningPatched],
         activities=[
             screen_payer,
-            PayerActivities(pool).resolve_payer,
+            PayerActivities(
+                pool, policy=harness.settings.otp_policy, timers=harness.settings.attempt_timers()
+            ).resolve_payer,
             AuditActivities(pool).append_audit_event,
             PaymentActivities(pool, processor).submit_debit,
         ],

@@ -22,7 +22,7 @@ from tests.support import Harness, outbox_messages
 
 try:
     from axe_playwright_python.async_playwright import Axe
-    from playwright.async_api import Browser, Page, async_playwright, expect
+    from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 except ImportError:  # pragma: no cover - the dev extra installs both
     async_playwright = None  # type: ignore[assignment]
 
@@ -51,8 +51,10 @@ async def browser() -> AsyncIterator["Browser"]:
 async def staff_page(browser: "Browser", viewport: str) -> AsyncIterator["Page"]:
     size = VIEWPORTS[viewport]
     context = await browser.new_context(
-        viewport=size, is_mobile=viewport == "phone", has_touch=viewport == "phone"
-    )  # type: ignore[arg-type]
+        viewport=ViewportSize(width=size["width"], height=size["height"]),
+        is_mobile=viewport == "phone",
+        has_touch=viewport == "phone",
+    )
     page = await context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(str(exc)))

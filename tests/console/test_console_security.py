@@ -28,12 +28,13 @@ from tests.support import test_settings
 
 
 async def staff_events(pool: asyncpg.Pool, email: str) -> list[asyncpg.Record]:
-    return await pool.fetch(
+    rows: list[asyncpg.Record] = await pool.fetch(
         "SELECT event_type, actor, details->>'reason' AS reason FROM audit_events"
         " WHERE chain_id = $1 AND details->>'email' = $2 ORDER BY id",
         STAFF_CONSOLE_CHAIN,
         email,
     )
+    return rows
 
 
 async def test_sign_in_sets_a_strict_http_only_session_and_is_audited(portal: Portal) -> None:

@@ -168,11 +168,14 @@ async def test_links_minted_before_the_issue_time_was_carried_are_judged_by_expi
     ttl = portal.harness.settings.link_ttl_seconds
 
     def legacy_token(issued: float) -> str:
-        b64 = lambda raw: base64.urlsafe_b64encode(raw).rstrip(b"=").decode()  # noqa: E731
+        def b64(raw: bytes) -> str:
+            return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
         signed = ".".join(
             ("p1", b64(invoice_id.encode()), str(int(issued) + ttl), b64(secrets.token_bytes(9)))
         )
-        return f"{signed}.{b64(signer._mac(signed))}"
+        mac: bytes = signer._mac(signed)
+        return f"{signed}.{b64(mac)}"
 
     before = legacy_token(time.time() - 60)
     assert signer.verify(before).issued_at is None

@@ -115,10 +115,10 @@ async def test_nul_or_bad_encoding_in_a_path_is_400(portal: Portal, target: str)
 async def test_garbage_credentials_are_401_not_500(portal: Portal) -> None:
     inv = await create_invoice(portal.pool, phone=unique_phone(), email=unique_email())
     for value in (b"Bearer \xff\xfe\xe9", b"Bearer a.b.c.d.\xe9", b"Bearer " + b"A" * 5000, b"\xe9"):
-        r = await portal.http.post("/api/portal/sessions", headers={"Authorization": value})
+        r = await portal.http.post("/api/portal/sessions", headers={b"Authorization": value})
         assert r.status_code == 401, (value[:20], r.status_code, r.text)
         r = await portal.http.get(
-            f"/api/staff/customers/{inv.customer_id}/contacts", headers={"Authorization": value}
+            f"/api/staff/customers/{inv.customer_id}/contacts", headers={b"Authorization": value}
         )
         assert r.status_code == 401, (value[:20], r.status_code, r.text)
 

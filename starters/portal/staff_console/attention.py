@@ -5,11 +5,11 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from domain.money import format_amount
 from infra.resources import ExpectedFailure
 from infra.stores import console_reads as reads
 from starters.cli.ops_queries import StuckAttempt, find_stuck
 from starters.portal.dependencies import Deps
-from starters.portal.staff_api import format_amount
 from starters.portal.staff_console.web import Staff, render
 
 router = APIRouter(include_in_schema=False)

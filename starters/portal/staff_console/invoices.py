@@ -20,6 +20,7 @@ from temporalio.service import RPCError
 from domain.attempt import AttemptState, CancelInput, workflow_id_for
 from domain.audit import verify_chain
 from domain.channels import Channel, channels_on_file, mask_destination
+from domain.money import format_amount
 from domain.status import PaymentStatus
 from infra.stores import console_reads as reads
 from infra.stores.audit_trail import fetch_trail
@@ -27,7 +28,7 @@ from infra.stores.contact_records import customer_contacts, effective_payer
 from infra.stores.staff_sessions import StaffSession, set_flash
 from starters.cli.ops_queries import literal, query_state
 from starters.portal.dependencies import Deps, PortalError
-from starters.portal.staff_api import format_amount, send_payment_request
+from starters.portal.staff_api import send_payment_request
 from starters.portal.staff_console.web import (
     PlainId,
     Staff,

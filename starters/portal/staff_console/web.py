@@ -20,10 +20,10 @@ from fastapi.templating import Jinja2Templates
 
 from domain.attempt import ClientContext
 from domain.contact_details import has_control_characters
+from domain.money import format_amount
 from infra.settings import Settings
 from infra.stores.staff_sessions import StaffSession, load_session, set_flash
 from starters.portal.dependencies import PortalDeps, client_context, portal_deps
-from starters.portal.staff_api import format_amount
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 ASSET_VERSION = "1"
