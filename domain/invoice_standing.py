@@ -45,7 +45,9 @@ def opening_refusal(
         return OpeningRefusal(ErrorType.INVOICE_NOT_FOUND, f"invoice {invoice_id} does not exist")
     if standing.status == "pending":
         # SPEC §9: a debit is processing; a new attempt may start only if it fails or is returned.
-        return OpeningRefusal(ErrorType.INVOICE_ALREADY_PAID, f"a payment for invoice {standing.number} is processing")
+        return OpeningRefusal(
+            ErrorType.INVOICE_ALREADY_PAID, f"a payment for invoice {standing.number} is processing"
+        )
     if standing.settled:
         return OpeningRefusal(ErrorType.INVOICE_ALREADY_PAID, f"invoice {standing.number} is already paid")
     if standing.locked_until is not None and standing.locked_until > now:

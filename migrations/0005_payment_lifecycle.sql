@@ -128,6 +128,8 @@ ALTER TABLE payments ADD CONSTRAINT payments_status_check CHECK (status IN (
 ALTER TABLE invoices DROP CONSTRAINT IF EXISTS invoices_status_check;
 ALTER TABLE invoices ADD CONSTRAINT invoices_status_check CHECK (status IN ('open', 'pending', 'paid'));
 
--- A debit the processor still holds (processing) or has settled keeps the invoice from a second one.
-CREATE UNIQUE INDEX payments_one_live_debit_per_invoice ON payments (invoice_id)
-    WHERE status IN ('processing', 'settled');
+-- One open debit per invoice (0003), now over the lifecycle's statuses: a debit being submitted,
+-- processing or settled holds the invoice; a failed, returned or canceled one frees it.
+DROP INDEX payments_one_open_debit_per_invoice;
+CREATE UNIQUE INDEX payments_one_open_debit_per_invoice ON payments (invoice_id)
+    WHERE status IN ('submitting', 'accepted', 'processing', 'settled');

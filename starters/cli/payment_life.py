@@ -5,11 +5,11 @@ from datetime import datetime
 
 import asyncpg
 from rich.console import Console
-from rich.table import Table
 
 from domain.ach_returns import return_code
 from infra.resources import open_pool
 from infra.settings import Settings
+from starters.cli.output import emit_table
 
 
 @dataclass
@@ -31,7 +31,9 @@ class PaymentLife:
             "currency": self.currency,
             "account_last4": self.account_last4,
             "return_code": self.return_code,
-            "expected_settlement_at": self.expected_settlement_at.isoformat() if self.expected_settlement_at else None,
+            "expected_settlement_at": self.expected_settlement_at.isoformat()
+            if self.expected_settlement_at
+            else None,
             "history": [{"status": s, "return_code": c, "at": t.isoformat()} for s, c, t in self.history],
         }
 
@@ -72,18 +74,12 @@ async def payment_lives(settings: Settings, invoice_id: str) -> list[PaymentLife
 def render_payment_lives(out: Console, lives: list[PaymentLife]) -> None:
     if not lives:
         return
-    table = Table("payment", "status", "amount", "account", "return", "life", title="Payments")
+    rows = []
     for life in lives:
         code = f"{life.return_code} {return_code(life.return_code).meaning}" if life.return_code else ""
         steps = " → ".join(f"{s}{' ' + c if c else ''} {t:%Y-%m-%d %H:%M}" for s, c, t in life.history)
         if life.status == "processing" and life.expected_settlement_at is not None:
             steps += f" (expected to settle by {life.expected_settlement_at:%a %d %b %H:%M} UTC)"
-        table.add_row(
-            life.payment_id,
-            life.status,
-            f"{life.amount_cents / 100:,.2f} {life.currency}",
-            f"…{life.account_last4}",
-            code,
-            steps,
-        )
-    out.print(table)
+        amount = f"{life.amount_cents / 100:,.2f} {life.currency}"
+        rows.append([life.payment_id, life.status, amount, f"…{life.account_last4}", code, steps])
+    emit_table(out, "Payments", ["payment", "status", "amount", "account", "return", "life"], rows)

@@ -35,6 +35,7 @@ HAPPY_TRAIL = [
     "PAYER_RESOLVED",
     "OTP_SENT",
     "OTP_VERIFIED",
+    "ACCOUNT_VALIDATED",  # SPEC §9: first debit from this account
     "PAYMENT_SUBMITTED",
     "PAYMENT_ACCEPTED",
 ]
