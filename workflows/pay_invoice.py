@@ -585,19 +585,16 @@ class PayInvoiceWorkflow:
                 )
             self._payment = receipt
             if receipt.accepted:
-                if workflow.patched(lifecycle_steps.LIFECYCLE_PATCH):
-                    await lifecycle_steps.begin_payment_lifecycle(receipt.payment_id, fingerprint)
+                await lifecycle_steps.begin_payment_lifecycle(receipt.payment_id, fingerprint)
                 self._set_status(PaymentStatus.PAID)
             else:
                 self._reason = f"The bank declined the debit: {receipt.decline_reason}."
                 self._set_status(PaymentStatus.DECLINED)
             return SubmitPaymentResult(status=self._status, payment=receipt)
 
-    async def _screen_bank_account(self, input: SubmitPaymentInput) -> str | None:
+    async def _screen_bank_account(self, input: SubmitPaymentInput) -> str:
         """SPEC §9: a blocked account is refused; an unseen one is validated first. Either refusal
         leaves the attempt AWAITING_PAYMENT so the customer can check the numbers or use another."""
-        if not workflow.patched(lifecycle_steps.SCREEN_PATCH):
-            return None
         self._screen_seq += 1
         try:
             screen = await lifecycle_steps.screen_bank_account(

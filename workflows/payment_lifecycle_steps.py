@@ -10,10 +10,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import RefusalType
     from workflows import lifecycle_options as opts
 
-# Patch ids: runs recorded before these steps existed replay without them.
-SCREEN_PATCH = "screen-bank-account"
-LIFECYCLE_PATCH = "payment-lifecycle"
-
 
 async def screen_bank_account(
     ref: AttemptRef, details: PaymentDetails, client: ClientContext, seq: int
