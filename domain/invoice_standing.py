@@ -46,7 +46,8 @@ def opening_refusal(
     if standing.status == "pending":
         # SPEC §9: a debit is processing; a new attempt may start only if it fails or is returned.
         return OpeningRefusal(
-            ErrorType.INVOICE_ALREADY_PAID, f"invoice {standing.number} is already paid: the payment is processing"
+            ErrorType.INVOICE_ALREADY_PAID,
+            f"invoice {standing.number} is already paid: the payment is processing",
         )
     if standing.settled:
         return OpeningRefusal(ErrorType.INVOICE_ALREADY_PAID, f"invoice {standing.number} is already paid")
