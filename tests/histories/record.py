@@ -36,7 +36,10 @@ from domain.policy import PaymentMethod
 from infra.converter import build_data_converter
 from infra.db import create_pool, embedded_database_url, migrate_url
 from infra.providers.delivery.console import ConsoleSender
+from infra.providers.processor.client import HttpProcessorClient
+from starters.sandbox_processor.app import create_processor_app
 from starters.workflow_client import AttemptGateway
+from tests.lifecycle.services import serve
 from tests.support import BIN_DIR, GOOD_ACCOUNT, GOOD_ROUTING, create_invoice, latest_code, test_settings
 from workers.worker import WorkerDeps, build_worker
 from workflows.search_attributes import ALL_KEYS
@@ -193,20 +196,33 @@ async def record(names: list[str]) -> None:
         )
         task_queue = f"record-{uuid.uuid4().hex[:8]}"
         recorder = Recorder(env.client, pool, task_queue)
-        async with build_worker(env.client, task_queue, deps, graceful_shutdown=timedelta(seconds=5)):
-            for name in names:
-                invoice_id = await SCENARIOS[name](recorder)
-                handle = recorder.gateway().handle(invoice_id)
-                outcome = await asyncio.wait_for(handle.result(), timeout=30)
-                history = await handle.fetch_history()
-                (HERE / f"{name}.json").write_text(history.to_json() + "\n")
-                print(
-                    f"{name}: {outcome['status'] if isinstance(outcome, dict) else outcome}, "
-                    f"{len(history.events)} events"
-                )
+        # The debit goes to the sandbox processor service over HTTP (SPEC §9); no portal takes its webhooks.
+        processor_settings = settings.model_copy(
+            update={"processor_webhook_url": "http://127.0.0.1:9/none", "sandbox_webhook_drop_rate": 1.0}
+        )
+        async with serve(create_processor_app(processor_settings, pool)) as processor_url:
+            deps.processor = HttpProcessorClient(processor_url, timeout=5)
+            await _record_all(env, deps, recorder, task_queue, names)
+            await deps.processor.aclose()
     finally:
         await env.shutdown()
         await pool.close()
+
+
+async def _record_all(
+    env: WorkflowEnvironment, deps: WorkerDeps, recorder: "Recorder", task_queue: str, names: list[str]
+) -> None:
+    async with build_worker(env.client, task_queue, deps, graceful_shutdown=timedelta(seconds=5)):
+        for name in names:
+            invoice_id = await SCENARIOS[name](recorder)
+            handle = recorder.gateway().handle(invoice_id)
+            outcome = await asyncio.wait_for(handle.result(), timeout=30)
+            history = await handle.fetch_history()
+            (HERE / f"{name}.json").write_text(history.to_json() + "\n")
+            print(
+                f"{name}: {outcome['status'] if isinstance(outcome, dict) else outcome}, "
+                f"{len(history.events)} events"
+            )
 
 
 def main() -> None:
