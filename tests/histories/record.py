@@ -189,11 +189,8 @@ async def record(names: list[str]) -> None:
     )
     try:
         console = ConsoleSender(pool)
-        deps = WorkerDeps(
-            pool=pool,
-            senders={Channel.EMAIL: console, Channel.SMS: console},
-            otp_hmac_key=settings.secret("otp_hmac_key").encode(),
-        )
+        # The worker's policy and timers come from the settings (resend cooldown 0 in tests).
+        deps = WorkerDeps.from_settings(settings, pool, {Channel.EMAIL: console, Channel.SMS: console})
         task_queue = f"record-{uuid.uuid4().hex[:8]}"
         recorder = Recorder(env.client, pool, task_queue)
         # The debit goes to the sandbox processor service over HTTP (SPEC §9); no portal takes its webhooks.
@@ -201,6 +198,8 @@ async def record(names: list[str]) -> None:
             update={"processor_webhook_url": "http://127.0.0.1:9/none", "sandbox_webhook_drop_rate": 1.0}
         )
         async with serve(create_processor_app(processor_settings, pool)) as processor_url:
+            assert deps.processor is not None
+            await deps.processor.aclose()
             deps.processor = HttpProcessorClient(processor_url, timeout=5)
             await _record_all(env, deps, recorder, task_queue, names)
             await deps.processor.aclose()
