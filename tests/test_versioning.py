@@ -16,8 +16,10 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer, Worker
 
 from activities.audit import AuditActivities
+from activities.bank_accounts import BankAccountActivities
 from activities.payer import PayerActivities
 from activities.payments import PaymentActivities
+from activities.settlement import LifecycleConfig, SettlementActivities
 from domain.attempt import AttemptOutcome, ClientContext, PayInvoiceInput, PaymentDetails, SubmitPaymentInput
 from domain.policy import PaymentMethod
 from domain.status import PaymentStatus
@@ -121,6 +123,8 @@ async def test_deprecating_the_patch_keeps_new_histories_and_drops_old_ones(harn
             ).resolve_payer,
             AuditActivities(pool).append_audit_event,
             PaymentActivities(pool, processor).submit_debit,
+            BankAccountActivities(pool, processor, b"versioning-fingerprint-key").screen_bank_account,
+            SettlementActivities(pool, processor, {}, LifecycleConfig()).begin_payment_lifecycle,
         ],
     )
     gateway = AttemptGateway(client, pool, harness.settings, task_queue=task_queue)

@@ -36,7 +36,6 @@ from domain.policy import PaymentMethod
 from infra.converter import build_data_converter
 from infra.db import create_pool, embedded_database_url, migrate_url
 from infra.providers.delivery.console import ConsoleSender
-from infra.providers.processor.client import HttpProcessorClient
 from starters.sandbox_processor.app import create_processor_app
 from starters.workflow_client import AttemptGateway
 from tests.lifecycle.services import serve
@@ -188,31 +187,33 @@ async def record(names: list[str]) -> None:
         data_converter=build_data_converter(settings.codec_key_ring()),
     )
     try:
-        console = ConsoleSender(pool)
-        # The worker's policy and timers come from the settings (resend cooldown 0 in tests).
-        deps = WorkerDeps.from_settings(settings, pool, {Channel.EMAIL: console, Channel.SMS: console})
-        task_queue = f"record-{uuid.uuid4().hex[:8]}"
-        recorder = Recorder(env.client, pool, task_queue)
         # The debit goes to the sandbox processor service over HTTP (SPEC §9); no portal takes its webhooks.
         processor_settings = settings.model_copy(
             update={"processor_webhook_url": "http://127.0.0.1:9/none", "sandbox_webhook_drop_rate": 1.0}
         )
         async with serve(create_processor_app(processor_settings, pool)) as processor_url:
-            assert deps.processor is not None
-            await deps.processor.aclose()
-            deps.processor = HttpProcessorClient(processor_url, timeout=5)
-            await _record_all(env, deps, recorder, task_queue, names)
-            await deps.processor.aclose()
+            for name in names:
+                await _record_one(env, pool, processor_url, name)
     finally:
         await env.shutdown()
         await pool.close()
 
 
-async def _record_all(
-    env: WorkflowEnvironment, deps: WorkerDeps, recorder: "Recorder", task_queue: str, names: list[str]
-) -> None:
-    async with build_worker(env.client, task_queue, deps, graceful_shutdown=timedelta(seconds=5)):
-        for name in names:
+# Timers are the worker's (SPEC §8): scenarios that need short ones get a worker of their own.
+WORKER_SETTINGS: dict[str, dict[str, object]] = {
+    "locked": {"otp_max_failed": 3},
+    "expired": {"attempt_idle_seconds": 2},
+}
+
+
+async def _record_one(env: WorkflowEnvironment, pool: asyncpg.Pool, processor_url: str, name: str) -> None:
+    console = ConsoleSender(pool)
+    settings = test_settings(processor_sandbox_url=processor_url, **WORKER_SETTINGS.get(name, {}))
+    deps = WorkerDeps.from_settings(settings, pool, {Channel.EMAIL: console, Channel.SMS: console})
+    task_queue = f"record-{uuid.uuid4().hex[:8]}"
+    recorder = Recorder(env.client, pool, task_queue)
+    try:
+        async with build_worker(env.client, task_queue, deps, graceful_shutdown=timedelta(seconds=5)):
             invoice_id = await SCENARIOS[name](recorder)
             handle = recorder.gateway().handle(invoice_id)
             outcome = await asyncio.wait_for(handle.result(), timeout=30)
@@ -222,6 +223,9 @@ async def _record_all(
                 f"{name}: {outcome['status'] if isinstance(outcome, dict) else outcome}, "
                 f"{len(history.events)} events"
             )
+    finally:
+        if deps.processor is not None:
+            await deps.processor.aclose()
 
 
 def main() -> None:
