@@ -56,6 +56,7 @@ def write_dev_env(settings: Settings) -> None:
         "PORTALPAY_ENV=dev\n"
         f"TEMPORAL_ADDRESS={settings.temporal_address}\n"
         f"PORTAL_BASE_URL={settings.portal_base_url}\n"
+        f"PROCESSOR_SANDBOX_URL={settings.processor_sandbox_url}\n"
     )
 
 
