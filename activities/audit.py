@@ -9,14 +9,15 @@ from infra.stores.invoices import extend_lockout
 
 
 class AuditActivities:
-    def __init__(self, pool: asyncpg.Pool, *, metrics: object | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, audit_key: bytes, metrics: object | None = None) -> None:
         self._pool = pool
+        self._audit_key = audit_key
         self._metrics = metrics
 
     @activity.defn(name="append_audit_event")
     async def append_audit_event(self, event: AuditEventInput) -> AuditEventRecord:
         async with self._pool.acquire() as conn:
-            return await append_event(conn, event)
+            return await append_event(conn, event, key=self._audit_key)
 
     @activity.defn(name="record_lockout")
     async def record_lockout(self, request: LockoutRequest) -> None:

@@ -20,8 +20,11 @@ from infra.stores.audit_trail import append_event
 
 
 class BankAccountActivities:
-    def __init__(self, pool: asyncpg.Pool, processor: ProcessorClient, fingerprint_key: bytes) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, processor: ProcessorClient, fingerprint_key: bytes, *, audit_key: bytes
+    ) -> None:
         self._pool = pool
+        self._audit_key = audit_key
         self._processor = processor
         self._key = fingerprint_key
 
@@ -79,4 +82,5 @@ class BankAccountActivities:
                     },
                     occurred_at=activity.info().started_time,
                 ),
+                key=self._audit_key,
             )

@@ -57,9 +57,15 @@ class _Outcome:
 
 class PaymentActivities:
     def __init__(
-        self, pool: asyncpg.Pool, processor: ProcessorClient, *, metrics: object | None = None
+        self,
+        pool: asyncpg.Pool,
+        processor: ProcessorClient,
+        *,
+        audit_key: bytes,
+        metrics: object | None = None,
     ) -> None:
         self._pool = pool
+        self._audit_key = audit_key
         self._processor = processor
         self._metrics = metrics
 
@@ -138,7 +144,8 @@ class PaymentActivities:
             )
             await append_event(
                 conn,
-                _audit(
+                key=self._audit_key,
+                event=_audit(
                     request,
                     payment_id,
                     AuditEventType.PAYMENT_SUBMITTED,
@@ -209,7 +216,7 @@ class PaymentActivities:
                 details["processor_reference"] = outcome.reference
             else:
                 details["decline_reason"] = outcome.decline_reason
-            await append_event(conn, _audit(request, payment_id, event, details))
+            await append_event(conn, _audit(request, payment_id, event, details), key=self._audit_key)
         if updated.endswith(" 1"):
             hook = getattr(self._metrics, "payments", None)
             if callable(hook):

@@ -80,8 +80,11 @@ class SettlementActivities:
         processor: ProcessorClient,
         senders: Mapping[Channel, CodeSender],
         config: LifecycleConfig,
+        *,
+        audit_key: bytes,
     ) -> None:
         self._pool = pool
+        self._audit_key = audit_key
         self._processor = processor
         self._senders = senders
         self._config = config
@@ -238,7 +241,9 @@ class SettlementActivities:
                 occurred_at=request.occurred_at,
             )
 
-        await append_event(conn, event(_AUDIT_TYPE[request.status], request.status.value, details))
+        await append_event(
+            conn, event(_AUDIT_TYPE[request.status], request.status.value, details), key=self._audit_key
+        )
         if blocks and pay["bank_fingerprint"]:
             inserted = await conn.fetchval(
                 "INSERT INTO blocked_bank_accounts (fingerprint, account_last4, return_code, payment_id)"
@@ -261,6 +266,7 @@ class SettlementActivities:
                             "return_meaning": details["return_meaning"],
                         },
                     ),
+                    key=self._audit_key,
                 )
 
     @activity.defn(name="notify_payment_outcome")
@@ -342,6 +348,7 @@ class SettlementActivities:
                     },
                     occurred_at=request.occurred_at,
                 ),
+                key=self._audit_key,
             )
             await conn.execute("UPDATE processor_events SET applied = 'late' WHERE id = $1", request.event_id)
 

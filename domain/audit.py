@@ -1,10 +1,11 @@
 """Audit event types and the per-invoice hash chain that makes tampering visible.
 
-Each row's hash covers its own fields and the previous row's hash for the same invoice, so an
+Each row's hash (an HMAC under the server's chain key) covers its own fields and the previous row's hash for the same invoice, so an
 edited, removed or reordered row breaks every hash after it.
 """
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -75,19 +76,20 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def compute_event_hash(prev_hash: str, event: Mapping[str, Any]) -> str:
+def compute_event_hash(prev_hash: str, event: Mapping[str, Any], *, key: bytes) -> str:
+    """HMAC-SHA256 under AUDIT_CHAIN_KEY: whoever can insert rows cannot forge a chain (SPEC §11)."""
     body = {name: _canonical(event.get(name)) for name in HASHED_FIELDS}
     encoded = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(f"{prev_hash}|{encoded}".encode()).hexdigest()
+    return hmac.new(key, f"{prev_hash}|{encoded}".encode(), hashlib.sha256).hexdigest()
 
 
-def verify_chain(rows: Iterable[Mapping[str, Any]]) -> bool:
-    """Rows of one invoice, oldest first, each with `prev_hash` and `hash`."""
+def verify_chain(rows: Iterable[Mapping[str, Any]], *, key: bytes) -> bool:
+    """Rows of one chain, oldest first, each with `prev_hash` and `hash`."""
     expected_prev = GENESIS_HASH
     for row in rows:
         if row["prev_hash"] != expected_prev:
             return False
-        if compute_event_hash(row["prev_hash"], row) != row["hash"]:
+        if not hmac.compare_digest(compute_event_hash(row["prev_hash"], row, key=key), row["hash"]):
             return False
         expected_prev = row["hash"]
     return True

@@ -7,6 +7,7 @@ processes starting together do not race.
 import importlib.resources
 import logging
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -36,8 +37,25 @@ def embedded_database_url(data_dir: Path | None = None, *, cleanup_mode: str = "
     return str(server.get_uri())
 
 
+APP_ROLE = "portalpay_app"
+
+
+def with_user(url: str, user: str, password: str | None = None) -> str:
+    """The same server and database, logged in as another role."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    credentials = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+    return urlunsplit(parts._replace(netloc=f"{credentials}@{host}"))
+
+
 def resolve_database_url(settings: Settings) -> str:
-    return settings.database_url or embedded_database_url()
+    """Where the app connects: DATABASE_URL, else the embedded server as the app's own role."""
+    return settings.database_url or with_user(embedded_database_url(), APP_ROLE)
+
+
+def resolve_migration_url(settings: Settings) -> str:
+    """Where migrations run: the owner's connection."""
+    return settings.database_migration_url or settings.database_url or embedded_database_url()
 
 
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
@@ -57,8 +75,9 @@ def _migration_files() -> list[Path]:
     return sorted(Path(str(f)) for f in files.iterdir() if f.name.endswith(".sql"))
 
 
-async def migrate(conn: asyncpg.Connection) -> list[str]:
-    """Apply pending migrations; returns the names applied."""
+async def migrate(conn: asyncpg.Connection, *, app_password: str | None = None) -> list[str]:
+    """Apply pending migrations; returns the names applied. With `app_password`, the app's role
+    logs in with it afterwards (a deployment's password auth; the embedded server trusts)."""
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
     try:
@@ -75,17 +94,24 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
                 await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", path.name)
             applied.append(path.name)
             log.info("applied migration %s", path.name)
+        if app_password:
+            statement = await conn.fetchval(
+                "SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', $1::text, $2::text)",
+                APP_ROLE,
+                app_password,
+            )
+            await conn.execute(statement)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
     return applied
 
 
-async def migrate_url(dsn: str) -> list[str]:
+async def migrate_url(dsn: str, *, app_password: str | None = None) -> list[str]:
     try:
         conn = await asyncpg.connect(dsn)
     except (OSError, asyncpg.PostgresError) as exc:
         raise DatabaseUnavailable(f"cannot reach PostgreSQL: {exc}") from exc
     try:
-        return await migrate(conn)
+        return await migrate(conn, app_password=app_password)
     finally:
         await conn.close()

@@ -41,7 +41,13 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=(DEV_ENV_FILE, ".env"), extra="ignore")
 
+    # The app's connection: a role that does not own `audit_events` (SPEC §11). Unset: the
+    # embedded PostgreSQL, as `portalpay_app`.
     database_url: str | None = None
+    # The owner's connection, for migrations only; unset: DATABASE_URL (or the embedded owner).
+    database_migration_url: str | None = None
+    # Given to `portalpay db migrate`: sets the password `portalpay_app` logs in with.
+    database_app_password: SecretStr | None = None
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "portalpay"
@@ -51,6 +57,8 @@ class Settings(BaseSettings):
     operator_api_token: SecretStr | None = None
     link_signing_key: SecretStr | None = None
     otp_hmac_key: SecretStr | None = None
+    # Keys the audit chain's HMAC (SPEC §11): required in prod, generated in dev.
+    audit_chain_key: SecretStr | None = None
     # "kid:base64key,kid2:base64key": the first encrypts, all decrypt.
     codec_keys: SecretStr | None = None
 
@@ -185,10 +193,15 @@ class Settings(BaseSettings):
                 )
         if not self.portal_base_url.lower().startswith("https://"):
             raise SettingsError("PORTAL_BASE_URL must be an https:// address when PORTALPAY_ENV=prod")
-        for name in OWN_SECRETS:
+        for name in (*OWN_SECRETS, "codec_keys"):
+            if name not in type(self).model_fields:
+                continue  # a secret a later release reads
             value: SecretStr | None = getattr(self, name, None)
             if value is None or not value.get_secret_value():
-                continue  # missing: `secret()` says so where it is needed
+                # Refused before anything opens: prod never generates its own secrets.
+                raise SettingsError(f"{name.upper()} is required when PORTALPAY_ENV=prod")
+            if name == "codec_keys":
+                continue  # its own shape is checked by codec_key_ring()
             if len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
                 raise SettingsError(
                     f"{name.upper()} is shorter than {MIN_SECRET_BYTES} bytes; use e.g. "
@@ -231,14 +244,10 @@ class Settings(BaseSettings):
             return value.get_secret_value()
         if not self.is_dev:
             raise SettingsError(f"{name.upper()} is required when PORTALPAY_ENV=prod")
-        generated = _dev_secrets()
-        if name not in generated:
-            # A secret added after `.portalpay/secrets.json` was first written.
-            generated[name] = secrets.token_urlsafe(32)
-            path = STATE_DIR / "secrets.json"
-            path.write_text(json.dumps(generated, indent=2))
-            path.chmod(0o600)
-        return generated[name]
+        return _dev_secrets()[name]
+
+    def audit_key(self) -> bytes:
+        return self.secret("audit_chain_key").encode()
 
     def codec_key_ring(self) -> list[tuple[str, bytes]]:
         raw = self.secret("codec_keys")
@@ -257,22 +266,28 @@ class Settings(BaseSettings):
         return ring
 
 
+_DEV_SECRET_MAKERS = {
+    "staff_api_token": lambda: secrets.token_urlsafe(24),
+    "operator_api_token": lambda: secrets.token_urlsafe(24),
+    "link_signing_key": lambda: secrets.token_urlsafe(32),
+    "otp_hmac_key": lambda: secrets.token_urlsafe(32),
+    "codec_keys": lambda: "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+    "audit_chain_key": lambda: secrets.token_urlsafe(32),
+    "bank_fingerprint_key": lambda: secrets.token_urlsafe(32),
+    "processor_webhook_secret": lambda: secrets.token_urlsafe(32),
+}
+
+
 def _dev_secrets() -> dict[str, str]:
+    """Generated once and kept; a secret added by a later release is generated on first use."""
     path = STATE_DIR / "secrets.json"
-    if path.exists():
-        return dict(json.loads(path.read_text()))
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    values = {
-        "staff_api_token": secrets.token_urlsafe(24),
-        "operator_api_token": secrets.token_urlsafe(24),
-        "link_signing_key": secrets.token_urlsafe(32),
-        "otp_hmac_key": secrets.token_urlsafe(32),
-        "codec_keys": "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-        "processor_webhook_secret": secrets.token_urlsafe(32),
-        "bank_fingerprint_key": secrets.token_urlsafe(32),
-    }
-    path.write_text(json.dumps(values, indent=2))
-    path.chmod(0o600)
+    values: dict[str, str] = dict(json.loads(path.read_text())) if path.exists() else {}
+    missing = [name for name in _DEV_SECRET_MAKERS if name not in values]
+    if missing:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        values.update({name: _DEV_SECRET_MAKERS[name]() for name in missing})
+        path.write_text(json.dumps(values, indent=2))
+        path.chmod(0o600)
     return values
 
 

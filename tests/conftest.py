@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.channels import Channel
 from infra.converter import build_data_converter
-from infra.db import create_pool, embedded_database_url, migrate_url
+from infra.db import APP_ROLE, create_pool, embedded_database_url, migrate_url, with_user
 from infra.providers.delivery.console import ConsoleSender
 from starters.workflow_client import AttemptGateway
 from tests.support import BIN_DIR, Harness, test_settings
@@ -39,6 +39,7 @@ def database_url() -> str:
 
 @pytest.fixture(scope="session")
 async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """The owner's pool: migrations, and what tests set up and read back."""
     await migrate_url(database_url)
     pool = await create_pool(database_url, min_size=2, max_size=20)
     yield pool
@@ -69,6 +70,19 @@ async def processor_url(db_pool: asyncpg.Pool) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
+def app_database_url(database_url: str) -> str:
+    return os.environ.get("TEST_APP_DATABASE_URL") or with_user(database_url, APP_ROLE)
+
+
+@pytest.fixture(scope="session")
+async def app_pool(db_pool: asyncpg.Pool, app_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """What the product under test connects as: the app's role, as deployed (SPEC §11)."""
+    pool = await create_pool(app_database_url, min_size=2, max_size=20)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     settings = test_settings()
     env = await WorkflowEnvironment.start_local(
@@ -89,7 +103,9 @@ HarnessFactory = Callable[..., contextlib.AbstractAsyncContextManager[Harness]]
 
 
 @pytest.fixture
-def harness_factory(temporal_client: Client, db_pool: asyncpg.Pool, processor_url: str) -> HarnessFactory:
+def harness_factory(
+    temporal_client: Client, db_pool: asyncpg.Pool, app_pool: asyncpg.Pool, processor_url: str
+) -> HarnessFactory:
     """Starts a worker on a fresh task queue with the given settings overrides."""
 
     @contextlib.asynccontextmanager
@@ -98,9 +114,9 @@ def harness_factory(temporal_client: Client, db_pool: asyncpg.Pool, processor_ur
         activities_wrapper = overrides.pop("wrap_deps", None)
         settings = test_settings(**{"processor_sandbox_url": processor_url, **overrides})
         task_queue = f"test-{uuid.uuid4().hex[:12]}"
-        console = ConsoleSender(db_pool)
+        console = ConsoleSender(app_pool)
         deps = WorkerDeps.from_settings(
-            settings, db_pool, senders or {Channel.EMAIL: console, Channel.SMS: console}
+            settings, app_pool, senders or {Channel.EMAIL: console, Channel.SMS: console}
         )
         processor = deps.processor
         assert processor is not None
@@ -109,10 +125,10 @@ def harness_factory(temporal_client: Client, db_pool: asyncpg.Pool, processor_ur
         if activities_wrapper is not None:
             deps = activities_wrapper(deps)
         worker = build_worker(temporal_client, task_queue, deps, graceful_shutdown=timedelta(seconds=5))
-        gateway = AttemptGateway(temporal_client, db_pool, settings, task_queue=task_queue)
+        gateway = AttemptGateway(temporal_client, app_pool, settings, task_queue=task_queue)
         try:
             async with worker:
-                yield Harness(temporal_client, db_pool, settings, task_queue, gateway)
+                yield Harness(temporal_client, db_pool, settings, task_queue, gateway, app_pool)
         finally:
             await processor.aclose()
 

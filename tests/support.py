@@ -29,6 +29,7 @@ def test_settings(**overrides: Any) -> Settings:
         "operator_api_token": "operator-test-token",
         "link_signing_key": "link-signing-test-key",
         "otp_hmac_key": "otp-hmac-test-key",
+        "audit_chain_key": "audit-chain-test-key",
         "codec_keys": TEST_CODEC_KEYS,
         "processor_webhook_secret": "processor-webhook-test-secret-0123456789",
         "bank_fingerprint_key": "bank-fingerprint-test-key-0123456789abcd",
@@ -130,3 +131,5 @@ class Harness:
     settings: Settings
     task_queue: str
     gateway: AttemptGateway
+    # What the product under test uses: the app's least-privilege role. `pool` is the owner's.
+    app_pool: asyncpg.Pool | None = None

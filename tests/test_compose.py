@@ -214,6 +214,7 @@ def test_required_variables_are_all_in_env_example(compose: dict[str, Any]) -> N
         "OPERATOR_API_TOKEN",
         "LINK_SIGNING_KEY",
         "OTP_HMAC_KEY",
+        "AUDIT_CHAIN_KEY",
         "CODEC_KEYS",
     }
     assert required <= set(read_env_file(ENV_EXAMPLE))
@@ -266,7 +267,13 @@ def test_app_environment_makes_valid_prod_settings(resolved: dict[str, Any], nam
     env = environment_of(resolved["services"][name])
     settings = Settings(_env_file=None, **{key.lower(): value for key, value in env.items()})  # type: ignore[arg-type]
     assert settings.portalpay_env == "prod"
-    for secret in ("staff_api_token", "operator_api_token", "link_signing_key", "otp_hmac_key"):
+    for secret in (
+        "staff_api_token",
+        "operator_api_token",
+        "link_signing_key",
+        "otp_hmac_key",
+        "audit_chain_key",
+    ):
         assert settings.secret(secret)
     assert settings.codec_key_ring()
     assert settings.database_url and settings.database_url.startswith("postgresql://")

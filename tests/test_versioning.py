@@ -121,10 +121,14 @@ async def test_deprecating_the_patch_keeps_new_histories_and_drops_old_ones(harn
             PayerActivities(
                 pool, policy=harness.settings.otp_policy, timers=harness.settings.attempt_timers()
             ).resolve_payer,
-            AuditActivities(pool).append_audit_event,
-            PaymentActivities(pool, processor).submit_debit,
-            BankAccountActivities(pool, processor, b"versioning-fingerprint-key").screen_bank_account,
-            SettlementActivities(pool, processor, {}, LifecycleConfig()).begin_payment_lifecycle,
+            AuditActivities(pool, audit_key=harness.settings.audit_key()).append_audit_event,
+            PaymentActivities(pool, processor, audit_key=harness.settings.audit_key()).submit_debit,
+            BankAccountActivities(
+                pool, processor, b"versioning-fingerprint-key", audit_key=harness.settings.audit_key()
+            ).screen_bank_account,
+            SettlementActivities(
+                pool, processor, {}, LifecycleConfig(), audit_key=harness.settings.audit_key()
+            ).begin_payment_lifecycle,
         ],
     )
     gateway = AttemptGateway(client, pool, harness.settings, task_queue=task_queue)

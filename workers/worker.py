@@ -40,6 +40,7 @@ class WorkerDeps:
     pool: asyncpg.Pool
     senders: Mapping[Channel, CodeSender]
     otp_hmac_key: bytes
+    audit_key: bytes
     company_name: str = "PortalPay"
     metrics: object | None = None
     # SPEC §9: the processor service (HTTP) and the lifecycle's settings.
@@ -63,6 +64,7 @@ class WorkerDeps:
             pool=pool,
             senders=senders,
             otp_hmac_key=settings.secret("otp_hmac_key").encode(),
+            audit_key=settings.audit_key(),
             company_name=settings.company_name,
             metrics=metrics,
             policy=settings.otp_policy,
@@ -91,12 +93,16 @@ def build_worker(
         caps=deps.caps,
         metrics=deps.metrics,
     )
-    audit = AuditActivities(deps.pool, metrics=deps.metrics)
+    audit = AuditActivities(deps.pool, audit_key=deps.audit_key, metrics=deps.metrics)
     processor = deps.processor or HttpProcessorClient("http://127.0.0.1:8010")
-    payments = PaymentActivities(deps.pool, processor, metrics=deps.metrics)
-    settlement = SettlementActivities(deps.pool, processor, deps.senders, deps.lifecycle)
+    payments = PaymentActivities(deps.pool, processor, audit_key=deps.audit_key, metrics=deps.metrics)
+    settlement = SettlementActivities(
+        deps.pool, processor, deps.senders, deps.lifecycle, audit_key=deps.audit_key
+    )
     reconciliation = ReconciliationActivities(deps.pool, processor)
-    bank_accounts = BankAccountActivities(deps.pool, processor, deps.bank_fingerprint_key)
+    bank_accounts = BankAccountActivities(
+        deps.pool, processor, deps.bank_fingerprint_key, audit_key=deps.audit_key
+    )
     return Worker(
         client,
         task_queue=task_queue,

@@ -641,6 +641,11 @@ class PayInvoiceWorkflow:
                     return None
                 if isinstance(cause, ApplicationError) and cause.type == ErrorType.PROCESSOR_REJECTED:
                     # The processor refused the request itself: no debit exists and none ever will.
+                    await self._record(
+                        AuditEventType.PAYMENT_DECLINED,
+                        client=request.client,
+                        details={"decline_reason": f"processor_rejected: {cause.message}"},
+                    )
                     return PaymentReceipt(
                         payment_id=str(_details(cause).get("payment_id", "")),
                         amount_cents=request.amount_cents,

@@ -30,7 +30,7 @@ def chain_id_for(event: AuditEventInput) -> str:
     return STAFF_CONSOLE_CHAIN  # staff sign-ins belong to no customer
 
 
-async def append_event(conn: asyncpg.Connection, event: AuditEventInput) -> AuditEventRecord:
+async def append_event(conn: asyncpg.Connection, event: AuditEventInput, *, key: bytes) -> AuditEventRecord:
     chain_id = chain_id_for(event)
     async with conn.transaction():
         existing = await conn.fetchrow(
@@ -65,7 +65,7 @@ async def append_event(conn: asyncpg.Connection, event: AuditEventInput) -> Audi
             "details": json.loads(json.dumps(event.details, default=str)),
             "occurred_at": event.occurred_at,
         }
-        digest = compute_event_hash(prev_hash, fields)
+        digest = compute_event_hash(prev_hash, fields, key=key)
         row = await conn.fetchrow(
             "INSERT INTO audit_events (event_key, chain_id, event_type, invoice_id, customer_id,"
             " payer_contact_id, workflow_id, run_id, channel, destination, actor, ip, user_agent, details,"
@@ -109,5 +109,5 @@ async def fetch_trail(pool: asyncpg.Pool, invoice_id: str) -> list[dict[str, Any
     return await fetch_chain(pool, f"invoice:{invoice_id}")
 
 
-async def chain_ok(pool: asyncpg.Pool, invoice_id: str) -> bool:
-    return verify_chain(await fetch_trail(pool, invoice_id))
+async def chain_ok(pool: asyncpg.Pool, invoice_id: str, *, key: bytes) -> bool:
+    return verify_chain(await fetch_trail(pool, invoice_id), key=key)

@@ -4,7 +4,7 @@ import logging
 
 import typer
 
-from infra.db import migrate_url, resolve_database_url
+from infra.db import migrate_url, resolve_migration_url
 from starters.cli.ops import ops_app
 from starters.cli.plumbing import console, run_async, settings_or_exit
 from starters.cli.replay import replay
@@ -34,7 +34,11 @@ def db_migrate() -> None:
 
     @run_async
     async def go() -> None:
-        applied = await migrate_url(resolve_database_url(settings))
+        password = settings.database_app_password
+        applied = await migrate_url(
+            resolve_migration_url(settings),
+            app_password=password.get_secret_value() if password else None,
+        )
         console.print(f"migrations applied: {', '.join(applied) if applied else 'none (up to date)'}")
 
     go()

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.panel import Panel
 from temporalio.client import Client
 
-from infra.db import migrate_url, resolve_database_url
+from infra.db import migrate_url, resolve_database_url, resolve_migration_url
 from infra.resources import ExpectedFailure, open_pool
 from infra.settings import DEV_ENV_FILE, STATE_DIR, Settings, load_settings
 from infra.temporal import TemporalUnavailable, connect
@@ -121,8 +121,8 @@ async def run_dev(*, portal_port: int, temporal_port: int, ui_port: int) -> None
         raise ExpectedFailure(f"port {portal_port} is taken; pass --portal-port")
 
     console.print("starting PostgreSQL…" if not settings.database_url else "using DATABASE_URL…")
+    await migrate_url(await asyncio.to_thread(resolve_migration_url, settings))
     dsn = await asyncio.to_thread(resolve_database_url, settings)
-    await migrate_url(dsn)
     settings = settings.model_copy(update={"database_url": dsn})
 
     proc = None

@@ -100,7 +100,7 @@ def show(
 
 async def _show(settings: Settings, invoice_id: str) -> AttemptReport:
     async with open_resources(settings) as res:
-        return await load_attempt_report(res.client, res.pool, invoice_id)
+        return await load_attempt_report(res.client, res.pool, invoice_id, audit_key=settings.audit_key())
 
 
 # ---- rendering -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ filter); what an attempt waits for comes from its `state` query, which needs a w
 fail, so every query here is bounded and optional.
 """
 
+import asyncio
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -171,8 +172,9 @@ async def find_stuck(
 ) -> list[StuckAttempt]:
     """Running attempts whose current status was entered more than `older_than` ago, oldest first.
 
-    Answered from one visibility query on `StatusSince`, upserted with `PaymentStatus`: no
-    history fetch and no query per run, so it stays cheap with thousands of parked attempts.
+    Which attempts, and since when, come from one visibility query on `StatusSince` (upserted with
+    `PaymentStatus`), never from their histories. What each waits for, in words, comes from its
+    `state` query: bounded, concurrent, and optional (a listing never fails for want of a worker).
     """
     now = now or datetime.now(UTC)
     query = stuck_query(statuses, now - older_than, customer_id)
@@ -180,11 +182,17 @@ async def find_stuck(
         executions = [wf async for wf in client.list_workflows(query, limit=limit)]
     except RPCError as err:
         raise ExpectedFailure(f"visibility query failed: {err.message.splitlines()[0][:160]}") from None
-    found = [_stuck(wf) for wf in executions]
+    gate = asyncio.Semaphore(8)
+
+    async def described(wf: WorkflowExecution) -> StuckAttempt:
+        async with gate:
+            return _stuck(wf, await query_state(client, wf.id, wf.run_id))
+
+    found = await asyncio.gather(*(described(wf) for wf in executions))
     return sorted(found, key=lambda a: a.in_status_since)
 
 
-def _stuck(wf: WorkflowExecution) -> StuckAttempt:
+def _stuck(wf: WorkflowExecution, state: AttemptState | str) -> StuckAttempt:
     attrs = wf.typed_search_attributes
     status = PaymentStatus(attrs.get(sa.PAYMENT_STATUS) or PaymentStatus.RESOLVING_PAYER.value)
     return StuckAttempt(
@@ -197,8 +205,10 @@ def _stuck(wf: WorkflowExecution) -> StuckAttempt:
         customer_id=attrs.get(sa.CUSTOMER_ID),
         payer_contact_id=attrs.get(sa.PAYER_CONTACT_ID),
         amount_cents=attrs.get(sa.AMOUNT_CENTS),
-        payer_name=None,
-        waiting_for=describe_status(status),
+        payer_name=state.payer_name if isinstance(state, AttemptState) else None,
+        waiting_for=state.waiting_for
+        if isinstance(state, AttemptState)
+        else f"{describe_status(status)} ({state})",
     )
 
 
@@ -229,14 +239,16 @@ class AttemptReport:
     chain_ok: bool = True
 
 
-async def load_attempt_report(client: Client, pool: asyncpg.Pool, invoice_id: str) -> AttemptReport:
+async def load_attempt_report(
+    client: Client, pool: asyncpg.Pool, invoice_id: str, *, audit_key: bytes
+) -> AttemptReport:
     try:
         literal(invoice_id)
     except ValueError as exc:
         raise ExpectedFailure(str(exc)) from None
     report = AttemptReport(invoice_id=invoice_id, workflow_id=workflow_id_for(invoice_id))
     report.trail = await fetch_trail(pool, invoice_id)
-    report.chain_ok = verify_chain(report.trail)
+    report.chain_ok = verify_chain(report.trail, key=audit_key)
     handle = client.get_workflow_handle(report.workflow_id)
     try:
         desc = await handle.describe()

@@ -121,7 +121,7 @@ async def run_try(
             state = await gateway.state(invoice_id, run_id)
         payment_id = state.payment.payment_id if state.payment else None
         trail = await fetch_trail(gateway.pool, invoice_id)
-        verifies = await chain_ok(gateway.pool, invoice_id)
+        verifies = await chain_ok(gateway.pool, invoice_id, key=settings.audit_key())
         if as_json:
             document = {
                 "invoice_id": invoice_id,

@@ -60,6 +60,7 @@ def create_app(
         request_id_key=hmac.new(
             settings.secret("link_signing_key").encode(), b"portalpay/update-id/v1", hashlib.sha256
         ).digest(),
+        audit_key=settings.audit_key(),
     )
     console_sender = ConsoleSender(pool, echo=settings.is_dev)
     # Payer-change notices (SPEC §11) go by email and by SMS; default: the console outbox.

@@ -51,6 +51,7 @@ class PortalDeps:
     link_sender: CodeSender
     staff_token: str
     request_id_key: bytes  # keys update ids derived from request bodies (see `request_id_for`)
+    audit_key: bytes  # AUDIT_CHAIN_KEY: every audit row written or checked by the portal
 
 
 def portal_deps(request: Request) -> PortalDeps:
@@ -223,7 +224,7 @@ async def pay_link_claims(
         raise PortalError(401, "TokenExpired", str(exc), headers=_UNAUTHORIZED) from None
     except PayLinkForged as exc:
         raise PortalError(401, "TokenInvalid", str(exc), headers=_UNAUTHORIZED) from None
-    if await link_is_revoked(deps.pool, claims, deps.settings.link_ttl_seconds, client_context(request)):
+    if await link_is_revoked(deps, claims, client_context(request)):
         raise PortalError(
             401, "TokenRevoked", LINK_REVOKED_MESSAGE, headers=_UNAUTHORIZED, reason=LINK_REVOKED_REASON
         )

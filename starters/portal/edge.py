@@ -101,7 +101,7 @@ class RequestGuard:
             return
         if has_control_characters(query):
             # A field value like any other, refused as input (a NUL would reach PostgreSQL).
-            await _answer(send, 422, "InvalidInput", "A query parameter holds a control character.")
+            await _answer(send, 400, "MalformedQuery", "A query parameter holds a control character.")
             return
 
         limit = self._limit_for(scope.get("path", ""))

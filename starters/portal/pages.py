@@ -105,7 +105,7 @@ async def pay_page(token: str, request: Request, deps: Deps) -> HTMLResponse:
         )
     except PayLinkForged:
         return render_page(initial_view="link-invalid", company_name=company, status_code=401)
-    if await link_is_revoked(deps.pool, claims, deps.settings.link_ttl_seconds, client_context(request)):
+    if await link_is_revoked(deps, claims, client_context(request)):
         return render_page(
             initial_view="link-invalid",
             company_name=company,

@@ -5,14 +5,16 @@ each revoked link is audited once (`PAY_LINK_REVOKED`, keyed by its nonce) howev
 """
 
 from datetime import UTC, datetime
-
-import asyncpg
+from typing import TYPE_CHECKING
 
 from domain.activity_io import AuditEventInput
 from domain.attempt import ClientContext
 from domain.audit import AuditEventType
 from infra.pay_links import PayLinkClaims
 from infra.stores.audit_trail import append_event
+
+if TYPE_CHECKING:  # the dependencies module imports this one
+    from starters.portal.dependencies import PortalDeps
 from infra.stores.pay_link_revocations import links_revoked_before
 
 LINK_REVOKED_REASON = "link_revoked"
@@ -21,9 +23,8 @@ LINK_REVOKED_MESSAGE = (
 )
 
 
-async def link_is_revoked(
-    pool: asyncpg.Pool, claims: PayLinkClaims, link_ttl_seconds: int, client: ClientContext
-) -> bool:
+async def link_is_revoked(deps: "PortalDeps", claims: PayLinkClaims, client: ClientContext) -> bool:
+    pool, link_ttl_seconds = deps.pool, deps.settings.link_ttl_seconds
     revoked_before = await links_revoked_before(pool, claims.invoice_id)
     if revoked_before is None:
         return False
@@ -34,7 +35,8 @@ async def link_is_revoked(
         customer_id = await conn.fetchval("SELECT customer_id FROM invoices WHERE id = $1", claims.invoice_id)
         await append_event(
             conn,
-            AuditEventInput(
+            key=deps.audit_key,
+            event=AuditEventInput(
                 event_key=f"link-revoked:{claims.invoice_id}:{claims.nonce}",
                 event_type=AuditEventType.PAY_LINK_REVOKED,
                 invoice_id=claims.invoice_id,

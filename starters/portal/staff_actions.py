@@ -142,7 +142,8 @@ async def change_contact(
             await store.update_contact_details(conn, contact_id, email=new_email, phone=new_phone)
             record = await append_event(
                 conn,
-                AuditEventInput(
+                key=services.settings.audit_key(),
+                event=AuditEventInput(
                     event_key=f"contact-changed:{contact_id}:{change_id}",
                     event_type=AuditEventType.CONTACT_CHANGED,
                     invoice_id=None,
@@ -182,7 +183,8 @@ async def change_contact(
         if target != designated_before or (portal_payer is True and audit_repeated_designation):
             record = await append_event(
                 conn,
-                AuditEventInput(
+                key=services.settings.audit_key(),
+                event=AuditEventInput(
                     event_key=f"designate:{owner}:{target}:{change_id}",
                     event_type=AuditEventType.PORTAL_PAYER_DESIGNATED,
                     invoice_id=None,

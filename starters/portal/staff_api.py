@@ -272,7 +272,8 @@ async def send_payment_request(
     async with deps.pool.acquire() as conn:
         await append_event(
             conn,
-            AuditEventInput(
+            key=deps.audit_key,
+            event=AuditEventInput(
                 event_key=request_key,
                 event_type=AuditEventType.PAYMENT_REQUEST_SENT,
                 invoice_id=invoice_id,
@@ -303,5 +304,7 @@ async def audit_trail(invoice_id: str, deps: Deps) -> AuditTrailView:
         raise PortalError(404, "InvoiceNotFound", f"No invoice {invoice_id}.")
     events = await fetch_trail(deps.pool, invoice_id)
     return AuditTrailView(
-        invoice_id=invoice_id, chain_ok=await chain_ok(deps.pool, invoice_id), events=events
+        invoice_id=invoice_id,
+        chain_ok=await chain_ok(deps.pool, invoice_id, key=deps.audit_key),
+        events=events,
     )

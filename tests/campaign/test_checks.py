@@ -72,22 +72,23 @@ def test_sendgrid_key_must_name_the_send_its_code_belongs_to() -> None:
     assert not tie_messages_to_sends(good.messages(), [send], KEY).misrecorded
 
 
-async def test_two_debits_for_one_invoice_break_the_payments_promise(db_pool: asyncpg.Pool) -> None:
+async def test_a_debit_nobody_recorded_breaks_the_payments_promise(db_pool: asyncpg.Pool) -> None:
+    since = await db_pool.fetchval("SELECT now()")
     clean = await create_invoice(db_pool)
-    doubled = await create_invoice(db_pool)
-    for attempt in ("run-a", "run-b"):  # two attempts each debited the invoice under its own key
-        await db_pool.execute(
-            "INSERT INTO sandbox_ledger (idempotency_key, reference, amount_cents, currency, routing_number,"
-            " account_last4, outcome) VALUES ($1, $2, 125000, 'USD', '011000015', '6789', 'accepted')",
-            f"pay-invoice-{doubled.invoice_id}/{attempt}/payment",
-            f"ref-{secrets.token_hex(6)}",
-        )
-    held, _ = await check_payments(db_pool, [clean.invoice_id])
-    assert held.held, held
-    broken, rows = await check_payments(db_pool, [clean.invoice_id, doubled.invoice_id])
+    held, rows_held = await check_payments(db_pool, [clean.invoice_id], since=since)
+    assert held.held and rows_held.held, (held, rows_held)
+    # A second debit under a key no payment row owns: what a run-scoped key allowed before.
+    key = f"PAY-UNRECORDED-{secrets.token_hex(4)}"
+    await db_pool.execute(
+        "INSERT INTO sandbox_ledger (idempotency_key, reference, amount_cents, currency, routing_number,"
+        " account_last4, outcome) VALUES ($1, $2, 125000, 'USD', '011000015', '6789', 'accepted')",
+        key,
+        f"ref-{secrets.token_hex(6)}",
+    )
+    broken, rows = await check_payments(db_pool, [clean.invoice_id], since=since)
     assert not broken.held
-    assert "1 debited twice" in broken.measured and doubled.invoice_id in broken.detail
-    assert not rows.held  # and neither debit has its payment row
+    assert "1 debits no payment recorded" in broken.measured and key in broken.detail
+    assert not rows.held and key in rows.detail
 
 
 def test_brute_force_verdict_needs_real_checks_and_no_more_than_the_limit() -> None:

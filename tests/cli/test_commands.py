@@ -91,7 +91,20 @@ async def test_prod_refuses_to_start_without_its_secrets(tmp_path: Path, command
         for k, v in os.environ.items()
         if not k.startswith(("TEMPORAL_", "PORTALPAY_", "OTP_", "CODEC_", "STAFF_", "OPERATOR_", "LINK_"))
     }
-    env.update(PORTALPAY_ENV="prod", PORTALPAY_STATE_DIR=str(tmp_path / "state"), NO_COLOR="1")
+    # Real providers and an https address, so the missing secrets are what prod refuses here.
+    env.update(
+        PORTALPAY_ENV="prod",
+        PORTALPAY_STATE_DIR=str(tmp_path / "state"),
+        NO_COLOR="1",
+        EMAIL_PROVIDER="sendgrid",
+        SENDGRID_API_KEY="SG." + "k" * 40,
+        SENDGRID_FROM="billing@example.com",
+        SMS_PROVIDER="twilio",
+        TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+        TWILIO_AUTH_TOKEN="t" * 32,
+        TWILIO_FROM="+15555550100",
+        PORTAL_BASE_URL="https://pay.example.com",
+    )
     rc, _out, err = await run_cli(*command, env=env, cwd=tmp_path)
     assert rc == 1
     line = one_line_error(err)

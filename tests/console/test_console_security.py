@@ -278,4 +278,4 @@ async def test_control_characters_in_console_and_api_paths_are_a_4xx(portal: Por
     r = await portal.http.patch(
         "/api/staff/contacts/CT%00X", json={"phone": "+15555550100"}, headers=portal.staff
     )
-    assert r.status_code == 404
+    assert r.status_code in (400, 404), r.text  # the edge refuses a NUL in a path before routing

@@ -11,6 +11,7 @@ is the replay test doing its job (see docs/versioning.md).
 """
 
 import asyncio
+import contextlib
 import secrets
 import sys
 import tempfile
@@ -18,29 +19,36 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from domain.attempt import (
     CancelInput,
     ClientContext,
+    DeliveryStatusEvent,
+    PayInvoiceInput,
     PaymentDetails,
+    PaymentEvent,
     RequestCodeInput,
     SubmitPaymentInput,
     VerifyCodeInput,
+    workflow_id_for,
 )
 from domain.channels import Channel
 from domain.policy import PaymentMethod
 from infra.converter import build_data_converter
 from infra.db import create_pool, embedded_database_url, migrate_url
+from infra.providers.delivery.base import DeliveryReceipt, OtpMessage, PermanentDeliveryError
 from infra.providers.delivery.console import ConsoleSender
 from starters.sandbox_processor.app import create_processor_app
-from starters.workflow_client import AttemptGateway
+from starters.workflow_client import AttemptGateway, AttemptRefused
 from tests.lifecycle.services import serve
 from tests.support import BIN_DIR, GOOD_ACCOUNT, GOOD_ROUTING, create_invoice, latest_code, test_settings
 from workers.worker import WorkerDeps, build_worker
+from workflows.pay_invoice import PayInvoiceWorkflow
 from workflows.search_attributes import ALL_KEYS
 
 HERE = Path(__file__).parent
@@ -54,8 +62,8 @@ class Recorder:
         self.pool = pool
         self.task_queue = task_queue
 
-    def gateway(self, **overrides: object) -> AttemptGateway:
-        return AttemptGateway(self.client, self.pool, test_settings(**overrides), task_queue=self.task_queue)
+    def gateway(self) -> AttemptGateway:
+        return AttemptGateway(self.client, self.pool, test_settings(), task_queue=self.task_queue)
 
     async def invoice(
         self, *, kind: str = "invoice", email: bool = True, phone: bool = True
@@ -109,7 +117,7 @@ async def paid_by_email_after_resend_and_switch(r: Recorder) -> str:
 
 async def locked(r: Recorder) -> str:
     invoice_id, _, phone = await r.invoice()
-    gw = r.gateway(otp_max_failed=3)
+    gw = r.gateway()
     run = (await gw.open(invoice_id, BROWSER)).run_id
     await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
     code = await latest_code(r.pool, phone)
@@ -121,7 +129,7 @@ async def locked(r: Recorder) -> str:
 
 async def expired(r: Recorder) -> str:
     invoice_id, _, _ = await r.invoice()
-    gw = r.gateway(attempt_idle_seconds=2)
+    gw = r.gateway()
     run = (await gw.open(invoice_id, BROWSER)).run_id
     await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
     return invoice_id  # the idle timer fires two seconds later
@@ -161,6 +169,136 @@ async def no_contact_method(r: Recorder) -> str:
     return invoice_id
 
 
+class RefusesSms:
+    """A provider that refuses every SMS for good (an invalid number)."""
+
+    name = "refusing-sms"
+
+    async def send(self, message: OtpMessage) -> DeliveryReceipt:
+        raise PermanentDeliveryError("invalid number", provider=self.name, provider_code="21211")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def sms_refused_then_email(r: Recorder) -> str:
+    invoice_id, email, _ = await r.invoice()
+    gw = r.gateway()
+    run = (await gw.open(invoice_id, BROWSER)).run_id
+    with contextlib.suppress(AttemptRefused):
+        await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
+    await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.EMAIL, client=BROWSER))
+    code = await latest_code(r.pool, email)
+    await gw.verify_code(invoice_id, run, VerifyCodeInput(code=code, client=BROWSER))
+    await gw.submit_payment(invoice_id, run, details())
+    return invoice_id
+
+
+async def delivery_report_and_processor_signal(r: Recorder) -> str:
+    """The two signals: a provider's "undelivered" report, then a processor notification."""
+    invoice_id, email, _ = await r.invoice()
+    gw = r.gateway()
+    run = (await gw.open(invoice_id, BROWSER)).run_id
+    await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
+    handle = gw.handle(invoice_id, run)
+    await handle.signal(
+        PayInvoiceWorkflow.delivery_status,
+        DeliveryStatusEvent(send_seq=1, channel=Channel.SMS, status="undelivered", provider_code="30003"),
+    )
+    await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.EMAIL, client=BROWSER))
+    code = await latest_code(r.pool, email)
+    await gw.verify_code(invoice_id, run, VerifyCodeInput(code=code, client=BROWSER))
+    await handle.signal(PayInvoiceWorkflow.payment_event, PaymentEvent(kind="notice", reason="recorded"))
+    await gw.submit_payment(invoice_id, run, details())
+    return invoice_id
+
+
+async def second_tab_joins(r: Recorder) -> str:
+    invoice_id, _, phone = await r.invoice()
+    gw = r.gateway()
+    first, second = await asyncio.gather(gw.open(invoice_id, BROWSER), gw.open(invoice_id, BROWSER))
+    assert first.run_id == second.run_id
+    await gw.request_code(invoice_id, first.run_id, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
+    code = await latest_code(r.pool, phone)
+    await gw.verify_code(invoice_id, first.run_id, VerifyCodeInput(code=code, client=BROWSER))
+    await gw.submit_payment(invoice_id, first.run_id, details())
+    return invoice_id
+
+
+async def locked_at_resolution(r: Recorder) -> str:
+    """Wrong codes from earlier attempts inside the window lock the next one as it resolves."""
+    invoice_id, _, _ = await r.invoice()
+    for seq in range(3):
+        await r.pool.execute(
+            "INSERT INTO otp_checks (run_id, check_seq, send_seq, invoice_id, ok, reason)"
+            " VALUES ($1, $2, 1, $3, false, 'mismatch')",
+            f"earlier-{invoice_id}",
+            seq + 1,
+            invoice_id,
+        )
+    await r.gateway().open(invoice_id, BROWSER)
+    return invoice_id
+
+
+async def refused_at_resolution(r: Recorder) -> str:
+    """Started around the portal's check (an insider, or a payment landing in between)."""
+    invoice_id, _, _ = await r.invoice()
+    await r.pool.execute("UPDATE invoices SET status = 'paid', balance_cents = 0 WHERE id = $1", invoice_id)
+    await r.client.start_workflow(
+        PayInvoiceWorkflow.run,
+        PayInvoiceInput(invoice_id=invoice_id, opened_by=BROWSER),
+        id=workflow_id_for(invoice_id),
+        task_queue=r.task_queue,
+    )
+    return invoice_id
+
+
+async def cancelled_in_temporal(r: Recorder) -> str:
+    """An operator's Cancel from the UI or CLI: the normal audited cancel."""
+    invoice_id, _, _ = await r.invoice()
+    gw = r.gateway()
+    run = (await gw.open(invoice_id, BROWSER)).run_id
+    await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
+    await gw.handle(invoice_id, run).cancel()
+    return invoice_id
+
+
+async def send_refused_across_attempts(r: Recorder) -> str:
+    """Cancel and reopen buy no codes: the invoice's cap (2 here) holds across attempts."""
+    invoice_id, _, _ = await r.invoice()
+    gw = r.gateway()
+    run = (await gw.open(invoice_id, BROWSER)).run_id
+    for _ in range(2):
+        await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
+    await gw.cancel(invoice_id, run, CancelInput(reason="reopening", client=BROWSER))
+    run = (await gw.open(invoice_id, BROWSER)).run_id
+    with contextlib.suppress(AttemptRefused):
+        await gw.request_code(invoice_id, run, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
+    await gw.cancel(invoice_id, run, CancelInput(reason="giving up", client=BROWSER))
+    return invoice_id
+
+
+async def contact_changed(r: Recorder) -> str:
+    """Staff fix the payer's phone mid-attempt: the next send refuses and the attempt ends."""
+    invoice_id, _, _ = await r.invoice()
+    gw = r.gateway()
+    state = await gw.open(invoice_id, BROWSER)
+    await gw.request_code(invoice_id, state.run_id, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
+    await r.pool.execute("UPDATE contacts SET phone = '+15555550177' WHERE id = $1", state.payer_contact_id)
+    with contextlib.suppress(AttemptRefused):
+        await gw.request_code(invoice_id, state.run_id, RequestCodeInput(channel=Channel.SMS, client=BROWSER))
+    return invoice_id
+
+
+# Worker settings a scenario needs (the policy and timers are the worker's, never the starter's).
+WORKER_SETTINGS: dict[str, dict[str, Any]] = {
+    "locked": {"otp_max_failed": 3},
+    "expired": {"attempt_idle_seconds": 2},
+    "locked_at_resolution": {"otp_max_failed": 3},
+    "send_refused_across_attempts": {"otp_max_sends": 2},
+}
+
+
 SCENARIOS: dict[str, Callable[[Recorder], Awaitable[str]]] = {
     f.__name__: f
     for f in (
@@ -172,6 +310,14 @@ SCENARIOS: dict[str, Callable[[Recorder], Awaitable[str]]] = {
         declined,
         cancelled,
         no_contact_method,
+        sms_refused_then_email,
+        delivery_report_and_processor_signal,
+        second_tab_joins,
+        locked_at_resolution,
+        refused_at_resolution,
+        cancelled_in_temporal,
+        send_refused_across_attempts,
+        contact_changed,
     )
 }
 
@@ -186,46 +332,38 @@ async def record(names: list[str]) -> None:
         search_attributes=ALL_KEYS,
         data_converter=build_data_converter(settings.codec_key_ring()),
     )
+    stack = contextlib.AsyncExitStack()
     try:
         # The debit goes to the sandbox processor service over HTTP (SPEC §9); no portal takes its webhooks.
         processor_settings = settings.model_copy(
             update={"processor_webhook_url": "http://127.0.0.1:9/none", "sandbox_webhook_drop_rate": 1.0}
         )
-        async with serve(create_processor_app(processor_settings, pool)) as processor_url:
-            for name in names:
-                await _record_one(env, pool, processor_url, name)
+        processor_url = await stack.enter_async_context(serve(create_processor_app(processor_settings, pool)))
+        console = ConsoleSender(pool)
+        for name in names:
+            scenario_settings = test_settings(
+                processor_sandbox_url=processor_url, **WORKER_SETTINGS.get(name, {})
+            )
+            sms = RefusesSms() if name == "sms_refused_then_email" else console
+            deps = WorkerDeps.from_settings(
+                scenario_settings, pool, {Channel.EMAIL: console, Channel.SMS: sms}
+            )
+            task_queue = f"record-{uuid.uuid4().hex[:8]}"
+            recorder = Recorder(env.client, pool, task_queue)
+            async with build_worker(env.client, task_queue, deps, graceful_shutdown=timedelta(seconds=5)):
+                invoice_id = await SCENARIOS[name](recorder)
+                handle = recorder.gateway().handle(invoice_id)
+                try:
+                    outcome: object = await asyncio.wait_for(handle.result(), timeout=30)
+                except WorkflowFailureError as failure:
+                    outcome = f"failed: {failure.cause}"
+                history = await handle.fetch_history()
+                (HERE / f"{name}.json").write_text(history.to_json() + "\n")
+                print(f"{name}: {outcome}, {len(history.events)} events")
     finally:
+        await stack.aclose()
         await env.shutdown()
         await pool.close()
-
-
-# Timers are the worker's (SPEC §8): scenarios that need short ones get a worker of their own.
-WORKER_SETTINGS: dict[str, dict[str, object]] = {
-    "locked": {"otp_max_failed": 3},
-    "expired": {"attempt_idle_seconds": 2},
-}
-
-
-async def _record_one(env: WorkflowEnvironment, pool: asyncpg.Pool, processor_url: str, name: str) -> None:
-    console = ConsoleSender(pool)
-    settings = test_settings(processor_sandbox_url=processor_url, **WORKER_SETTINGS.get(name, {}))
-    deps = WorkerDeps.from_settings(settings, pool, {Channel.EMAIL: console, Channel.SMS: console})
-    task_queue = f"record-{uuid.uuid4().hex[:8]}"
-    recorder = Recorder(env.client, pool, task_queue)
-    try:
-        async with build_worker(env.client, task_queue, deps, graceful_shutdown=timedelta(seconds=5)):
-            invoice_id = await SCENARIOS[name](recorder)
-            handle = recorder.gateway().handle(invoice_id)
-            outcome = await asyncio.wait_for(handle.result(), timeout=30)
-            history = await handle.fetch_history()
-            (HERE / f"{name}.json").write_text(history.to_json() + "\n")
-            print(
-                f"{name}: {outcome['status'] if isinstance(outcome, dict) else outcome}, "
-                f"{len(history.events)} events"
-            )
-    finally:
-        if deps.processor is not None:
-            await deps.processor.aclose()
 
 
 def main() -> None:

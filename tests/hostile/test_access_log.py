@@ -53,7 +53,9 @@ async def serve(harness: Harness) -> AsyncIterator[str]:
     sock.bind(("127.0.0.1", 0))
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     settings = harness.settings.model_copy(update={"portal_base_url": base_url})
-    app = build_portal_app(settings, harness.client, harness.pool, task_queue=harness.task_queue)
+    app = build_portal_app(
+        settings, harness.client, harness.app_pool or harness.pool, task_queue=harness.task_queue
+    )
     config = portal_server_config(app, host="127.0.0.1", port=0)
     config.lifespan = "off"
     server = uvicorn.Server(config)

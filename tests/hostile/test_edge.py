@@ -24,7 +24,7 @@ EIGHT_MIB = 8 * 1024 * 1024
 def _assembled(portal: Portal) -> FastAPI:
     """The whole portal process's app: customer and staff API, pages, codec, Twilio callbacks."""
     h = portal.harness
-    return build_portal_app(h.settings, h.client, h.pool, task_queue=h.task_queue)
+    return build_portal_app(h.settings, h.client, h.app_pool or h.pool, task_queue=h.task_queue)
 
 
 async def test_an_8_mib_body_is_413_from_its_content_length(portal: Portal) -> None:
@@ -214,7 +214,7 @@ async def test_a_correctly_signed_webhook_with_poisoned_fields_is_never_5xx(
     token = "twilio-auth-token-" + "t" * 16
     url = "http://portal.test" + STATUS_PATH
     settings = test_settings(twilio_auth_token=token, twilio_status_callback_url=url)
-    app = build_portal_app(settings, h.client, h.pool, task_queue=h.task_queue)
+    app = build_portal_app(settings, h.client, h.app_pool or h.pool, task_queue=h.task_queue)
     body = urlencode(form, encoding="utf-8", errors="surrogateescape").encode()
     params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     signature = RequestValidator(token).compute_signature(url, params)

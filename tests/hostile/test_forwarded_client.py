@@ -68,7 +68,7 @@ async def test_trusted_proxies_decide_whose_address_is_recorded(
 async def _codec_cookie(portal: Portal, headers: dict[str, str], **overrides: Any) -> str:
     h = portal.harness
     settings = test_settings(**overrides)  # fresh: derived settings are cached on the instance
-    app = build_portal_app(settings, h.client, h.pool, task_queue=h.task_queue)
+    app = build_portal_app(settings, h.client, h.app_pool or h.pool, task_queue=h.task_queue)
     transport = httpx.ASGITransport(app=app, client=(CLIENT_IP, 50123))
     async with httpx.AsyncClient(transport=transport, base_url="http://portal.test") as http:
         r = await http.post(

@@ -23,7 +23,7 @@ def _label_values(label: str) -> set[str]:
 
 async def test_hostile_methods_and_paths_mint_no_label_values(portal: Portal) -> None:
     h = portal.harness
-    app = build_portal_app(h.settings, h.client, h.pool, task_queue=h.task_queue)
+    app = build_portal_app(h.settings, h.client, h.app_pool or h.pool, task_queue=h.task_queue)
     marker = uuid.uuid4().hex
     token = portal.token("INV-METRICS")
     transport = httpx.ASGITransport(app=app, client=(CLIENT_IP, 50123))

@@ -69,6 +69,7 @@ async def skipping_lifecycle(
         pool=db_pool,
         senders={Channel.EMAIL: console, Channel.SMS: console},
         otp_hmac_key=b"otp-hmac-test-key",
+        audit_key=test_settings().audit_key(),
         lifecycle=lifecycle_config(),
     )
     task_queue = f"life-{uuid.uuid4().hex[:12]}"

@@ -44,6 +44,7 @@ async def test_worker_gone_and_processor_restarted_mid_life(
         pool=db_pool,
         senders={Channel.EMAIL: console, Channel.SMS: console},
         otp_hmac_key=b"otp",
+        audit_key=settings.audit_key(),
         processor=client,
         lifecycle=lifecycle_config(),
     )

@@ -154,6 +154,7 @@ async def test_no_news_by_the_expected_date_the_workflow_asks_the_processor(
             pool=db_pool,
             senders={Channel.EMAIL: console, Channel.SMS: console},
             otp_hmac_key=b"otp",
+            audit_key=settings.audit_key(),
             processor=processor,
             lifecycle=lifecycle_config(status_check_seconds=6 * 3600),
         )

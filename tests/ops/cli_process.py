@@ -8,6 +8,7 @@ from pathlib import Path
 import asyncpg
 from temporalio.client import Client
 
+from infra.db import APP_ROLE, with_user
 from tests.support import BIN_DIR, TEST_CODEC_KEYS, TestInvoice, create_invoice
 from tests.support import test_settings as settings_for_tests
 
@@ -20,16 +21,20 @@ def cli_env(client: Client, database_url: str, state_dir: Path, **extra: str) ->
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("TEMPORAL_", "PORTALPAY_", "OTP_", "CODEC_", "WORKER_")) and k != "DATABASE_URL"
+        if not k.startswith(("TEMPORAL_", "PORTALPAY_", "OTP_", "CODEC_", "WORKER_"))
+        and not k.startswith("DATABASE_")
     }
     env.update(
         PORTALPAY_ENV="dev",
         PORTALPAY_STATE_DIR=str(state_dir),
-        DATABASE_URL=database_url,
+        # Least privilege as deployed: the app's role, the owner only for migrations.
+        DATABASE_URL=with_user(database_url, APP_ROLE),
+        DATABASE_MIGRATION_URL=database_url,
         TEMPORAL_ADDRESS=client.service_client.config.target_host,
         TEMPORAL_NAMESPACE=client.namespace,
         CODEC_KEYS=TEST_CODEC_KEYS,
         OTP_HMAC_KEY=settings.secret("otp_hmac_key"),
+        AUDIT_CHAIN_KEY=settings.secret("audit_chain_key"),
         STAFF_API_TOKEN=settings.secret("staff_api_token"),
         OPERATOR_API_TOKEN=settings.secret("operator_api_token"),
         LINK_SIGNING_KEY=settings.secret("link_signing_key"),

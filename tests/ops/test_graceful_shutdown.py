@@ -82,7 +82,7 @@ async def test_sigterm_lets_the_in_flight_activity_finish_and_a_restart_carries_
 
     trail = await fetch_trail(db_pool, inv.invoice_id)
     assert [row["event_type"] for row in trail] == ["ATTEMPT_STARTED", "PAYER_RESOLVED"]
-    assert await chain_ok(db_pool, inv.invoice_id)
+    assert await chain_ok(db_pool, inv.invoice_id, key=settings_for_tests().audit_key())
 
 
 async def _shutdown_then_restart(

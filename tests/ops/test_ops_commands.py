@@ -134,7 +134,9 @@ async def test_show_prints_states_and_the_verified_audit_trail(
     inv = await invoice_with_unique_contacts(harness.pool)
     await paid_by_sms(harness, inv)
 
-    report = await load_attempt_report(harness.client, harness.pool, inv.invoice_id)
+    report = await load_attempt_report(
+        harness.client, harness.pool, inv.invoice_id, audit_key=harness.settings.audit_key()
+    )
     assert report.execution_status == "COMPLETED"
     assert report.outcome is not None and report.outcome.status is PaymentStatus.PAID
     assert [s for _, s in report.status_changes] == [
@@ -152,7 +154,9 @@ async def test_show_prints_states_and_the_verified_audit_trail(
     assert "chain verified: 7 events" in text and "PAYMENT_ACCEPTED" in text and "ended PAID" in text
 
     parked, _ = await parked_in_awaiting_code(harness)
-    live = await load_attempt_report(harness.client, harness.pool, parked.invoice_id)
+    live = await load_attempt_report(
+        harness.client, harness.pool, parked.invoice_id, audit_key=harness.settings.audit_key()
+    )
     assert live.state is not None and live.state.status is PaymentStatus.AWAITING_CODE
     assert live.note is None and live.chain_ok
 

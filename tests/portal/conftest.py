@@ -64,7 +64,7 @@ def portal_factory(harness_factory: Any) -> PortalFactory:
     @contextlib.asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[Portal]:
         async with harness_factory(**overrides) as h:
-            app = create_app(h.settings, h.gateway, h.pool)
+            app = create_app(h.settings, h.gateway, h.app_pool or h.pool)
             transport = httpx.ASGITransport(app=app, client=(CLIENT_IP, 50123))
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://portal.test", headers={"User-Agent": USER_AGENT}

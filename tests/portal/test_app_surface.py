@@ -90,9 +90,10 @@ async def test_dev_outbox_lists_messages_newest_last(portal: Portal) -> None:
 
 async def test_dev_outbox_refuses_malformed_filters(portal: Portal) -> None:
     # A NUL byte used to reach PostgreSQL and come back as a 500 (found by schemathesis).
-    for params in ({"to": "a\x00b"}, {"channel": "fax"}, {"to": "x" * 400}):
+    # A control character is refused at the edge (400) before any route; the others by the route.
+    for params, status in (({"to": "a\x00b"}, 400), ({"channel": "fax"}, 422), ({"to": "x" * 400}, 422)):
         r = await portal.http.get("/dev/outbox", params=params)
-        assert r.status_code == 422, params
+        assert r.status_code == status, params
 
 
 async def test_dev_outbox_is_404_in_prod(portal_factory: PortalFactory) -> None:

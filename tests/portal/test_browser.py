@@ -58,7 +58,9 @@ async def serve(harness: Harness) -> AsyncIterator[str]:
     port = sock.getsockname()[1]
     base_url = f"http://127.0.0.1:{port}"
     settings = harness.settings.model_copy(update={"portal_base_url": base_url})
-    app = build_portal_app(settings, harness.client, harness.pool, task_queue=harness.task_queue)
+    app = build_portal_app(
+        settings, harness.client, harness.app_pool or harness.pool, task_queue=harness.task_queue
+    )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

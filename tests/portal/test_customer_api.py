@@ -128,7 +128,7 @@ async def test_whole_payment_through_the_api_records_ip_and_user_agent(portal: P
         "PAYMENT_SUBMITTED",
     }
     assert all(e["ip"] == CLIENT_IP and e["user_agent"] == USER_AGENT for e in customer_events)
-    assert await chain_ok(portal.pool, inv.invoice_id)
+    assert await chain_ok(portal.pool, inv.invoice_id, key=portal.harness.settings.audit_key())
     payment = await portal.pool.fetchrow(
         "SELECT ip, user_agent FROM payments WHERE invoice_id = $1", inv.invoice_id
     )

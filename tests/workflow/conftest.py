@@ -59,11 +59,7 @@ async def skipping_worker(
 ) -> AsyncIterator[SkippingWorker]:
     settings = test_settings()
     console = ConsoleSender(db_pool)
-    deps = WorkerDeps(
-        pool=db_pool,
-        senders={Channel.EMAIL: console, Channel.SMS: console},
-        otp_hmac_key=settings.secret("otp_hmac_key").encode(),
-    )
+    deps = WorkerDeps.from_settings(settings, db_pool, {Channel.EMAIL: console, Channel.SMS: console})
     task_queue = f"skip-{uuid.uuid4().hex[:12]}"
     worker = build_worker(time_skipping_env.client, task_queue, deps, graceful_shutdown=timedelta(seconds=5))
     async with worker:

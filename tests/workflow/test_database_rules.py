@@ -3,6 +3,7 @@ hash-chained audit trail whose tampering shows."""
 
 import copy
 import itertools
+import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -85,12 +86,12 @@ async def test_audit_trail_is_append_only(
     with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
         await rolled_back.execute(statement, *args)
     assert await audit_rows(harness.pool, inv.invoice_id) == before
-    assert await chain_ok(harness.pool, inv.invoice_id)
+    assert await chain_ok(harness.pool, inv.invoice_id, key=harness.settings.audit_key())
 
 
 async def test_hash_chain_verifies_and_tampering_shows(harness: Harness) -> None:
     inv, rows = await _paid_trail(harness)
-    assert verify_chain(rows)
+    assert verify_chain(rows, key=harness.settings.audit_key())
     assert rows[0]["prev_hash"] == "0" * 64
     assert all(later["prev_hash"] == earlier["hash"] for earlier, later in itertools.pairwise(rows))
 
@@ -112,8 +113,44 @@ async def test_hash_chain_verifies_and_tampering_shows(harness: Harness) -> None
         elif change == "rehashed":
             # Recomputing the edited row's own hash is not enough: the next row still points at the old one.
             target["ip"] = "192.0.2.66"
-            target["hash"] = compute_event_hash(target["prev_hash"], target)  # type: ignore[arg-type]
+            target["hash"] = compute_event_hash(target["prev_hash"], target, key=harness.settings.audit_key())  # type: ignore[arg-type]
         return forged
 
     for change in ("details", "destination", "payer", "time", "removed", "reordered", "rehashed"):
-        assert not verify_chain(tampered(change)), change
+        assert not verify_chain(tampered(change), key=harness.settings.audit_key()), change
+
+
+async def test_a_row_forged_without_the_chain_key_shows(harness: Harness) -> None:
+    """An insider who can INSERT appends a plausible row, hashed the way the code does but without
+    AUDIT_CHAIN_KEY (the old unkeyed SHA-256, or any other key): the chain no longer verifies."""
+    inv, rows = await _paid_trail(harness)
+    last = rows[-1]
+    last_hash = str(last["hash"])
+    forged = dict(last, event_key=f"forged-{inv.invoice_id}", event_type="OTP_VERIFIED", ip="192.0.2.66")
+    forged["prev_hash"] = last_hash
+    forged["hash"] = compute_event_hash(last_hash, forged, key=b"a key the insider guessed")
+    await harness.pool.execute(
+        "INSERT INTO audit_events (event_key, chain_id, event_type, invoice_id, customer_id, payer_contact_id,"
+        " workflow_id, run_id, channel, destination, actor, ip, user_agent, details, occurred_at, prev_hash, hash)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb, $15, $16, $17)",
+        forged["event_key"],
+        f"invoice:{inv.invoice_id}",
+        forged["event_type"],
+        inv.invoice_id,
+        forged["customer_id"],
+        forged["payer_contact_id"],
+        forged["workflow_id"],
+        forged["run_id"],
+        forged["channel"],
+        forged["destination"],
+        "customer",
+        forged["ip"],
+        forged["user_agent"],
+        json.dumps(forged["details"]),
+        forged["occurred_at"],
+        forged["prev_hash"],
+        forged["hash"],
+    )
+    assert not await chain_ok(harness.pool, inv.invoice_id, key=harness.settings.audit_key())
+    genuine = compute_event_hash(last_hash, forged, key=harness.settings.audit_key())
+    assert genuine != forged["hash"]

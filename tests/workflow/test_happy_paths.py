@@ -74,7 +74,7 @@ async def test_invoice_paid_after_otp_sent_to_designated_payer(harness: Harness)
     ]
     assert {row["payer_contact_id"] for row in trail} == {inv.payer_contact_id}
     assert trail[2]["destination"] == "•••-•••-0199" and trail[2]["ip"] == "203.0.113.7"
-    assert await chain_ok(harness.pool, inv.invoice_id)
+    assert await chain_ok(harness.pool, inv.invoice_id, key=harness.settings.audit_key())
 
     payment = await harness.pool.fetchrow("SELECT * FROM payments WHERE invoice_id = $1", inv.invoice_id)
     assert payment["account_last4"] == "6789"

@@ -13,6 +13,7 @@ from temporalio.client import Client
 
 from domain.channels import Channel
 from domain.status import PaymentStatus
+from infra.db import APP_ROLE, with_user
 from infra.stores.audit_trail import chain_ok
 from starters.workflow_client import AttemptGateway
 from tests.support import BIN_DIR, TEST_CODEC_KEYS, Harness, test_settings
@@ -37,10 +38,11 @@ async def worker_processes(
         TEMPORAL_ADDRESS=temporal_client.service_client.config.target_host,
         TEMPORAL_NAMESPACE=temporal_client.namespace,
         TEMPORAL_TASK_QUEUE=task_queue,
-        DATABASE_URL=database_url,
+        DATABASE_URL=with_user(database_url, APP_ROLE),
         PORTALPAY_ENV="dev",
         PORTALPAY_STATE_DIR=str(tmp_path / "state"),
         OTP_HMAC_KEY=settings.secret("otp_hmac_key"),
+        AUDIT_CHAIN_KEY=settings.secret("audit_chain_key"),
         CODEC_KEYS=TEST_CODEC_KEYS,
         STAFF_API_TOKEN=settings.secret("staff_api_token"),
         OPERATOR_API_TOKEN=settings.secret("operator_api_token"),
@@ -117,4 +119,4 @@ async def test_killed_worker_after_code_sent_resumes_on_another(
         "PAYMENT_ACCEPTED",
     ]
     assert len({r["event_key"] for r in rows}) == len(rows)
-    assert await chain_ok(db_pool, inv.invoice_id)
+    assert await chain_ok(db_pool, inv.invoice_id, key=settings.audit_key())

@@ -183,6 +183,7 @@ def stack_secrets() -> dict[str, str]:
         "OPERATOR_API_TOKEN": secrets.token_urlsafe(18),
         "LINK_SIGNING_KEY": secrets.token_urlsafe(32),
         "OTP_HMAC_KEY": secrets.token_urlsafe(32),
+        "AUDIT_CHAIN_KEY": secrets.token_urlsafe(32),
         "CODEC_KEYS": "bench1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
     }
 

@@ -170,7 +170,7 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
             seen = await wait_settled(client, ids, within=180.0)
             promises = [await check_settled(seen, http, records), check_outcomes(records, seen)]
             promises += await check_payments(pool, ids)
-            promises += await check_audit(client, pool, ids)
+            promises += await check_audit(client, pool, ids, audit_key=settings.audit_key())
             promises += check_codes(
                 records,
                 faults.log,

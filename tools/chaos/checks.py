@@ -8,6 +8,7 @@ import hmac
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -18,15 +19,17 @@ from temporalio.service import RPCError
 
 from activities.otp import code_digest
 from domain.activity_io import AuditEventInput
-from domain.attempt import workflow_id_for
+from domain.attempt import PaymentReceipt, workflow_id_for
 from domain.channels import Channel, mask_destination
 from infra.stores.audit_trail import chain_ok
 from tools.chaos.customers import TERMINAL, CustomerRecord
 from tools.standins.faulty_providers import AcceptedMessages, Delivered
+from workflows import activity_options as opts
 from workflows import search_attributes as sa
 
 RESUMABLE = {"CHOOSING_CHANNEL", "AWAITING_CODE", "AWAITING_PAYMENT"}
-AUDIT_ACTIVITY = "append_audit_event"
+AUDIT_ACTIVITY = opts.APPEND_AUDIT_EVENT
+DEBIT_ACTIVITY = opts.SUBMIT_DEBIT
 
 
 @dataclass
@@ -98,54 +101,61 @@ def check_outcomes(records: list[CustomerRecord], seen: dict[str, tuple[str, str
     )
 
 
-async def check_payments(pool: asyncpg.Pool, invoice_ids: list[str]) -> list[Promise]:
+async def check_payments(
+    pool: asyncpg.Pool, invoice_ids: list[str], *, since: datetime | None = None
+) -> list[Promise]:
     """Money, looked at where a double could really appear: the processor's ledger.
 
-    `payments` allows one accepted row per invoice (a unique index), so counting its rows proves
-    nothing. A second debit would be a second accepted ledger row for the invoice, under another
-    idempotency key; a debit nobody recorded would be a ledger row with no accepted payment.
+    Keys belong to payment rows (SPEC §11) and one open debit per invoice is a unique index, so a
+    second debit would show as a ledger row no payment row owns (a debit nobody recorded), or as
+    an invoice whose accepted ledger rows differ from its accepted payments. The campaign has a
+    database of its own, so every ledger row is its; `since` narrows a shared database.
     """
-    prefixes = [f"{workflow_id_for(i)}/" for i in invoice_ids]
+    since = since or datetime.min.replace(tzinfo=UTC)
+    unrecorded = await pool.fetch(
+        "SELECT l.idempotency_key AS key FROM sandbox_ledger l"
+        " LEFT JOIN payments p ON p.idempotency_key = l.idempotency_key"
+        " WHERE p.id IS NULL AND l.outcome = 'accepted' AND l.created_at >= $1",
+        since,
+    )
     per_invoice = await pool.fetch(
-        "WITH ledger AS ("
-        "   SELECT l.*, coalesce(p.invoice_id, substr(split_part(l.idempotency_key, '/', 1), 13)) AS invoice_id"
-        "   FROM sandbox_ledger l LEFT JOIN payments p ON p.idempotency_key = l.idempotency_key"
-        "   WHERE p.invoice_id = ANY($2) OR split_part(l.idempotency_key, '/', 1) || '/' = ANY($1))"
-        " SELECT i AS invoice_id,"
-        "  (SELECT count(*) FROM ledger WHERE ledger.invoice_id = i AND outcome = 'accepted') AS debits,"
+        "SELECT i AS invoice_id,"
+        "  (SELECT count(*) FROM sandbox_ledger l JOIN payments p ON p.idempotency_key = l.idempotency_key"
+        "    WHERE p.invoice_id = i AND l.outcome = 'accepted') AS debits,"
         "  (SELECT count(*) FROM payments WHERE payments.invoice_id = i AND status = 'accepted') AS accepted"
-        " FROM unnest($2::text[]) AS i",
-        prefixes,
+        " FROM unnest($1::text[]) AS i",
         invoice_ids,
     )
     doubled = [r for r in per_invoice if r["debits"] > 1]
     unmatched = [r for r in per_invoice if r["debits"] != r["accepted"]]
     mismatched = await pool.fetch(
         "SELECT coalesce(l.idempotency_key, p.idempotency_key) AS key FROM"
-        " (SELECT * FROM sandbox_ledger WHERE split_part(idempotency_key, '/', 1) || '/' = ANY($1)) l"
-        " FULL OUTER JOIN (SELECT * FROM payments WHERE invoice_id = ANY($2)) p"
+        " (SELECT * FROM sandbox_ledger WHERE created_at >= $2) l"
+        " FULL OUTER JOIN (SELECT * FROM payments WHERE invoice_id = ANY($1)) p"
         "   ON p.idempotency_key = l.idempotency_key"
         " WHERE l.idempotency_key IS NULL OR p.idempotency_key IS NULL"
         "   OR l.reference IS DISTINCT FROM p.processor_reference OR l.amount_cents <> p.amount_cents"
         "   OR l.outcome <> p.status OR l.account_last4 <> p.account_last4",
-        prefixes,
         invoice_ids,
+        since,
     )
     counts = await pool.fetchrow(
-        "SELECT (SELECT count(*) FROM payments WHERE invoice_id = ANY($2)) AS payments,"
-        " (SELECT count(*) FROM sandbox_ledger WHERE split_part(idempotency_key, '/', 1) || '/' = ANY($1)) AS ledger",
-        prefixes,
+        "SELECT (SELECT count(*) FROM payments WHERE invoice_id = ANY($1)) AS payments,"
+        " (SELECT count(*) FROM sandbox_ledger WHERE created_at >= $2) AS ledger",
         invoice_ids,
+        since,
     )
     debited = sum(1 for r in per_invoice if r["debits"])
     return [
         Promise(
             "0 payments doubled",
             f"{debited} invoices debited: {len(doubled)} debited twice,"
-            f" {len(unmatched)} whose debits differ from their accepted payments",
-            not doubled and not unmatched,
+            f" {len(unmatched)} whose debits differ from their accepted payments,"
+            f" {len(unrecorded)} debits no payment recorded",
+            not doubled and not unmatched and not unrecorded,
             ", ".join(
-                f"{r['invoice_id']}: {r['debits']} debits, {r['accepted']} accepted" for r in unmatched[:5]
+                [f"{r['invoice_id']}: {r['debits']} debits, {r['accepted']} accepted" for r in unmatched[:5]]
+                + [f"unrecorded {r['key']}" for r in unrecorded[:5]]
             ),
         ),
         Promise(
@@ -158,9 +168,11 @@ async def check_payments(pool: asyncpg.Pool, invoice_ids: list[str]) -> list[Pro
 
 
 async def _history_audit_keys(client: Client, workflow_id: str, run_id: str) -> Counter[str]:
-    """Event keys of every audit activity the run completed, decoded from its history."""
+    """Event keys of every audit row the run's completed activities wrote, decoded from its history:
+    the audit activity's own, and the two the debit activity writes with the payment row."""
     scheduled: dict[int, str] = {}
-    completed: list[int] = []
+    debits: set[int] = set()
+    keys: Counter[str] = Counter()
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     async for event in handle.fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
@@ -168,12 +180,24 @@ async def _history_audit_keys(client: Client, workflow_id: str, run_id: str) -> 
             if attrs.activity_type.name == AUDIT_ACTIVITY:
                 [decoded] = await client.data_converter.decode(attrs.input.payloads, [AuditEventInput])
                 scheduled[event.event_id] = decoded.event_key
+            elif attrs.activity_type.name == DEBIT_ACTIVITY:
+                debits.add(event.event_id)
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            completed.append(event.activity_task_completed_event_attributes.scheduled_event_id)
-    return Counter(scheduled[i] for i in completed if i in scheduled)
+            done = event.activity_task_completed_event_attributes
+            if done.scheduled_event_id in scheduled:
+                keys[scheduled[done.scheduled_event_id]] += 1
+            elif done.scheduled_event_id in debits:
+                [receipt] = await client.data_converter.decode(done.result.payloads, [PaymentReceipt])
+                if receipt.payment_id:
+                    outcome = "PAYMENT_ACCEPTED" if receipt.accepted else "PAYMENT_DECLINED"
+                    keys[f"{receipt.payment_id}/PAYMENT_SUBMITTED"] += 1
+                    keys[f"{receipt.payment_id}/{outcome}"] += 1
+    return keys
 
 
-async def check_audit(client: Client, pool: asyncpg.Pool, invoice_ids: list[str]) -> list[Promise]:
+async def check_audit(
+    client: Client, pool: asyncpg.Pool, invoice_ids: list[str], *, audit_key: bytes
+) -> list[Promise]:
     rows = await pool.fetch(
         "SELECT workflow_id, run_id, event_key FROM audit_events WHERE invoice_id = ANY($1)", invoice_ids
     )
@@ -204,7 +228,7 @@ async def check_audit(client: Client, pool: asyncpg.Pool, invoice_ids: list[str]
             examples.append(
                 f"{workflow_id}/{run_id}: lost {run_lost} extra {run_extra} doubled {run_doubled}"
             )
-    chains_bad = [i for i in invoice_ids if not await chain_ok(pool, i)]
+    chains_bad = [i for i in invoice_ids if not await chain_ok(pool, i, key=audit_key)]
     return [
         Promise(
             "0 audit rows lost or doubled (vs workflow history)",

@@ -95,7 +95,7 @@ async def _customer_page(
             "form": form or {},
             "errors": errors or {},
             "trail": trail,
-            "chain_ok": verify_chain(trail),
+            "chain_ok": verify_chain(trail, key=deps.audit_key),
         },
         staff=staff,
         status_code=status_code,

@@ -144,7 +144,7 @@ async def _invoice_page(
             "attempts_note": attempts_note,
             "payments": [_payment_row(p) for p in await reads.invoice_payments(deps.pool, invoice_id)],
             "trail": trail,
-            "chain_ok": verify_chain(trail),
+            "chain_ok": verify_chain(trail, key=deps.audit_key),
             "errors": errors or {},
             "format_amount": format_amount,
         },

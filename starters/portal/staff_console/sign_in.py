@@ -86,7 +86,8 @@ async def _audit(
     async with deps.pool.acquire() as conn:
         await append_event(
             conn,
-            AuditEventInput(
+            key=deps.audit_key,
+            event=AuditEventInput(
                 event_key=key or f"staff-sign-in:{uuid.uuid4().hex}",
                 event_type=event_type,
                 invoice_id=None,
