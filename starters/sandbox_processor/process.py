@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
-from infra.db import create_pool, migrate_url, resolve_database_url
+from infra.db import create_pool, resolve_database_url
 from infra.settings import Settings
 from starters.sandbox_processor.app import create_processor_app
 
@@ -16,8 +16,8 @@ def listen_address(settings: Settings) -> tuple[str, int]:
 
 
 async def serve_processor(settings: Settings, *, database_url: str | None = None) -> None:
+    # Like the worker and the portal: the app's role, tables made by `portalpay db migrate`.
     dsn = database_url or resolve_database_url(settings)
-    await migrate_url(dsn)
     pool = await create_pool(dsn)
     host, port = listen_address(settings)
     app = create_processor_app(settings, pool)

@@ -20,8 +20,9 @@ from tests.workflow.steps import unique_email
 
 
 async def test_processor_command_serves_on_the_configured_address(
-    temporal_client: Client, database_url: str, tmp_path: Path
+    temporal_client: Client, database_url: str, tmp_path: Path, app_pool: asyncpg.Pool
 ) -> None:
+    """It connects as the app's role, like the worker and the portal (app_pool makes sure it exists)."""
     port = free_port()
     env = cli_env(
         temporal_client,
@@ -47,7 +48,11 @@ async def test_processor_command_serves_on_the_configured_address(
                 except httpx.HTTPError:
                     return 0
 
-            assert await wait_for(health, lambda s: s == 200, what="processor up") == 200
+            try:
+                await wait_for(health, lambda s: s == 200, what="processor up")
+            except AssertionError:
+                assert proc.stderr is not None
+                raise AssertionError((await proc.stderr.read()).decode()[-2000:]) from None
             replay = await http.post(
                 "/v1/debits",
                 headers={"Idempotency-Key": "cli-" + os.urandom(6).hex()},
