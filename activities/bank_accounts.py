@@ -65,7 +65,7 @@ class BankAccountActivities:
             await append_event(
                 conn,
                 AuditEventInput(
-                    event_key=f"{ref.workflow_id}/{ref.run_id}/account-validation-{request.screen_seq}",
+                    event_key=f"account-validation/{ref.run_id}/{request.screen_seq}",
                     event_type=AuditEventType.ACCOUNT_VALIDATED
                     if valid
                     else AuditEventType.ACCOUNT_VALIDATION_FAILED,
