@@ -3,8 +3,8 @@
 1. In one transaction: the payment row (status `submitting`, the idempotency key it owns, the
    web-debit authorization record) and its `PAYMENT_SUBMITTED` audit row are committed.
 2. The processor is called with the row's key.
-3. In one transaction: the row takes the answer, the invoice is marked paid, and the outcome's
-   audit row is written.
+3. In one transaction: the row takes the answer (an accepted debit is `processing`, SPEC §9), the
+   invoice is `pending` with its balance held, and the outcome's audit row is written.
 
 A retry, a worker crash, or an operator's reset or re-run finds the same row (by run, else the
 invoice's one open debit) and so presents the same key: the processor answers with the same
@@ -26,7 +26,7 @@ from domain.attempt import PaymentReceipt
 from domain.audit import AuditEventType
 from domain.errors import ErrorType
 from domain.masking import last4
-from infra.providers.processor.sandbox import DebitAnswer, ProcessorRejected, SandboxProcessor
+from infra.providers.processor.client import ProcessorClient, ProcessorRejected
 from infra.stores.audit_trail import append_event
 
 # NACHA: keep the authorization (and the authentication behind it) two years.
@@ -36,6 +36,10 @@ _COLUMNS = (
     "id, idempotency_key, status, routing_number, account_last4, amount_cents, method, decline_reason,"
     " processor_reference"
 )
+# A debit the processor accepted, whatever became of it since (SPEC §9 statuses).
+_ACCEPTED = frozenset({"accepted", "processing", "settled", "failed", "returned", "canceled"})
+# Debits that hold the invoice: one at most (a unique index).
+_OPEN = ("submitting", "accepted", "processing", "settled")
 _ROW = f"SELECT {_COLUMNS} FROM payments"
 
 
@@ -48,13 +52,14 @@ class _Outcome:
     accepted: bool
     decline_reason: str | None
     reference: str | None
+    expected_settlement_at: datetime | None = None
 
 
 class PaymentActivities:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        processor: SandboxProcessor,
+        processor: ProcessorClient,
         *,
         audit_key: bytes,
         metrics: object | None = None,
@@ -75,11 +80,11 @@ class PaymentActivities:
             return _receipt(
                 request,
                 row["id"],
-                row["status"] == "accepted",
+                row["status"] in _ACCEPTED,
                 row["decline_reason"],
                 row["processor_reference"],
             )
-        outcome = await self._ask_processor(request, row["idempotency_key"])
+        outcome = await self._ask_processor(request, row["idempotency_key"], row["id"])
         await self._record_outcome(request, row["id"], outcome)
         return _receipt(request, row["id"], outcome.accepted, outcome.decline_reason, outcome.reference)
 
@@ -95,13 +100,13 @@ class PaymentActivities:
             if mine is not None:
                 return mine  # a retry of this submission: the same row, the same key
             open_debit = await conn.fetchrow(
-                f"{_ROW} WHERE invoice_id = $1 AND status IN ('submitting', 'accepted')", ref.invoice_id
+                f"{_ROW} WHERE invoice_id = $1 AND status = ANY($2::text[])", ref.invoice_id, list(_OPEN)
             )
             if open_debit is not None:
                 if open_debit["status"] == "submitting" and _same_debit(open_debit, request):
                     # A reset or re-run of the attempt that wrote it: finish that debit, never a second.
                     return open_debit
-                if open_debit["status"] == "accepted":
+                if open_debit["status"] in _ACCEPTED:
                     raise _InvoiceAlreadyPaid
                 raise ApplicationError(
                     "another debit of this invoice awaits the processor",
@@ -157,38 +162,53 @@ class PaymentActivities:
             )
             return row
 
-    async def _ask_processor(self, request: ProcessorDebitRequest, key: str) -> _Outcome:
+    async def _ask_processor(self, request: ProcessorDebitRequest, key: str, payment_id: str) -> _Outcome:
         details = request.details
         try:
-            answer: DebitAnswer = await self._processor.debit(
+            # ProcessorUnavailable (5xx, timeouts) propagates: the activity retries with the same key.
+            answer = await self._processor.debit(
                 idempotency_key=key,
                 amount_cents=request.amount_cents,
                 currency=request.currency,
                 routing_number=details.routing_number,
                 account_number=details.account_number,
+                account_type=details.account_type,
+                # The processor's events carry it back, so a webhook finds its payment.
+                metadata={"payment_id": payment_id, "invoice_id": request.attempt.invoice_id},
             )
         except ProcessorRejected as exc:
             # The processor refused the request itself: no debit exists and none ever will.
             return _Outcome(False, f"processor_rejected: {exc}", None)
-        return _Outcome(answer.accepted, answer.decline_reason, answer.reference)
+        return _Outcome(answer.accepted, answer.decline_reason, answer.id, answer.expected_settlement_at)
 
     async def _record_outcome(
         self, request: ProcessorDebitRequest, payment_id: str, outcome: _Outcome
     ) -> None:
         ref = request.attempt
-        status = "accepted" if outcome.accepted else "declined"
+        status = "processing" if outcome.accepted else "declined"
         async with self._pool.acquire() as conn, conn.transaction():
             updated = await conn.execute(
-                "UPDATE payments SET status = $2, decline_reason = $3, processor_reference = $4, answered_at = now()"
-                " WHERE id = $1 AND status = 'submitting'",
+                "UPDATE payments SET status = $2, decline_reason = $3, processor_reference = $4, answered_at = now(),"
+                " expected_settlement_at = $5, status_changed_at = now() WHERE id = $1 AND status = 'submitting'",
                 payment_id,
                 status,
                 outcome.decline_reason,
                 outcome.reference,
+                outcome.expected_settlement_at,
             )
-            if outcome.accepted:
+            if outcome.accepted and updated.endswith(" 1"):
+                # SPEC §9: accepted is not settled. The invoice is pending (no new attempt) with the
+                # debit's amount held; it becomes paid on settlement, open again on failure or return.
                 await conn.execute(
-                    "UPDATE invoices SET status = 'paid', balance_cents = 0 WHERE id = $1", ref.invoice_id
+                    "UPDATE invoices SET status = 'pending', balance_cents = GREATEST(balance_cents - $2, 0)"
+                    " WHERE id = $1 AND status = 'open'",
+                    ref.invoice_id,
+                    request.amount_cents,
+                )
+                await conn.execute(
+                    "INSERT INTO payment_status_history (payment_id, status, occurred_at)"
+                    " VALUES ($1, 'processing', now()) ON CONFLICT DO NOTHING",
+                    payment_id,
                 )
             event = AuditEventType.PAYMENT_ACCEPTED if outcome.accepted else AuditEventType.PAYMENT_DECLINED
             details: dict[str, Any] = {"payment_id": payment_id}

@@ -18,6 +18,9 @@ class ErrorType(StrEnum):
     INVOICE_NOT_FOUND = "InvoiceNotFound"  # 404
     INVOICE_ALREADY_PAID = "InvoiceAlreadyPaid"  # 409
     INVOICE_LOCKED = "InvoiceLocked"  # 429 with retry_after
+    # SPEC §9: the attempt stays AWAITING_PAYMENT; the customer may use another account.
+    BANK_ACCOUNT_BLOCKED = "BankAccountBlocked"  # 422
+    ACCOUNT_VALIDATION_FAILED = "AccountValidationFailed"  # 422: check the numbers
     CONTACT_CHANGED = "ContactChanged"  # 409: the payer or its destination changed since resolution
     DEBIT_IN_FLIGHT = "DebitInFlight"  # 409: another debit for this invoice awaits the processor
     ATTEMPT_BUSY = "AttemptBusy"  # 429 with retry_after: Temporal is shedding load or the run is closing

@@ -43,6 +43,12 @@ def opening_refusal(
     """Why an attempt may not start now, or None when it may."""
     if standing is None:
         return OpeningRefusal(ErrorType.INVOICE_NOT_FOUND, f"invoice {invoice_id} does not exist")
+    if standing.status == "pending":
+        # SPEC §9: a debit is processing; a new attempt may start only if it fails or is returned.
+        return OpeningRefusal(
+            ErrorType.INVOICE_ALREADY_PAID,
+            f"invoice {standing.number} is already paid: the payment is processing",
+        )
     if standing.settled:
         return OpeningRefusal(ErrorType.INVOICE_ALREADY_PAID, f"invoice {standing.number} is already paid")
     if standing.locked_until is not None and standing.locked_until > now:

@@ -123,6 +123,32 @@ class Settings(BaseSettings):
     temporal_tls: bool = False  # TLS with the system CAs and no client certificate (API keys)
     temporal_api_key: SecretStr | None = None
 
+    # --- the payment after PAID (SPEC §9) ------------------------------------------------
+    processor: Literal["sandbox"] = "sandbox"
+    processor_sandbox_url: str = "http://127.0.0.1:8010"
+    processor_webhook_secret: SecretStr | None = None
+    # Unset: <PORTAL_BASE_URL>/webhooks/processor/sandbox.
+    processor_webhook_url: str | None = None
+    processor_timeout_seconds: float = Field(default=10.0, gt=0)
+    sandbox_settlement_seconds: float = Field(default=20.0, ge=0)
+    sandbox_late_return_seconds: float = Field(default=40.0, ge=0)
+    # The sandbox service's own clock: how often it looks for debits due and deliveries to retry.
+    sandbox_tick_seconds: float = Field(default=0.5, gt=0)
+    sandbox_webhook_retry_seconds: float = Field(default=1.0, gt=0)
+    # Faults on purpose, for tests and the campaign: share of events never delivered by webhook,
+    # share delivered twice, and whether a debit's events are held until it has no more to come and
+    # then sent newest first.
+    sandbox_webhook_drop_rate: float = Field(default=0.0, ge=0, le=1)
+    sandbox_webhook_duplicate_rate: float = Field(default=0.0, ge=0, le=1)
+    sandbox_webhook_reverse: bool = False
+    # Partitions the sandbox ledger like separate sandbox accounts sharing one database.
+    sandbox_instance: str = Field(default="default", min_length=1, max_length=64)
+    ach_return_window_days: int = Field(default=60, gt=0)
+    # After the expected settlement date passes without news, ask the processor this often.
+    ach_status_check_seconds: int = Field(default=3600, gt=0)
+    staff_notify_email: str | None = None
+    bank_fingerprint_key: SecretStr | None = None
+
     @model_validator(mode="after")
     def _policy_lists_parse(self) -> "Settings":
         try:
@@ -142,6 +168,10 @@ class Settings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.portalpay_env == "dev"
+
+    @property
+    def effective_processor_webhook_url(self) -> str:
+        return self.processor_webhook_url or f"{self.portal_base_url.rstrip('/')}/webhooks/processor/sandbox"
 
     @property
     def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:

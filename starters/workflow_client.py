@@ -95,6 +95,8 @@ HTTP_STATUS_FOR: dict[str, int] = {
     RefusalType.CONTACT_CHANGED: 409,
     RefusalType.DEBIT_IN_FLIGHT: 409,
     RefusalType.ATTEMPT_BUSY: 429,
+    RefusalType.BANK_ACCOUNT_BLOCKED: 422,
+    RefusalType.ACCOUNT_VALIDATION_FAILED: 422,
 }
 _REFUSAL_STATUS_NAME = {
     RefusalType.INVOICE_ALREADY_PAID: PaymentStatus.PAID,

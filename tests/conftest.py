@@ -47,6 +47,29 @@ async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture(scope="session")
+async def processor_url(db_pool: asyncpg.Pool) -> AsyncIterator[str]:
+    """The sandbox processor service over HTTP (SPEC §9), its own ledger partition for the session.
+
+    No portal listens for its webhooks here: deliveries are dropped, and a payment's workflow learns
+    the outcome by asking the processor once the expected settlement date passes.
+    """
+    from starters.sandbox_processor.app import create_processor_app
+    from tests.lifecycle.services import serve
+
+    settings = test_settings(
+        processor_webhook_secret="session-processor-secret-0123456789abcdef",
+        processor_webhook_url="http://127.0.0.1:9/no-portal-here",
+        sandbox_instance=f"session-{uuid.uuid4().hex[:12]}",
+        sandbox_settlement_seconds=2.0,
+        sandbox_late_return_seconds=2.0,
+        sandbox_tick_seconds=0.2,
+        sandbox_webhook_drop_rate=1.0,
+    )
+    async with serve(create_processor_app(settings, db_pool)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def app_database_url(database_url: str) -> str:
     return os.environ.get("TEST_APP_DATABASE_URL") or with_user(database_url, APP_ROLE)
 
@@ -80,25 +103,34 @@ HarnessFactory = Callable[..., contextlib.AbstractAsyncContextManager[Harness]]
 
 
 @pytest.fixture
-def harness_factory(temporal_client: Client, db_pool: asyncpg.Pool, app_pool: asyncpg.Pool) -> HarnessFactory:
+def harness_factory(
+    temporal_client: Client, db_pool: asyncpg.Pool, app_pool: asyncpg.Pool, processor_url: str
+) -> HarnessFactory:
     """Starts a worker on a fresh task queue with the given settings overrides."""
 
     @contextlib.asynccontextmanager
     async def start(**overrides: Any) -> AsyncIterator[Harness]:
         senders = overrides.pop("senders", None)
         activities_wrapper = overrides.pop("wrap_deps", None)
-        settings = test_settings(**overrides)
+        settings = test_settings(**{"processor_sandbox_url": processor_url, **overrides})
         task_queue = f"test-{uuid.uuid4().hex[:12]}"
         console = ConsoleSender(app_pool)
         deps = WorkerDeps.from_settings(
             settings, app_pool, senders or {Channel.EMAIL: console, Channel.SMS: console}
         )
+        processor = deps.processor
+        assert processor is not None
+        # Per harness: tests share one database and must not inherit each other's blocklist.
+        deps.bank_fingerprint_key = uuid.uuid4().bytes
         if activities_wrapper is not None:
             deps = activities_wrapper(deps)
         worker = build_worker(temporal_client, task_queue, deps, graceful_shutdown=timedelta(seconds=5))
         gateway = AttemptGateway(temporal_client, app_pool, settings, task_queue=task_queue)
-        async with worker:
-            yield Harness(temporal_client, db_pool, settings, task_queue, gateway, app_pool)
+        try:
+            async with worker:
+                yield Harness(temporal_client, db_pool, settings, task_queue, gateway, app_pool)
+        finally:
+            await processor.aclose()
 
     return start
 

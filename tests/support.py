@@ -31,6 +31,8 @@ def test_settings(**overrides: Any) -> Settings:
         "otp_hmac_key": "otp-hmac-test-key",
         "audit_chain_key": "audit-chain-test-key",
         "codec_keys": TEST_CODEC_KEYS,
+        "processor_webhook_secret": "processor-webhook-test-secret-0123456789",
+        "bank_fingerprint_key": "bank-fingerprint-test-key-0123456789abcd",
         "otp_resend_cooldown_seconds": 0,
     }
     values.update(overrides)

@@ -16,13 +16,15 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer, Worker
 
 from activities.audit import AuditActivities
+from activities.bank_accounts import BankAccountActivities
 from activities.payer import PayerActivities
 from activities.payments import PaymentActivities
+from activities.settlement import LifecycleConfig, SettlementActivities
 from domain.attempt import AttemptOutcome, ClientContext, PayInvoiceInput, PaymentDetails, SubmitPaymentInput
 from domain.policy import PaymentMethod
 from domain.status import PaymentStatus
 from infra.converter import build_data_converter
-from infra.providers.processor.sandbox import SandboxProcessor
+from infra.providers.processor.client import HttpProcessorClient
 from starters.workflow_client import AttemptGateway
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, Harness, create_invoice
 from tests.support import test_settings as settings_for_tests
@@ -109,6 +111,7 @@ async def test_deprecating_the_patch_keeps_new_histories_and_drops_old_ones(harn
     which is why deprecation waits until no pre-patch attempt is open or inside retention."""
     pool, client = harness.pool, harness.client
     task_queue = f"versioning-{uuid.uuid4().hex[:10]}"
+    processor = HttpProcessorClient(harness.settings.processor_sandbox_url, timeout=5)
     worker = Worker(
         client,
         task_queue=task_queue,
@@ -122,9 +125,13 @@ async def test_deprecating_the_patch_keeps_new_histories_and_drops_old_ones(harn
                 audit_key=harness.settings.audit_key(),
             ).resolve_payer,
             AuditActivities(pool, audit_key=harness.settings.audit_key()).append_audit_event,
-            PaymentActivities(
-                pool, SandboxProcessor(pool), audit_key=harness.settings.audit_key()
-            ).submit_debit,
+            PaymentActivities(pool, processor, audit_key=harness.settings.audit_key()).submit_debit,
+            BankAccountActivities(
+                pool, processor, b"versioning-fingerprint-key", audit_key=harness.settings.audit_key()
+            ).screen_bank_account,
+            SettlementActivities(
+                pool, processor, {}, LifecycleConfig(), audit_key=harness.settings.audit_key()
+            ).begin_payment_lifecycle,
         ],
     )
     gateway = AttemptGateway(client, pool, harness.settings, task_queue=task_queue)

@@ -10,6 +10,7 @@ from infra.providers.delivery.factory import build_code_senders, close_code_send
 from infra.resources import open_pool
 from infra.settings import Settings
 from infra.temporal import connect
+from workers.schedules import ensure_reconciliation_schedule
 from workers.worker import WorkerDeps, build_worker, run_until_signalled
 
 
@@ -27,6 +28,7 @@ async def run_worker_process(
                 runtime = temporal_runtime_with_prometheus(f"0.0.0.0:{settings.worker_sdk_metrics_port}")
             temporal = client or await connect(settings, runtime=runtime)
             deps = WorkerDeps.from_settings(settings, pool, senders, metrics=PORTALPAY_METRICS)
+            await ensure_reconciliation_schedule(temporal, settings.temporal_task_queue)
             worker = build_worker(
                 temporal,
                 settings.temporal_task_queue,

@@ -13,15 +13,21 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.audit import AuditActivities
+from activities.bank_accounts import BankAccountActivities
 from activities.otp import OtpActivities
 from activities.payer import PayerActivities
 from activities.payments import PaymentActivities
+from activities.reconciliation import ReconciliationActivities
+from activities.settlement import LifecycleConfig, SettlementActivities
 from domain.channels import Channel
 from domain.policy import AttemptTimers, OtpPolicy, SendCaps
 from infra.providers.delivery.base import CodeSender
-from infra.providers.processor.sandbox import SandboxProcessor
+from infra.providers.processor.client import HttpProcessorClient, ProcessorClient
 from infra.settings import Settings
+from workers.lifecycle import lifecycle_config, processor_client
+from workflows.ach_payment import AchPaymentWorkflow
 from workflows.pay_invoice import PayInvoiceWorkflow
+from workflows.reconciliation import ProcessorReconciliationWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,10 @@ class WorkerDeps:
     audit_key: bytes
     company_name: str = "PortalPay"
     metrics: object | None = None
+    # SPEC §9: the processor service (HTTP) and the lifecycle's settings.
+    processor: ProcessorClient | None = None
+    lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
+    bank_fingerprint_key: bytes = b"dev-only-bank-fingerprint-key"
     policy: OtpPolicy = field(default_factory=OtpPolicy)
     timers: AttemptTimers = field(default_factory=AttemptTimers)
     caps: SendCaps = field(default_factory=SendCaps)
@@ -60,6 +70,9 @@ class WorkerDeps:
             policy=settings.otp_policy,
             timers=settings.attempt_timers(),
             caps=settings.send_caps(),
+            processor=processor_client(settings),
+            lifecycle=lifecycle_config(settings),
+            bank_fingerprint_key=settings.secret("bank_fingerprint_key").encode(),
         )
 
 
@@ -81,14 +94,20 @@ def build_worker(
         audit_key=deps.audit_key,
         metrics=deps.metrics,
     )
-    payments = PaymentActivities(
-        deps.pool, SandboxProcessor(deps.pool), audit_key=deps.audit_key, metrics=deps.metrics
-    )
     audit = AuditActivities(deps.pool, audit_key=deps.audit_key, metrics=deps.metrics)
+    processor = deps.processor or HttpProcessorClient("http://127.0.0.1:8010")
+    payments = PaymentActivities(deps.pool, processor, audit_key=deps.audit_key, metrics=deps.metrics)
+    settlement = SettlementActivities(
+        deps.pool, processor, deps.senders, deps.lifecycle, audit_key=deps.audit_key
+    )
+    reconciliation = ReconciliationActivities(deps.pool, processor)
+    bank_accounts = BankAccountActivities(
+        deps.pool, processor, deps.bank_fingerprint_key, audit_key=deps.audit_key
+    )
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PayInvoiceWorkflow],
+        workflows=[PayInvoiceWorkflow, AchPaymentWorkflow, ProcessorReconciliationWorkflow],
         activities=[
             payer.resolve_payer,
             otp.send_code,
@@ -96,6 +115,14 @@ def build_worker(
             payments.submit_debit,
             audit.append_audit_event,
             audit.record_lockout,
+            settlement.load_ach_payment,
+            settlement.begin_payment_lifecycle,
+            bank_accounts.screen_bank_account,
+            settlement.apply_payment_outcome,
+            settlement.notify_payment_outcome,
+            settlement.record_late_processor_event,
+            settlement.check_debit_status,
+            reconciliation.reconcile_processor,
         ],
         graceful_shutdown_timeout=graceful_shutdown,
         max_cached_workflows=max_cached_workflows,

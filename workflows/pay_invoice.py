@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.policy import AttemptTimers
     from domain.status import CANCELLABLE_STATUSES, PaymentStatus
     from workflows import activity_options as opts
+    from workflows import payment_lifecycle_steps as lifecycle_steps
     from workflows import search_attributes as sa
     from workflows.attempt_audit import AttemptAudit
     from workflows.waiting_for import describe_wait
@@ -78,6 +79,7 @@ class PayInvoiceWorkflow:
     @workflow.init
     def __init__(self, input: PayInvoiceInput) -> None:
         self._input = input
+        self._screen_seq = 0
         self._status = PaymentStatus.RESOLVING_PAYER
         # The starter sets PaymentStatus and StatusSince when it starts the run.
         self._published_status = PaymentStatus.RESOLVING_PAYER
@@ -501,6 +503,7 @@ class PayInvoiceWorkflow:
             self._touch()
             payer = self._require_payer()
             details = input.details
+            fingerprint = await self._screen_bank_account(input)
             self._set_status(PaymentStatus.SUBMITTING)
             request = ProcessorDebitRequest(
                 attempt=self._ref(),
@@ -527,11 +530,35 @@ class PayInvoiceWorkflow:
                 )
             self._payment = receipt
             if receipt.accepted:
+                await lifecycle_steps.begin_payment_lifecycle(receipt.payment_id, fingerprint)
                 self._set_status(PaymentStatus.PAID)
             else:
                 self._reason = f"The bank declined the debit: {receipt.decline_reason}."
                 self._set_status(PaymentStatus.DECLINED)
             return SubmitPaymentResult(status=self._status, payment=receipt)
+
+    async def _screen_bank_account(self, input: SubmitPaymentInput) -> str:
+        """SPEC §9: a blocked account is refused; an unseen one is validated first. Either refusal
+        leaves the attempt AWAITING_PAYMENT so the customer can check the numbers or use another."""
+        self._screen_seq += 1
+        try:
+            screen = await lifecycle_steps.screen_bank_account(
+                self._ref(), input.details, input.client, self._screen_seq
+            )
+        except ActivityError:
+            raise _refuse(
+                ErrorType.ATTEMPT_BUSY,
+                "the bank account could not be checked just now; please try again",
+                status=self._status.value,
+                retry_after=30,
+            ) from None
+        if not screen.allowed:
+            self._reason = screen.message
+            self._publish()
+            raise _refuse(
+                lifecycle_steps.refusal_type(screen), screen.message or "", status=self._status.value
+            )
+        return screen.fingerprint
 
     @submit_payment.validator
     def _validate_submit_payment(self, input: SubmitPaymentInput) -> None:

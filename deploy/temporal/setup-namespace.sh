@@ -20,7 +20,7 @@ else
 fi
 
 existing=$(temporal operator search-attribute list --address "${TEMPORAL_ADDRESS}" -n "${TEMPORAL_NAMESPACE}")
-for attribute in PaymentStatus:Keyword InvoiceId:Keyword CustomerId:Keyword PayerContactId:Keyword AmountCents:Int StatusSince:Datetime; do
+for attribute in PaymentStatus:Keyword InvoiceId:Keyword CustomerId:Keyword PayerContactId:Keyword AmountCents:Int StatusSince:Datetime PaymentId:Keyword; do
   name="${attribute%%:*}"
   type="${attribute#*:}"
   if printf '%s\n' "$existing" | grep -qw "$name"; then

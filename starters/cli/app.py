@@ -82,6 +82,15 @@ def portal(
     run_async(run_portal_process)(settings, host=host, port=port)
 
 
+@app.command()
+def processor() -> None:
+    """Run the sandbox payment processor on the host and port of PROCESSOR_SANDBOX_URL (SPEC §9)."""
+    from starters.sandbox_processor.process import serve_processor
+
+    settings = settings_or_exit()
+    run_async(serve_processor)(settings)
+
+
 @app.command("try")
 def try_invoice(
     invoice_id: str = typer.Argument(..., help="Invoice to pay, e.g. INV-1001."),

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from rich.console import Console
@@ -34,6 +35,7 @@ SEARCH_ATTRIBUTES = {
     "CustomerId": "Keyword",
     "PayerContactId": "Keyword",
     "AmountCents": "Int",
+    "PaymentId": "Keyword",
     "StatusSince": "Datetime",
 }
 
@@ -54,6 +56,7 @@ def write_dev_env(settings: Settings) -> None:
         "PORTALPAY_ENV=dev\n"
         f"TEMPORAL_ADDRESS={settings.temporal_address}\n"
         f"PORTAL_BASE_URL={settings.portal_base_url}\n"
+        f"PROCESSOR_SANDBOX_URL={settings.processor_sandbox_url}\n"
     )
 
 
@@ -109,6 +112,7 @@ async def run_dev(*, portal_port: int, temporal_port: int, ui_port: int) -> None
     os.environ.setdefault("PORTALPAY_ENV", "dev")
     os.environ.setdefault("TEMPORAL_ADDRESS", f"127.0.0.1:{temporal_port}")
     os.environ.setdefault("PORTAL_BASE_URL", f"http://127.0.0.1:{portal_port}")
+    os.environ.setdefault("STAFF_NOTIFY_EMAIL", "staff@example.com")
     settings = load_settings()
     if not settings.is_dev:
         raise ExpectedFailure("`portalpay dev` runs with PORTALPAY_ENV=dev only")
@@ -202,6 +206,10 @@ async def _serve(
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     worker_task = asyncio.create_task(run_worker_process(settings, client=client, stop=stop), name="worker")
     portal_task = asyncio.create_task(server.serve(), name="portal")
+    processor_server = _sandbox_processor_server(settings, pool)
+    processor_task = (
+        asyncio.create_task(processor_server.serve(), name="processor") if processor_server else None
+    )
     await asyncio.sleep(0.5)
 
     console.print(
@@ -209,6 +217,8 @@ async def _serve(
             f"[bold]Portal[/]         http://127.0.0.1:{portal_port}\n"
             f'[bold]Temporal UI[/]    http://127.0.0.1:{ui_port}  (filter: PaymentStatus="AWAITING_CODE")\n'
             f"[bold]Dev outbox[/]     http://127.0.0.1:{portal_port}/dev/outbox  (codes also print here)\n"
+            f"[bold]Processor[/]      {settings.processor_sandbox_url}  (sandbox; settles in"
+            f" {settings.sandbox_settlement_seconds:g} s)\n"
             f"[bold]Staff token[/]    {settings.secret('staff_api_token')}\n"
             f"[bold]Operator token[/] {settings.secret('operator_api_token')}  (codec endpoint)\n"
             "[bold]Try it[/]         .venv/bin/portalpay try INV-1001  (another terminal, same folder)\n"
@@ -227,7 +237,30 @@ async def _serve(
     console.print("stopping…")
     stop.set()
     server.should_exit = True
-    for task in (worker_task, portal_task):
+    if processor_server is not None:
+        processor_server.should_exit = True
+    for task in (worker_task, portal_task, processor_task):
+        if task is None:
+            continue
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
     done_waiter.cancel()
+
+
+def _sandbox_processor_server(settings: Settings, pool: object) -> Any:
+    """The sandbox processor (SPEC §9) in the same process (a uvicorn server), unless its port is served."""
+    import asyncpg
+    import uvicorn
+
+    from starters.sandbox_processor.app import create_processor_app
+    from starters.sandbox_processor.process import listen_address
+
+    host, port = listen_address(settings)
+    if port_in_use(port, host):
+        console.print(f"using the processor already on {settings.processor_sandbox_url}")
+        return None
+    assert isinstance(pool, asyncpg.Pool)
+    app = create_processor_app(settings, pool)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    return server

@@ -20,9 +20,12 @@ from starters.cli.ops_queries import (
     parse_statuses,
 )
 from starters.cli.output import emit_table, say, to_jsonable
+from starters.cli.payment_life import payment_lives, render_payment_lives
 from starters.cli.plumbing import console, err_console, run_async, settings_or_exit
+from starters.cli.reconcile import reconcile
 
 ops_app = typer.Typer(help="Operators: stuck attempts, one invoice's story.", no_args_is_help=True)
+ops_app.command("reconcile")(reconcile)
 
 
 def _bad_argument(message: str) -> typer.Exit:
@@ -83,10 +86,14 @@ def show(
 
     settings = settings_or_exit()
     report = run_async(_show)(settings, invoice_id)
+    lives = run_async(payment_lives)(settings, invoice_id)
     if as_json:
-        typer.echo(json.dumps(report_as_json(report), indent=2))
+        body = report_as_json(report)
+        body["payments"] = [life.as_json() for life in lives]
+        typer.echo(json.dumps(body, indent=2))
     else:
         render_report(console, report)
+        render_payment_lives(console, lives)
     if not report.chain_ok:
         raise typer.Exit(3)
 

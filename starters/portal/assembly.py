@@ -16,6 +16,7 @@ from infra.providers.delivery.factory import build_code_senders
 from infra.settings import Settings
 from starters.portal.app import create_app
 from starters.portal.codec_api import add_codec_cors, codec_router, parse_origins
+from starters.portal.processor_webhook import processor_webhook_router
 from starters.portal.twilio_webhook import twilio_status_router
 from starters.workflow_client import AttemptGateway
 from workflows.pay_invoice import PayInvoiceWorkflow
@@ -48,5 +49,6 @@ def build_portal_app(
                 raise
 
     app.include_router(twilio_status_router(settings, pool, signal_attempt))
+    app.include_router(processor_webhook_router(settings, pool, client, gateway.task_queue))
     add_request_metrics(app)
     return app

@@ -43,7 +43,9 @@ from infra.converter import build_data_converter
 from infra.db import create_pool, embedded_database_url, migrate_url
 from infra.providers.delivery.base import DeliveryReceipt, OtpMessage, PermanentDeliveryError
 from infra.providers.delivery.console import ConsoleSender
+from starters.sandbox_processor.app import create_processor_app
 from starters.workflow_client import AttemptGateway, AttemptRefused
+from tests.lifecycle.services import serve
 from tests.support import BIN_DIR, GOOD_ACCOUNT, GOOD_ROUTING, create_invoice, latest_code, test_settings
 from workers.worker import WorkerDeps, build_worker
 from workflows.pay_invoice import PayInvoiceWorkflow
@@ -330,10 +332,18 @@ async def record(names: list[str]) -> None:
         search_attributes=ALL_KEYS,
         data_converter=build_data_converter(settings.codec_key_ring()),
     )
+    stack = contextlib.AsyncExitStack()
     try:
+        # The debit goes to the sandbox processor service over HTTP (SPEC §9); no portal takes its webhooks.
+        processor_settings = settings.model_copy(
+            update={"processor_webhook_url": "http://127.0.0.1:9/none", "sandbox_webhook_drop_rate": 1.0}
+        )
+        processor_url = await stack.enter_async_context(serve(create_processor_app(processor_settings, pool)))
         console = ConsoleSender(pool)
         for name in names:
-            scenario_settings = test_settings(**WORKER_SETTINGS.get(name, {}))
+            scenario_settings = test_settings(
+                processor_sandbox_url=processor_url, **WORKER_SETTINGS.get(name, {})
+            )
             sms = RefusesSms() if name == "sms_refused_then_email" else console
             deps = WorkerDeps.from_settings(
                 scenario_settings, pool, {Channel.EMAIL: console, Channel.SMS: sms}
@@ -351,6 +361,7 @@ async def record(names: list[str]) -> None:
                 (HERE / f"{name}.json").write_text(history.to_json() + "\n")
                 print(f"{name}: {outcome}, {len(history.events)} events")
     finally:
+        await stack.aclose()
         await env.shutdown()
         await pool.close()
 

@@ -51,7 +51,7 @@ UPDATE_OR_ACTIVITY = {
 
 
 async def money_rows(pool: asyncpg.Pool, invoice_id: str) -> tuple[int, int]:
-    """(payments rows of the invoice, sandbox ledger rows in total)."""
+    """(payments rows of the invoice, debits in the sandbox processor's ledger in total)."""
     payments = await pool.fetchval("SELECT count(*) FROM payments WHERE invoice_id = $1", invoice_id)
-    ledger = await pool.fetchval("SELECT count(*) FROM sandbox_ledger")
+    ledger = await pool.fetchval("SELECT count(*) FROM sandbox_debits")
     return int(payments), int(ledger)

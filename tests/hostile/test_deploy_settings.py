@@ -24,6 +24,9 @@ def prod(**overrides: Any) -> Settings:
         "link_signing_key": LONG,
         "otp_hmac_key": LONG,
         "audit_chain_key": LONG,
+        # SPEC §9: required in prod once the lifecycle's settings exist.
+        "bank_fingerprint_key": LONG,
+        "processor_webhook_secret": LONG,
         "codec_keys": TEST_CODEC_KEYS,
         "email_provider": "sendgrid",
         "sms_provider": "twilio",

@@ -151,7 +151,7 @@ async def test_show_prints_states_and_the_verified_audit_trail(
     out = Console(record=True, width=250)
     render_report(out, report)
     text = out.export_text()
-    assert "chain verified: 6 events" in text and "PAYMENT_ACCEPTED" in text and "ended PAID" in text
+    assert "chain verified: 7 events" in text and "PAYMENT_ACCEPTED" in text and "ended PAID" in text
 
     parked, _ = await parked_in_awaiting_code(harness)
     live = await load_attempt_report(

@@ -124,6 +124,7 @@ async def test_whole_payment_through_the_api_records_ip_and_user_agent(portal: P
         "OTP_SENT",
         "OTP_VERIFY_FAILED",
         "OTP_VERIFIED",
+        "ACCOUNT_VALIDATED",
         "PAYMENT_SUBMITTED",
     }
     assert all(e["ip"] == CLIENT_IP and e["user_agent"] == USER_AGENT for e in customer_events)

@@ -68,6 +68,7 @@ async def test_invoice_paid_after_otp_sent_to_designated_payer(harness: Harness)
         "PAYER_RESOLVED",
         "OTP_SENT",
         "OTP_VERIFIED",
+        "ACCOUNT_VALIDATED",  # SPEC §9: first debit from this account
         "PAYMENT_SUBMITTED",
         "PAYMENT_ACCEPTED",
     ]
@@ -83,7 +84,8 @@ async def test_invoice_paid_after_otp_sent_to_designated_payer(harness: Harness)
     invoice = await harness.pool.fetchrow(
         "SELECT status, balance_cents FROM invoices WHERE id = $1", inv.invoice_id
     )
-    assert (invoice["status"], invoice["balance_cents"]) == ("paid", 0)
+    # SPEC §9: accepted is not settled; the invoice is pending with the debit's amount held.
+    assert (invoice["status"], invoice["balance_cents"]) == ("pending", 0)
 
 
 async def test_deposit_skips_otp(harness: Harness) -> None:

@@ -38,6 +38,7 @@ HAPPY_TRAIL = [
     "PAYER_RESOLVED",
     "OTP_SENT",
     "OTP_VERIFIED",
+    "ACCOUNT_VALIDATED",  # SPEC §9: first debit from this account
     "PAYMENT_SUBMITTED",
     "PAYMENT_ACCEPTED",
 ]
@@ -143,9 +144,9 @@ async def test_retried_debit_is_one_payment_and_one_ledger_entry(
     assert tries == 2
     assert await h.pool.fetchval("SELECT count(*) FROM payments WHERE invoice_id = $1", inv.invoice_id) == 1
     key = await h.pool.fetchval("SELECT idempotency_key FROM payments WHERE invoice_id = $1", inv.invoice_id)
-    assert await h.pool.fetchval("SELECT count(*) FROM sandbox_ledger WHERE idempotency_key = $1", key) == 1
+    assert await h.pool.fetchval("SELECT count(*) FROM sandbox_debits WHERE idempotency_key = $1", key) == 1
     payment = await h.pool.fetchrow("SELECT * FROM payments WHERE idempotency_key = $1", key)
-    assert payment["id"] == paid.payment.payment_id and payment["status"] == "accepted"
+    assert payment["id"] == paid.payment.payment_id and payment["status"] == "processing"
     assert await audit_types(h.pool, inv.invoice_id) == HAPPY_TRAIL
 
 

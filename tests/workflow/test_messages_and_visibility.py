@@ -91,7 +91,10 @@ async def test_search_attributes_and_current_details_follow_the_attempt(harness:
         since = attrs.get(sa.STATUS_SINCE)
         assert isinstance(since, datetime)
         entered.append(since)  # when the status began: moves with each change
-        return {key.name: attrs.get(key) for key in sa.ALL_KEYS if key is not sa.STATUS_SINCE}
+        # PaymentId belongs to the payment's own workflow (SPEC §9), not to the attempt.
+        return {
+            key.name: attrs.get(key) for key in sa.ALL_KEYS if key not in (sa.STATUS_SINCE, sa.PAYMENT_ID)
+        }
 
     async def details() -> str:
         metadata: WorkflowMetadata = await attempt.handle.query(

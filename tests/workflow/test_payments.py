@@ -74,7 +74,7 @@ async def test_after_a_decline_a_new_attempt_can_pay(harness: Harness) -> None:
     statuses = await harness.pool.fetch(
         "SELECT status FROM payments WHERE invoice_id = $1 ORDER BY created_at", inv.invoice_id
     )
-    assert [r["status"] for r in statuses] == ["declined", "accepted"]
+    assert [r["status"] for r in statuses] == ["declined", "processing"]
 
 
 async def test_two_submissions_at_once_debit_once(harness: Harness) -> None:
@@ -97,7 +97,7 @@ async def test_two_submissions_at_once_debit_once(harness: Harness) -> None:
     )
     assert (
         await harness.pool.fetchval(
-            "SELECT count(*) FROM sandbox_ledger l JOIN payments p ON p.idempotency_key = l.idempotency_key"
+            "SELECT count(*) FROM sandbox_debits l JOIN payments p ON p.idempotency_key = l.idempotency_key"
             " WHERE p.invoice_id = $1",
             inv.invoice_id,
         )

@@ -24,7 +24,7 @@ StartWorker = Callable[[], Awaitable[asyncio.subprocess.Process]]
 
 @pytest.fixture
 async def worker_processes(
-    temporal_client: Client, database_url: str, tmp_path: Path
+    temporal_client: Client, database_url: str, tmp_path: Path, processor_url: str
 ) -> AsyncIterator[tuple[str, StartWorker]]:
     """`portalpay worker` processes on a fresh task queue, configured only through the environment."""
     settings = test_settings()
@@ -49,6 +49,7 @@ async def worker_processes(
         LINK_SIGNING_KEY=settings.secret("link_signing_key"),
         EMAIL_PROVIDER="console",
         SMS_PROVIDER="console",
+        PROCESSOR_SANDBOX_URL=processor_url,
     )
     started: list[asyncio.subprocess.Process] = []
 
@@ -113,6 +114,7 @@ async def test_killed_worker_after_code_sent_resumes_on_another(
         "PAYER_RESOLVED",
         "OTP_SENT",
         "OTP_VERIFIED",
+        "ACCOUNT_VALIDATED",  # SPEC §9: first debit from this account
         "PAYMENT_SUBMITTED",
         "PAYMENT_ACCEPTED",
     ]

@@ -1,0 +1,86 @@
+"""Bank account screening before a debit (SPEC §9): refuse a blocked account; validate an account
+not seen before through the processor, once, and remember it by its keyed fingerprint."""
+
+import asyncpg
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from domain.activity_io import AuditEventInput
+from domain.audit import AuditEventType
+from domain.bank_account import (
+    BLOCKED_MESSAGE,
+    VALIDATION_FAILED_MESSAGE,
+    ScreenAccountRequest,
+    ScreenAccountResult,
+)
+from domain.masking import last4
+from infra.bank_accounts import bank_fingerprint, is_blocked, is_validated, remember_validated
+from infra.providers.processor.client import ProcessorClient, ProcessorRejected
+from infra.stores.audit_trail import append_event
+
+
+class BankAccountActivities:
+    def __init__(
+        self, pool: asyncpg.Pool, processor: ProcessorClient, fingerprint_key: bytes, *, audit_key: bytes
+    ) -> None:
+        self._pool = pool
+        self._audit_key = audit_key
+        self._processor = processor
+        self._key = fingerprint_key
+
+    @activity.defn(name="screen_bank_account")
+    async def screen_bank_account(self, request: ScreenAccountRequest) -> ScreenAccountResult:
+        fingerprint = bank_fingerprint(self._key, request.routing_number, request.account_number)
+        blocked = await is_blocked(self._pool, fingerprint)
+        if blocked is not None:
+            return ScreenAccountResult(
+                allowed=False, fingerprint=fingerprint, reason="blocked", message=BLOCKED_MESSAGE
+            )
+        if await is_validated(self._pool, fingerprint):
+            return ScreenAccountResult(allowed=True, fingerprint=fingerprint)
+        try:
+            answer = await self._processor.validate_account(
+                routing_number=request.routing_number, account_number=request.account_number
+            )
+        except ProcessorRejected as exc:
+            raise ApplicationError(str(exc), type="ProcessorRejected", non_retryable=True) from None
+        if answer.valid:
+            await remember_validated(self._pool, fingerprint, answer.id)
+        await self._audit(request, answer.valid, answer.id, answer.reason)
+        if not answer.valid:
+            return ScreenAccountResult(
+                allowed=False,
+                fingerprint=fingerprint,
+                reason="validation_failed",
+                message=VALIDATION_FAILED_MESSAGE,
+                validated_now=True,
+            )
+        return ScreenAccountResult(allowed=True, fingerprint=fingerprint, validated_now=True)
+
+    async def _audit(
+        self, request: ScreenAccountRequest, valid: bool, validation_id: str, reason: str | None
+    ) -> None:
+        ref = request.attempt
+        async with self._pool.acquire() as conn:
+            await append_event(
+                conn,
+                AuditEventInput(
+                    event_key=f"account-validation/{ref.run_id}/{request.screen_seq}",
+                    event_type=AuditEventType.ACCOUNT_VALIDATED
+                    if valid
+                    else AuditEventType.ACCOUNT_VALIDATION_FAILED,
+                    invoice_id=ref.invoice_id,
+                    customer_id=ref.customer_id,
+                    payer_contact_id=ref.payer_contact_id,
+                    workflow_id=ref.workflow_id,
+                    run_id=ref.run_id,
+                    client=request.client,
+                    details={
+                        "validation_id": validation_id,
+                        "account_last4": last4(request.account_number),
+                        "reason": reason,
+                    },
+                    occurred_at=activity.info().started_time,
+                ),
+                key=self._audit_key,
+            )

@@ -1,0 +1,374 @@
+"""The effects of each processor outcome (SPEC §9), in one place, each idempotent under retry.
+
+`apply_payment_outcome` moves the payment forward in one transaction: its status and history, the
+invoice (`pending → paid`, or back to `open` with the balance restored), the audit rows tied to
+the payer contact with the return code and its meaning, and the bank account blocked for the codes
+that call for it. A retry finds the payment already moved and does nothing. `notify_payment_outcome`
+tells staff and the payer, with idempotency keys so a retry sends nothing twice.
+"""
+
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from temporalio import activity
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+
+from domain.ach_payment import (
+    AchLifecycleFacts,
+    AchPaymentInput,
+    AchStatus,
+    ApplyOutcomeRequest,
+    ApplyOutcomeResult,
+    DebitStatusAnswer,
+    DebitStatusRequest,
+    LateEventRequest,
+    ProcessorEvent,
+    ach_workflow_id,
+    moves_forward,
+)
+from domain.ach_returns import return_code
+from domain.activity_io import AuditEventInput
+from domain.attempt import ClientContext
+from domain.audit import AuditEventType
+from domain.bank_account import BeginLifecycleRequest
+from domain.channels import Channel
+from infra.providers.delivery.base import CodeSender, OtpMessage, PermanentDeliveryError
+from infra.providers.processor.client import ProcessorClient, ProcessorRejected
+from infra.stores.audit_trail import append_event
+
+log = logging.getLogger(__name__)
+
+_AUDIT_TYPE = {
+    AchStatus.SETTLED: AuditEventType.PAYMENT_SETTLED,
+    AchStatus.FAILED: AuditEventType.PAYMENT_FAILED,
+    AchStatus.RETURNED: AuditEventType.PAYMENT_RETURNED,
+    AchStatus.CANCELED: AuditEventType.PAYMENT_CANCELED,
+}
+# Rows written by the attempt before this lifecycle existed, or just before it starts.
+_LEGACY_PROCESSING = {"accepted", "submitting", "processing"}
+
+
+@dataclass
+class LifecycleConfig:
+    """The worker's settings for the lifecycle; reach the workflow through `load_ach_payment`."""
+
+    return_window_days: int = 60
+    status_check_seconds: int = 3600
+    staff_notify_email: str | None = None
+    # invoice id → a fresh Pay Your Invoice URL; None leaves the link out.
+    pay_link: Callable[[str], str] | None = None
+
+
+def stored_status(value: str) -> AchStatus:
+    return AchStatus.PROCESSING if value in _LEGACY_PROCESSING else AchStatus(value)
+
+
+def _dollars(cents: int, currency: str) -> str:
+    return f"{cents / 100:,.2f} {currency}"
+
+
+class SettlementActivities:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        processor: ProcessorClient,
+        senders: Mapping[Channel, CodeSender],
+        config: LifecycleConfig,
+        *,
+        audit_key: bytes,
+    ) -> None:
+        self._pool = pool
+        self._audit_key = audit_key
+        self._processor = processor
+        self._senders = senders
+        self._config = config
+
+    async def _payment(
+        self, conn: asyncpg.Connection | asyncpg.Pool, payment_id: str, *, lock: bool = False
+    ) -> Any:
+        row = await conn.fetchrow(
+            "SELECT * FROM payments WHERE id = $1" + (" FOR UPDATE" if lock else ""), payment_id
+        )
+        if row is None:
+            raise ApplicationError(f"no payment {payment_id}", type="PaymentNotFound", non_retryable=True)
+        return row
+
+    @activity.defn(name="load_ach_payment")
+    async def load_ach_payment(self, input: AchPaymentInput) -> AchLifecycleFacts:
+        pay = await self._payment(self._pool, input.payment_id)
+        history = await self._pool.fetch(
+            "SELECT status, event_id, occurred_at FROM payment_status_history WHERE payment_id = $1",
+            input.payment_id,
+        )
+        applied = await self._pool.fetch(
+            "SELECT id FROM processor_events WHERE payment_id = $1 AND applied IS NOT NULL", input.payment_id
+        )
+        settled_at = next((h["occurred_at"] for h in history if h["status"] == "settled"), None)
+        return AchLifecycleFacts(
+            payment_id=pay["id"],
+            invoice_id=pay["invoice_id"],
+            debit_id=pay["processor_reference"],
+            status=stored_status(pay["status"]),
+            amount_cents=pay["amount_cents"],
+            expected_settlement_at=pay["expected_settlement_at"],
+            settled_at=settled_at,
+            return_window_days=self._config.return_window_days,
+            status_check_interval_seconds=self._config.status_check_seconds,
+            applied_event_ids=sorted(
+                {h["event_id"] for h in history if h["event_id"]} | {a["id"] for a in applied}
+            ),
+        )
+
+    @activity.defn(name="begin_payment_lifecycle")
+    async def begin_payment_lifecycle(self, request: BeginLifecycleRequest) -> None:
+        """The processor accepted the debit: payment `processing`, invoice `pending`, workflow started."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            pay = await self._payment(conn, request.payment_id, lock=True)
+            if request.bank_fingerprint:
+                await conn.execute(
+                    "UPDATE payments SET bank_fingerprint = $2 WHERE id = $1 AND bank_fingerprint IS NULL",
+                    pay["id"],
+                    request.bank_fingerprint,
+                )
+            if pay["status"] in ("accepted", "submitting"):
+                await conn.execute(
+                    "UPDATE payments SET status = 'processing', status_changed_at = now() WHERE id = $1",
+                    pay["id"],
+                )
+            first = await conn.fetchval(
+                "INSERT INTO payment_status_history (payment_id, status, occurred_at) VALUES ($1, 'processing', now())"
+                " ON CONFLICT DO NOTHING RETURNING 1",
+                pay["id"],
+            )
+            if first and stored_status(pay["status"]) is AchStatus.PROCESSING:
+                # Once, whatever the retries: the debit holds the balance until it settles or fails.
+                await conn.execute(
+                    "UPDATE invoices SET status = 'pending', balance_cents = GREATEST(balance_cents - $2, 0)"
+                    " WHERE id = $1 AND status = 'open'",
+                    pay["invoice_id"],
+                    pay["amount_cents"],
+                )
+        # Already started by a webhook's signal-with-start, or by an earlier try: that one stands.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await activity.client().start_workflow(
+                "AchPaymentWorkflow",
+                AchPaymentInput(payment_id=request.payment_id),
+                id=ach_workflow_id(request.payment_id),
+                task_queue=activity.info().task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+
+    @activity.defn(name="apply_payment_outcome")
+    async def apply_payment_outcome(self, request: ApplyOutcomeRequest) -> ApplyOutcomeResult:
+        target = request.status
+        async with self._pool.acquire() as conn, conn.transaction():
+            pay = await self._payment(conn, request.payment_id, lock=True)
+            current = stored_status(pay["status"])
+            if not moves_forward(current, target):
+                return ApplyOutcomeResult(status=current, changed=False)
+            await conn.execute(
+                "UPDATE payments SET status = $2, return_code = COALESCE($3, return_code), status_changed_at = $4"
+                " WHERE id = $1",
+                pay["id"],
+                target.value,
+                request.return_code,
+                request.occurred_at,
+            )
+            await conn.execute(
+                "INSERT INTO payment_status_history (payment_id, status, return_code, event_id, occurred_at)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                pay["id"],
+                target.value,
+                request.return_code,
+                request.event_id,
+                request.occurred_at,
+            )
+            if target is AchStatus.SETTLED:
+                await conn.execute(
+                    "UPDATE invoices SET status = 'paid', balance_cents = 0 WHERE id = $1 AND status <> 'paid'",
+                    pay["invoice_id"],
+                )
+            elif target.reopens_invoice:
+                await conn.execute(
+                    "UPDATE invoices SET status = 'open', balance_cents = LEAST(amount_cents, balance_cents + $2)"
+                    " WHERE id = $1",
+                    pay["invoice_id"],
+                    pay["amount_cents"],
+                )
+            await conn.execute(
+                "UPDATE processor_events SET applied = $2 WHERE id = $1", request.event_id, target.value
+            )
+            await self._audit_outcome(conn, pay, request)
+        return ApplyOutcomeResult(status=target, changed=True)
+
+    async def _audit_outcome(self, conn: asyncpg.Connection, pay: Any, request: ApplyOutcomeRequest) -> None:
+        workflow_id = ach_workflow_id(pay["id"])
+        details: dict[str, Any] = {
+            "payment_id": pay["id"],
+            "processor_reference": pay["processor_reference"],
+            "amount_cents": pay["amount_cents"],
+            "account_last4": pay["account_last4"],
+            "processor_event_id": request.event_id,
+        }
+        blocks = False
+        if request.status in (AchStatus.FAILED, AchStatus.RETURNED):
+            code = return_code(request.return_code)
+            blocks = code.blocks_account
+            details |= {
+                "return_code": code.code,
+                "return_meaning": code.meaning,
+                "account_blocked": blocks,
+                "flagged_for_staff": code.unauthorized,
+                "fresh_pay_link": not code.unauthorized,
+            }
+
+        def event(kind: AuditEventType, suffix: str, extra: dict[str, Any]) -> AuditEventInput:
+            return AuditEventInput(
+                event_key=f"{workflow_id}/{suffix}",
+                event_type=kind,
+                invoice_id=pay["invoice_id"],
+                customer_id=pay["customer_id"],
+                payer_contact_id=pay["payer_contact_id"],
+                workflow_id=workflow_id,
+                client=ClientContext(actor="processor"),
+                details=extra,
+                occurred_at=request.occurred_at,
+            )
+
+        await append_event(
+            conn, event(_AUDIT_TYPE[request.status], request.status.value, details), key=self._audit_key
+        )
+        if blocks and pay["bank_fingerprint"]:
+            inserted = await conn.fetchval(
+                "INSERT INTO blocked_bank_accounts (fingerprint, account_last4, return_code, payment_id)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT (fingerprint) DO NOTHING RETURNING 1",
+                pay["bank_fingerprint"],
+                pay["account_last4"],
+                details["return_code"],
+                pay["id"],
+            )
+            if inserted:
+                await append_event(
+                    conn,
+                    event(
+                        AuditEventType.BANK_ACCOUNT_BLOCKED,
+                        "blocked",
+                        {
+                            "payment_id": pay["id"],
+                            "account_last4": pay["account_last4"],
+                            "return_code": details["return_code"],
+                            "return_meaning": details["return_meaning"],
+                        },
+                    ),
+                    key=self._audit_key,
+                )
+
+    @activity.defn(name="notify_payment_outcome")
+    async def notify_payment_outcome(self, request: ApplyOutcomeRequest) -> None:
+        row = await self._pool.fetchrow(
+            "SELECT p.id, p.amount_cents, p.currency, p.account_last4, p.invoice_id, i.number,"
+            " c.name, c.email, c.phone FROM payments p JOIN invoices i ON i.id = p.invoice_id"
+            " JOIN contacts c ON c.id = p.payer_contact_id WHERE p.id = $1",
+            request.payment_id,
+        )
+        if row is None:
+            raise ApplicationError(
+                f"no payment {request.payment_id}", type="PaymentNotFound", non_retryable=True
+            )
+        code = return_code(request.return_code)
+        amount = _dollars(row["amount_cents"], row["currency"])
+        what = "failed" if request.status is AchStatus.FAILED else "was returned"
+        key = f"{ach_workflow_id(row['id'])}/{request.status.value}"
+        if self._config.staff_notify_email:
+            flag = (
+                " FLAGGED: the account holder says the debit was not authorized." if code.unauthorized else ""
+            )
+            await self._send(
+                Channel.EMAIL,
+                self._config.staff_notify_email,
+                f"Payment {what}: invoice {row['number']} ({code.code})",
+                f"Payment {row['id']} of {amount} for invoice {row['number']} (account ending {row['account_last4']})"
+                f" {what}: {code.code} {code.meaning}. The invoice is open again.{flag}",
+                key + "/staff",
+            )
+        if code.unauthorized or self._config.pay_link is None:
+            follow_up = "Please contact us about this invoice."
+        else:
+            follow_up = f"You can pay again here: {self._config.pay_link(row['invoice_id'])}"
+        text = (
+            f"Hello {row['name']}, your payment of {amount} for invoice {row['number']} did not go through"
+            f" ({code.meaning}). {follow_up}"
+        )
+        subject = f"Your payment for invoice {row['number']} did not go through"
+        if row["email"]:
+            await self._send(Channel.EMAIL, row["email"], subject, text, key + "/payer")
+        elif row["phone"]:
+            await self._send(Channel.SMS, row["phone"], "", text, key + "/payer")
+
+    async def _send(self, channel: Channel, to: str, subject: str, text: str, key: str) -> None:
+        sender = self._senders.get(channel)
+        if sender is None:
+            return
+        try:
+            await sender.send(
+                OtpMessage(channel=channel, to=to, subject=subject, text=text, html=None, idempotency_key=key)
+            )
+        except PermanentDeliveryError as exc:
+            raise ApplicationError(str(exc), type="PermanentDeliveryFailure", non_retryable=True) from None
+
+    @activity.defn(name="record_late_processor_event")
+    async def record_late_processor_event(self, request: LateEventRequest) -> None:
+        pay = await self._payment(self._pool, request.payment_id)
+        workflow_id = ach_workflow_id(pay["id"])
+        async with self._pool.acquire() as conn, conn.transaction():
+            await append_event(
+                conn,
+                AuditEventInput(
+                    event_key=f"{workflow_id}/late/{request.event_id}",
+                    event_type=AuditEventType.PROCESSOR_EVENT_LATE,
+                    invoice_id=pay["invoice_id"],
+                    customer_id=pay["customer_id"],
+                    payer_contact_id=pay["payer_contact_id"],
+                    workflow_id=workflow_id,
+                    client=ClientContext(actor="processor"),
+                    details={
+                        "payment_id": pay["id"],
+                        "processor_event_id": request.event_id,
+                        "event_type": request.event_type,
+                        "return_code": request.return_code,
+                        "payment_status": pay["status"],
+                        "reason": request.reason,
+                        "changed": False,
+                    },
+                    occurred_at=request.occurred_at,
+                ),
+                key=self._audit_key,
+            )
+            await conn.execute("UPDATE processor_events SET applied = 'late' WHERE id = $1", request.event_id)
+
+    @activity.defn(name="check_debit_status")
+    async def check_debit_status(self, request: DebitStatusRequest) -> DebitStatusAnswer:
+        try:
+            debit = await self._processor.get_debit(request.debit_id)
+        except ProcessorRejected as exc:
+            log.warning("processor does not know debit %s: %s", request.debit_id, exc)
+            return DebitStatusAnswer()
+        if debit.status in ("processing", "declined"):
+            return DebitStatusAnswer()
+        return DebitStatusAnswer(
+            event=ProcessorEvent(
+                id=f"poll:{debit.id}:{debit.status}",
+                type=f"debit.{debit.status}",
+                debit_id=debit.id,
+                payment_id=request.payment_id,
+                status=debit.status,
+                return_code=debit.return_code,
+                occurred_at=datetime.now(UTC),
+            )
+        )

@@ -1,0 +1,40 @@
+"""Screening a bank account before a debit (SPEC §9): blocked accounts are refused; an account not
+seen before is validated through the processor first (Nacha WEB rule)."""
+
+from pydantic import BaseModel
+
+from domain.activity_io import AttemptRef
+from domain.attempt import ClientContext
+
+BLOCKED_MESSAGE = (
+    "This bank account cannot be used for payments: an earlier debit from it was returned. "
+    "Please use another account or contact us."
+)
+VALIDATION_FAILED_MESSAGE = (
+    "We could not verify this bank account. Please check the routing and account numbers and try again."
+)
+
+
+class ScreenAccountRequest(BaseModel):
+    attempt: AttemptRef
+    # Reaches the activity encrypted by the payload codec; only a keyed fingerprint is ever stored.
+    routing_number: str
+    account_number: str
+    screen_seq: int
+    client: ClientContext
+
+
+class ScreenAccountResult(BaseModel):
+    allowed: bool
+    fingerprint: str
+    reason: str | None = None  # "blocked" | "validation_failed"
+    message: str | None = None
+    validated_now: bool = False
+
+
+class BeginLifecycleRequest(BaseModel):
+    """The debit was accepted: the payment is processing, the invoice pending, its workflow starts."""
+
+    payment_id: str
+    # The keyed fingerprint from the screening, kept on the payment so a return can block the account.
+    bank_fingerprint: str | None = None

@@ -1,0 +1,36 @@
+"""Bank accounts known by a keyed fingerprint (SPEC §9): HMAC-SHA256(routing + account) under
+BANK_FINGERPRINT_KEY. Full numbers are never stored; without the key a fingerprint cannot be
+brute-forced back into an account number."""
+
+import hashlib
+import hmac
+
+import asyncpg
+
+
+def bank_fingerprint(key: bytes, routing_number: str, account_number: str) -> str:
+    return hmac.new(key, f"{routing_number}:{account_number}".encode(), hashlib.sha256).hexdigest()
+
+
+async def is_blocked(pool: asyncpg.Pool | asyncpg.Connection, fingerprint: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await pool.fetchrow(
+        "SELECT return_code, account_last4, blocked_at FROM blocked_bank_accounts WHERE fingerprint = $1",
+        fingerprint,
+    )
+    return row
+
+
+async def is_validated(pool: asyncpg.Pool | asyncpg.Connection, fingerprint: str) -> bool:
+    found = await pool.fetchval("SELECT 1 FROM validated_bank_accounts WHERE fingerprint = $1", fingerprint)
+    return found is not None
+
+
+async def remember_validated(
+    pool: asyncpg.Pool | asyncpg.Connection, fingerprint: str, validation_id: str
+) -> None:
+    await pool.execute(
+        "INSERT INTO validated_bank_accounts (fingerprint, validation_id) VALUES ($1, $2)"
+        " ON CONFLICT (fingerprint) DO NOTHING",
+        fingerprint,
+        validation_id,
+    )

@@ -1,0 +1,56 @@
+"""Schedules the worker makes sure exist at start: `processor-reconciliation`, daily (SPEC §9)."""
+
+import logging
+import uuid
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
+
+from domain.ach_payment import ReconcileInput, ReconcileReport
+from workflows.reconciliation import SCHEDULE_ID, ProcessorReconciliationWorkflow
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_reconciliation_schedule(
+    client: Client, task_queue: str, *, every: timedelta = timedelta(days=1)
+) -> bool:
+    """Creates the schedule unless it exists; True when this call created it."""
+    try:
+        await client.create_schedule(
+            SCHEDULE_ID,
+            Schedule(
+                action=ScheduleActionStartWorkflow(
+                    ProcessorReconciliationWorkflow.run,
+                    ReconcileInput(),
+                    id=f"{SCHEDULE_ID}-run",
+                    task_queue=task_queue,
+                ),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            ),
+        )
+    except ScheduleAlreadyRunningError:
+        return False
+    log.info("created schedule %s", SCHEDULE_ID)
+    return True
+
+
+async def reconcile_now(client: Client, task_queue: str) -> ReconcileReport:
+    """`portalpay ops reconcile`: one run now, on the worker's task queue, waited for."""
+    report: ReconcileReport = await client.execute_workflow(
+        ProcessorReconciliationWorkflow.run,
+        ReconcileInput(),
+        id=f"{SCHEDULE_ID}-manual-{uuid.uuid4().hex[:12]}",
+        task_queue=task_queue,
+    )
+    return report

@@ -1,0 +1,47 @@
+"""The attempt's two steps into the payment lifecycle (SPEC §9), kept out of `pay_invoice.py`:
+screen the bank account before the debit, and hand an accepted debit to its `AchPaymentWorkflow`."""
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.activity_io import AttemptRef
+    from domain.attempt import ClientContext, PaymentDetails
+    from domain.bank_account import BeginLifecycleRequest, ScreenAccountRequest, ScreenAccountResult
+    from domain.errors import RefusalType
+    from workflows import lifecycle_options as opts
+
+
+async def screen_bank_account(
+    ref: AttemptRef, details: PaymentDetails, client: ClientContext, seq: int
+) -> ScreenAccountResult:
+    result: ScreenAccountResult = await workflow.execute_activity(
+        opts.SCREEN_BANK_ACCOUNT,
+        ScreenAccountRequest(
+            attempt=ref,
+            routing_number=details.routing_number,
+            account_number=details.account_number,
+            screen_seq=seq,
+            client=client,
+        ),
+        result_type=ScreenAccountResult,
+        start_to_close_timeout=opts.LIFECYCLE_TIMEOUT,
+        retry_policy=opts.SCREEN_RETRY,
+        summary="check the bank account: blocklist, then validation if not seen before",
+    )
+    return result
+
+
+def refusal_type(result: ScreenAccountResult) -> RefusalType:
+    if result.reason == "blocked":
+        return RefusalType.BANK_ACCOUNT_BLOCKED
+    return RefusalType.ACCOUNT_VALIDATION_FAILED
+
+
+async def begin_payment_lifecycle(payment_id: str, fingerprint: str | None) -> None:
+    await workflow.execute_activity(
+        opts.BEGIN_PAYMENT_LIFECYCLE,
+        BeginLifecycleRequest(payment_id=payment_id, bank_fingerprint=fingerprint),
+        start_to_close_timeout=opts.LIFECYCLE_TIMEOUT,
+        retry_policy=opts.LIFECYCLE_RETRY,
+        summary=f"payment {payment_id} processing: invoice pending, settlement followed",
+    )
