@@ -169,6 +169,9 @@ class StackConfig:
     temporal_address: str | None = None  # else a dev server started here
     portal_url: str | None = None  # else `portalpay portal` started here
     task_queue: str = field(default_factory=lambda: f"bench-{secrets.token_hex(4)}")
+    # The dev server keeps its state in `<work_dir>/temporal.db` (SQLite) instead of memory, so it
+    # can be restarted mid-run with every workflow still there.
+    persist_temporal: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
     # One node: one task-queue partition, so a task never waits for forwarding between partitions.
     server_dynamic_config: tuple[str, ...] = (
@@ -225,6 +228,8 @@ class Stack:
             "--log-level",
             "error",
         ]
+        if self.config.persist_temporal:
+            argv += ["--db-filename", str(self.config.work_dir / "temporal.db")]
         for name, kind in SEARCH_ATTRIBUTES.items():
             argv += ["--search-attribute", f"{name}={kind}"]
         for item in self.config.server_dynamic_config:
@@ -236,6 +241,22 @@ class Stack:
         self.temporal_address = f"127.0.0.1:{port}"
         await wait_for_port(port, self.temporal)
         return self.temporal_address
+
+    async def restart_temporal(self, *, kill: bool) -> float:
+        """Stop the dev server (SIGKILL, or SIGTERM) and start it again on the same port and file.
+
+        Returns the seconds it was not listening. Only meaningful with `persist_temporal`: an
+        in-memory server would come back empty.
+        """
+        assert self.temporal is not None and self.config.persist_temporal
+        went = time.monotonic()
+        if kill:
+            self.temporal.kill()
+        else:
+            self.temporal.stop()
+        self.temporal.start()
+        await wait_for_port(int(self.temporal_address.rsplit(":", 1)[1]), self.temporal)
+        return time.monotonic() - went
 
     def build_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTP_", "ATTEMPT_", "PAYMENT_"))}
