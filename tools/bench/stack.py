@@ -172,6 +172,9 @@ class StackConfig:
     # The dev server keeps its state in `<work_dir>/temporal.db` (SQLite) instead of memory, so it
     # can be restarted mid-run with every workflow still there.
     persist_temporal: bool = False
+    # Scale-out: this many `portalpay worker` and `portalpay portal` processes on one server and DB.
+    workers: int = 1
+    portals: int = 1
     extra_env: dict[str, str] = field(default_factory=dict)
     # One node: one task-queue partition, so a task never waits for forwarding between partitions.
     server_dynamic_config: tuple[str, ...] = (
@@ -197,8 +200,11 @@ class Stack:
         self.config = config
         self.postgres: EmbeddedPostgres | None = None
         self.temporal: ManagedProcess | None = None
-        self.worker: ManagedProcess | None = None
-        self.portal: ManagedProcess | None = None
+        self.worker: ManagedProcess | None = None  # the first of `workers`
+        self.portal: ManagedProcess | None = None  # the first of `portals`
+        self.workers: list[ManagedProcess] = []
+        self.portals: list[ManagedProcess] = []
+        self.portal_urls: list[str] = [config.portal_url] if config.portal_url else []
         self.env: dict[str, str] = {}
         self.database_url = config.database_url or ""
         self.temporal_address = config.temporal_address or ""
@@ -284,6 +290,12 @@ class Stack:
     async def start_portal(self) -> str:
         if self.portal_url:
             return self.portal_url
+        for _ in range(self.config.portals):
+            await self._start_one_portal(f"portal-{len(self.portals) + 1}" if self.portals else "portal")
+        self.portal, self.portal_url = self.portals[0], self.portal_urls[0]
+        return self.portal_url
+
+    async def _start_one_portal(self, name: str) -> None:
         port = free_port()
         argv = [
             sys.executable,
@@ -296,10 +308,11 @@ class Stack:
             str(port),
         ]
         env = {**self.env, "PORTAL_BASE_URL": f"http://127.0.0.1:{port}"}
-        self.portal = ManagedProcess("portal", argv, env, self.config.work_dir / "portal.log").start()
-        self.portal_url = f"http://127.0.0.1:{port}"
-        await wait_for_http(f"{self.portal_url}/healthz", self.portal)
-        return self.portal_url
+        portal = ManagedProcess(name, argv, env, self.config.work_dir / f"{name}.log").start()
+        url = f"http://127.0.0.1:{port}"
+        self.portals.append(portal)
+        self.portal_urls.append(url)
+        await wait_for_http(f"{url}/healthz", portal)
 
     # ---- whole ----------------------------------------------------------------------------
 
@@ -312,13 +325,17 @@ class Stack:
         await self.start_temporal()
         self.build_env()
         if worker and self.worker is None:
-            self.worker = self.worker_process().start()
+            self.workers = [
+                self.worker_process("worker" if i == 0 else f"worker-{i + 1}").start()
+                for i in range(self.config.workers)
+            ]
+            self.worker = self.workers[0]
         if portal:
             await self.start_portal()
         return self
 
     def stop(self) -> None:
-        for proc in (self.portal, self.worker, self.temporal):
+        for proc in (*self.portals, *self.workers, self.worker, self.temporal):
             if proc is not None:
                 proc.stop()
         if self.postgres is not None:
