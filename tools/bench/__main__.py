@@ -26,6 +26,15 @@ def bench(
         10_000, "--parked", min=0, help="Memory mode: attempts parked waiting for the code (0 skips it)."
     ),
     cold: bool = typer.Option(True, "--cold-start/--no-cold-start", help="Time a worker's cold start."),
+    profile: bool = typer.Option(
+        True, "--profile/--no-profile", help="When a target is missed, py-spy the worker and portal."
+    ),
+    workers: int = typer.Option(
+        1, min=1, help="Scale-out mode when > 1 (or --portals > 1): worker processes, one SIGKILLed halfway."
+    ),
+    portals: int = typer.Option(
+        1, min=1, help="Scale-out mode: portal processes the attempts spread across."
+    ),
     json_out: bool = typer.Option(
         False, "--json", help="Print the figures as JSON on stdout (tables go to stderr)."
     ),
@@ -61,7 +70,11 @@ def bench(
         temporal_address=temporal_address,
         portal_url=portal_url,
         extra_env=dict(BENCH_ENV),
+        workers=workers,
+        portals=portals,
     )
+    if (workers > 1 or portals > 1) and portal_url:
+        raise typer.BadParameter("scale-out mode starts its own portals: leave out --portal-url")
     if task_queue:
         config.task_queue = task_queue
     try:
@@ -75,18 +88,21 @@ def bench(
                 config=config,
                 console=console,
                 show_progress=True,
+                profile=profile,
             )
         )
     except (RuntimeError, OSError) as exc:
         Console(stderr=True).print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
-    result["targets"] = targets(result["phases"], result["memory"], result["cold_start"])
+    result["targets"] = targets(result["phases"], result.get("memory"), result.get("cold_start"))
     render(result, console)
     if chart is not None:
         write_chart(chart, result["phases"])
         console.print(f"chart written to {chart}")
     if json_out:
         doc = {**result, "phases": [p.to_json() for p in result["phases"]]}
+        if "scale_out" in doc:
+            doc["scale_out"] = [{**p.to_json(), "killed": k} for p, k in result["scale_out"]]
         sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
 
 

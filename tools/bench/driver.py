@@ -16,6 +16,7 @@ from temporalio.client import Client
 
 from domain.otp_code import find_code
 from tools.bench import floor as bench_floor
+from tools.bench import minimal_floor
 
 ACTIONS = ("open", "request_code", "verify", "pay")
 SANDBOX_ROUTING = "011000015"
@@ -173,3 +174,18 @@ async def floor_finish(client: Client, workflow_id: str, timings: Timings) -> No
 async def floor_attempt(client: Client, workflow_id: str, task_queue: str, timings: Timings) -> None:
     await floor_park(client, workflow_id, task_queue, timings)
     await floor_finish(client, workflow_id, timings)
+
+
+async def minimal_attempt(client: Client, workflow_id: str, task_queue: str, timings: Timings) -> None:
+    """The minimal floor: the send opens the attempt; "pay" is the wait for debit, audit and completion."""
+    t = time.perf_counter()
+    await minimal_floor.minimal_request_code(client, workflow_id, task_queue)
+    timings.record("request_code", t)
+    t = time.perf_counter()
+    if not await minimal_floor.minimal_verify(client, workflow_id):
+        raise AttemptFailed("verify: not verified")
+    timings.record("verify", t)
+    t = time.perf_counter()
+    if await minimal_floor.minimal_paid(client, workflow_id) != "PAID":
+        raise AttemptFailed("pay: not paid")
+    timings.record("pay", t)

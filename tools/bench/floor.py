@@ -20,6 +20,8 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
+from tools.bench.minimal_floor import MINIMAL_ACTIVITIES, MinimalFloorWorkflow
+
 _TIMEOUT = timedelta(seconds=15)
 
 
@@ -107,12 +109,12 @@ class FloorWorkflow:
 
 
 def build_floor_worker(client: Client, task_queue: str, *, max_cached_workflows: int = 1000) -> Worker:
-    """The settings `workers.worker.build_worker` uses, so only the work differs."""
+    """The settings `workers.worker.build_worker` uses, so only the work differs; both floors."""
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[FloorWorkflow],
-        activities=FLOOR_ACTIVITIES,
+        workflows=[FloorWorkflow, MinimalFloorWorkflow],
+        activities=[*FLOOR_ACTIVITIES, *MINIMAL_ACTIVITIES],
         graceful_shutdown_timeout=timedelta(seconds=30),
         max_cached_workflows=max_cached_workflows,
     )

@@ -169,6 +169,12 @@ class StackConfig:
     temporal_address: str | None = None  # else a dev server started here
     portal_url: str | None = None  # else `portalpay portal` started here
     task_queue: str = field(default_factory=lambda: f"bench-{secrets.token_hex(4)}")
+    # The dev server keeps its state in `<work_dir>/temporal.db` (SQLite) instead of memory, so it
+    # can be restarted mid-run with every workflow still there.
+    persist_temporal: bool = False
+    # Scale-out: this many `portalpay worker` and `portalpay portal` processes on one server and DB.
+    workers: int = 1
+    portals: int = 1
     extra_env: dict[str, str] = field(default_factory=dict)
     # One node: one task-queue partition, so a task never waits for forwarding between partitions.
     server_dynamic_config: tuple[str, ...] = (
@@ -195,8 +201,11 @@ class Stack:
         self.config = config
         self.postgres: EmbeddedPostgres | None = None
         self.temporal: ManagedProcess | None = None
-        self.worker: ManagedProcess | None = None
-        self.portal: ManagedProcess | None = None
+        self.worker: ManagedProcess | None = None  # the first of `workers`
+        self.portal: ManagedProcess | None = None  # the first of `portals`
+        self.workers: list[ManagedProcess] = []
+        self.portals: list[ManagedProcess] = []
+        self.portal_urls: list[str] = [config.portal_url] if config.portal_url else []
         self.env: dict[str, str] = {}
         self.database_url = config.database_url or ""
         self.temporal_address = config.temporal_address or ""
@@ -226,6 +235,8 @@ class Stack:
             "--log-level",
             "error",
         ]
+        if self.config.persist_temporal:
+            argv += ["--db-filename", str(self.config.work_dir / "temporal.db")]
         for name, kind in SEARCH_ATTRIBUTES.items():
             argv += ["--search-attribute", f"{name}={kind}"]
         for item in self.config.server_dynamic_config:
@@ -237,6 +248,22 @@ class Stack:
         self.temporal_address = f"127.0.0.1:{port}"
         await wait_for_port(port, self.temporal)
         return self.temporal_address
+
+    async def restart_temporal(self, *, kill: bool) -> float:
+        """Stop the dev server (SIGKILL, or SIGTERM) and start it again on the same port and file.
+
+        Returns the seconds it was not listening. Only meaningful with `persist_temporal`: an
+        in-memory server would come back empty.
+        """
+        assert self.temporal is not None and self.config.persist_temporal
+        went = time.monotonic()
+        if kill:
+            self.temporal.kill()
+        else:
+            self.temporal.stop()
+        self.temporal.start()
+        await wait_for_port(int(self.temporal_address.rsplit(":", 1)[1]), self.temporal)
+        return time.monotonic() - went
 
     def build_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTP_", "ATTEMPT_", "PAYMENT_"))}
@@ -264,6 +291,12 @@ class Stack:
     async def start_portal(self) -> str:
         if self.portal_url:
             return self.portal_url
+        for _ in range(self.config.portals):
+            await self._start_one_portal(f"portal-{len(self.portals) + 1}" if self.portals else "portal")
+        self.portal, self.portal_url = self.portals[0], self.portal_urls[0]
+        return self.portal_url
+
+    async def _start_one_portal(self, name: str) -> None:
         port = free_port()
         argv = [
             sys.executable,
@@ -276,10 +309,11 @@ class Stack:
             str(port),
         ]
         env = {**self.env, "PORTAL_BASE_URL": f"http://127.0.0.1:{port}"}
-        self.portal = ManagedProcess("portal", argv, env, self.config.work_dir / "portal.log").start()
-        self.portal_url = f"http://127.0.0.1:{port}"
-        await wait_for_http(f"{self.portal_url}/healthz", self.portal)
-        return self.portal_url
+        portal = ManagedProcess(name, argv, env, self.config.work_dir / f"{name}.log").start()
+        url = f"http://127.0.0.1:{port}"
+        self.portals.append(portal)
+        self.portal_urls.append(url)
+        await wait_for_http(f"{url}/healthz", portal)
 
     # ---- whole ----------------------------------------------------------------------------
 
@@ -292,13 +326,17 @@ class Stack:
         await self.start_temporal()
         self.build_env()
         if worker and self.worker is None:
-            self.worker = self.worker_process().start()
+            self.workers = [
+                self.worker_process("worker" if i == 0 else f"worker-{i + 1}").start()
+                for i in range(self.config.workers)
+            ]
+            self.worker = self.workers[0]
         if portal:
             await self.start_portal()
         return self
 
     def stop(self) -> None:
-        for proc in (self.portal, self.worker, self.temporal):
+        for proc in (*self.portals, *self.workers, self.worker, self.temporal):
             if proc is not None:
                 proc.stop()
         if self.postgres is not None:

@@ -17,6 +17,9 @@ def chaos(
     concurrency: int = typer.Option(500, min=1, help="Customers acting at once."),
     kills: int = typer.Option(10, min=0, help="Worker SIGKILLs."),
     pg_restarts: int = typer.Option(2, min=0, help="PostgreSQL restarts."),
+    server_restarts: int = typer.Option(
+        1, min=0, help="Temporal server restarts (state kept in a SQLite file; SIGKILL, then SIGTERM)."
+    ),
     fault_rate: float = typer.Option(0.3, min=0.0, max=1.0, help="Share of provider calls that fault."),
     broken: str = typer.Option("sms", help="The channel whose provider refuses every send (email or sms)."),
     schemathesis_calls: int = typer.Option(10_000, min=0, help="Generated API calls (0 skips)."),
@@ -35,6 +38,7 @@ def chaos(
         concurrency=concurrency,
         worker_kills=kills,
         pg_restarts=pg_restarts,
+        server_restarts=server_restarts,
         fault_rate=fault_rate,
         broken_channel=broken,
         schemathesis_calls=schemathesis_calls,

@@ -1,7 +1,9 @@
 """The fault campaign behind `portalpay chaos` (`make chaos`) and its shortened form in `make test`.
 
-Customers drive attempts through the portal while the worker is SIGKILLed at random moments and
-PostgreSQL restarts (one crash, one fast shutdown); the email and SMS providers misbehave; then
+Customers drive attempts through the portal while the worker is SIGKILLed at random moments,
+PostgreSQL restarts (one crash, one fast shutdown) and the Temporal server restarts (a dev server
+keeping its state in a SQLite file, SIGKILLed then SIGTERMed in turn, started again on the same
+port); the email and SMS providers misbehave; then
 the promises are checked, hostile input is thrown at the API, and a report table says which held.
 """
 
@@ -45,6 +47,7 @@ class CampaignConfig:
     concurrency: int = 500
     worker_kills: int = 10
     pg_restarts: int = 2
+    server_restarts: int = 1
     fault_rate: float = 0.3
     broken_channel: str = "sms"
     schemathesis_calls: int = 10_000
@@ -79,20 +82,28 @@ class CampaignReport:
 async def inject_faults(
     stack: Stack,
     cfg: CampaignConfig,
-    active: list[int],
+    in_flight: set[str],
+    across_restart: set[str],
     rng: random.Random,
     log: list[str],
     times: list[tuple[float, str]],
 ) -> None:
-    """SIGKILL the worker and restart PostgreSQL at random moments while customers are in flight."""
-    events = ["kill"] * cfg.worker_kills + ["pg"] * cfg.pg_restarts
+    """SIGKILL the worker, restart PostgreSQL and the Temporal server while customers are in flight."""
+    events = ["kill"] * cfg.worker_kills + ["pg"] * cfg.pg_restarts + ["temporal"] * cfg.server_restarts
     rng.shuffle(events)
     started = time.monotonic()
-    pg_done = 0
+    pg_done = server_done = 0
     for event in events:
         await asyncio.sleep(rng.uniform(*cfg.fault_gap))
-        at = f"t+{time.monotonic() - started:5.1f}s, {active[0]} in flight"
-        if event == "kill":
+        at = f"t+{time.monotonic() - started:5.1f}s, {len(in_flight)} in flight"
+        if event == "temporal":
+            kill = server_done % 2 == 0
+            across_restart.update(in_flight)
+            times.append((time.monotonic(), "a Temporal server restart"))
+            down = await stack.restart_temporal(kill=kill)
+            server_done += 1
+            log.append(f"{at}: Temporal server {'SIGKILLed' if kill else 'SIGTERMed'}, back in {down:.1f}s")
+        elif event == "kill":
             assert stack.worker is not None
             times.append((time.monotonic(), "a worker SIGKILL"))
             stack.worker.kill()
@@ -108,6 +119,27 @@ async def inject_faults(
             log.append(f"{at}: PostgreSQL restarted ({'crash' if immediate else 'fast'})")
 
 
+def resumed_across_restart(
+    records: list[CustomerRecord], seen: dict[str, tuple[str, str]], across: set[str]
+) -> Promise:
+    """Attempts a customer was in the middle of when the Temporal server went down: none lost.
+
+    Doubles are the ledger's and the audit trail's promises, which cover these attempts too.
+    """
+    mine = [r for r in records if r.invoice.invoice_id in across]
+    lost = [
+        f"{r.invoice.invoice_id} {r.plan.kind}→{seen.get(r.invoice.invoice_id, ('', '?'))} {r.notes[-1:]}"
+        for r in mine
+        if seen.get(r.invoice.invoice_id, ("", ""))[1] not in r.plan.expected
+    ]
+    return Promise(
+        "attempts in flight across a Temporal server restart resume (0 lost)",
+        f"{len(mine) - len(lost)}/{len(mine)} reached their outcome",
+        bool(mine) and not lost,
+        "; ".join(lost[:5]) if mine else "no attempt was in flight at the restart",
+    )
+
+
 async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
     started = time.monotonic()
     rng = random.Random(cfg.seed)
@@ -119,7 +151,7 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
         "OTP_RESEND_COOLDOWN_SECONDS": "1",
         "WORKER_GRACEFUL_SHUTDOWN_SECONDS": "2",
     }
-    stack = Stack(StackConfig(work_dir=cfg.work_dir, extra_env=env))
+    stack = Stack(StackConfig(work_dir=cfg.work_dir, extra_env=env, persist_temporal=cfg.server_restarts > 0))
     try:
         await stack.start()
         settings = settings_from_env(stack.env)
@@ -140,27 +172,29 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
         fault_log: list[str] = []
         fault_times: list[tuple[float, str]] = []
         async with httpx.AsyncClient(base_url=stack.portal_url, timeout=90.0, limits=limits) as http:
-            active = [0]
+            in_flight: set[str] = set()
+            across_restart: set[str] = set()
             gate = asyncio.Semaphore(cfg.concurrency)
 
             # Customers arrive over the fault window, so crashes and outages meet attempts in flight.
-            ramp = (cfg.worker_kills + cfg.pg_restarts) * sum(cfg.fault_gap) / 2
+            ramp = (cfg.worker_kills + cfg.pg_restarts + cfg.server_restarts) * sum(cfg.fault_gap) / 2
 
             async def customer(rec: CustomerRecord) -> None:
                 await asyncio.sleep(rng.uniform(0, ramp))
                 async with gate:
-                    active[0] += 1
+                    in_flight.add(rec.invoice.invoice_id)
                     try:
                         await Customer(http, rec, faults.log, random.Random(rng.random())).run()
                     finally:
-                        active[0] -= 1
+                        in_flight.discard(rec.invoice.invoice_id)
 
             console.print(
-                f"{cfg.attempts} customers, {cfg.worker_kills} worker kills, {cfg.pg_restarts} PostgreSQL restarts…"
+                f"{cfg.attempts} customers, {cfg.worker_kills} worker kills, {cfg.pg_restarts} PostgreSQL"
+                f" restarts, {cfg.server_restarts} Temporal server restarts…"
             )
             await asyncio.gather(
                 asyncio.gather(*(customer(r) for r in records)),
-                inject_faults(stack, cfg, active, rng, fault_log, fault_times),
+                inject_faults(stack, cfg, in_flight, across_restart, rng, fault_log, fault_times),
             )
             assert stack.worker is not None
             if not stack.worker.alive():
@@ -169,6 +203,8 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
             console.print("waiting for every attempt to settle…")
             seen = await wait_settled(client, ids, within=180.0)
             promises = [await check_settled(seen, http, records), check_outcomes(records, seen)]
+            if cfg.server_restarts:
+                promises.append(resumed_across_restart(records, seen, across_restart))
             promises += await check_payments(pool, ids)
             promises += await check_audit(client, pool, ids, audit_key=settings.audit_key())
             promises += check_codes(

@@ -60,6 +60,13 @@ class GaveUp(Exception):
     pass
 
 
+def _busy(response: httpx.Response) -> bool:
+    try:
+        return bool(response.json().get("error") == "AttemptBusy")
+    except ValueError:
+        return False
+
+
 class Customer:
     def __init__(
         self,
@@ -87,9 +94,14 @@ class Customer:
         while True:
             try:
                 response = await self.http.request(method, path, json=body, headers=headers)
-                if response.status_code not in RETRYABLE:
+                if response.status_code == 429 and _busy(response):
+                    # "Busy, try again in a moment": what the portal answers while Temporal is
+                    # unreachable (a server restart); the person presses again, same key.
+                    pass
+                elif response.status_code not in RETRYABLE:
                     return response
-                self.r.server_errors += 1
+                else:
+                    self.r.server_errors += 1
             except httpx.TransportError as exc:
                 self.r.notes.append(type(exc).__name__)
             self.r.retried_requests += 1
