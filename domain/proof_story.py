@@ -248,12 +248,15 @@ def build_proof(
     """`status_rows` is None when no status-history table exists: the audit rows tell the story."""
     run_rows = [r for r in invoice_rows if r.get("run_id") == payment["run_id"]]
     otp = _otp(payment, run_rows)
-    if status_rows is not None:
-        history = _history_from_table(status_rows)
-        source = "payment_status_history"
-    else:
-        history = _history_from_audit(invoice_rows, payment)
-        source = "audit_trail"
+    # The attempt told submitting/accepted/declined in the audit trail; the payment's lifecycle
+    # keeps processing/settled/failed/returned in its own table. The story is both, in time order.
+    history = _history_from_audit(invoice_rows, payment)
+    source = "audit_trail"
+    if status_rows:
+        told = {entry.status for entry in history}
+        history += [entry for entry in _history_from_table(status_rows) if entry.status not in told]
+        history.sort(key=lambda entry: (entry.at is None, entry.at or checked_at))
+        source = "audit_trail+payment_status_history"
     return_code = payment.get("return_code") or next(
         (e.return_code for e in reversed(history) if e.return_code), None
     )

@@ -80,10 +80,11 @@ async def test_a_debit_nobody_recorded_breaks_the_payments_promise(db_pool: asyn
     # A second debit under a key no payment row owns: what a run-scoped key allowed before.
     key = f"PAY-UNRECORDED-{secrets.token_hex(4)}"
     await db_pool.execute(
-        "INSERT INTO sandbox_ledger (idempotency_key, reference, amount_cents, currency, routing_number,"
-        " account_last4, outcome) VALUES ($1, $2, 125000, 'USD', '011000015', '6789', 'accepted')",
+        "INSERT INTO sandbox_debits (id, instance, idempotency_key, request_digest, amount_cents, currency,"
+        " routing_number, account_last4, scenario, status)"
+        " VALUES ($1, 'campaign-check', $2, 'x', 125000, 'USD', '011000015', '6789', 'settle', 'processing')",
+        f"dbt-{secrets.token_hex(6)}",
         key,
-        f"ref-{secrets.token_hex(6)}",
     )
     broken, rows = await check_payments(db_pool, [clean.invoice_id], since=since)
     assert not broken.held

@@ -45,7 +45,7 @@ async def test_short_campaign_keeps_every_promise() -> None:
         "every attempt terminal or resumable",
         "attempts in flight across a Temporal server restart resume (0 lost)",
         "0 payments doubled",
-        "ledger agrees with payments row for row",
+        "processor debits agree with payments row for row",
         "0 audit rows lost or doubled (vs workflow history)",
         "every audit chain verifies",
         "every code request ends delivered or moved to the other channel",

@@ -54,7 +54,7 @@ UNDELIVERED = DeliveryStatusEvent(
 
 async def ledger_rows(h: Harness, invoice_id: str) -> int:
     count: int = await h.pool.fetchval(
-        "SELECT count(*) FROM sandbox_ledger l JOIN payments p ON p.idempotency_key = l.idempotency_key"
+        "SELECT count(*) FROM sandbox_debits d JOIN payments p ON p.idempotency_key = d.idempotency_key"
         " WHERE p.invoice_id = $1",
         invoice_id,
     )

@@ -20,17 +20,20 @@ from temporalio.service import RPCError
 from activities.otp import code_digest
 from domain.activity_io import AuditEventInput, CheckCodeRequest, CheckCodeResult, SendCodeRequest
 from domain.attempt import PayerResolution, PaymentReceipt, workflow_id_for
+from domain.bank_account import ScreenAccountRequest, ScreenAccountResult
 from domain.channels import Channel, mask_destination
 from domain.status import PaymentStatus
 from infra.stores.audit_trail import chain_ok
 from tools.chaos.customers import TERMINAL, CustomerRecord
 from tools.standins.faulty_providers import AcceptedMessages, Delivered
 from workflows import activity_options as opts
+from workflows import lifecycle_options as lifecycle_opts
 from workflows import search_attributes as sa
 
 RESUMABLE = {"CHOOSING_CHANNEL", "AWAITING_CODE", "AWAITING_PAYMENT"}
 AUDIT_ACTIVITY = opts.APPEND_AUDIT_EVENT
 DEBIT_ACTIVITY = opts.SUBMIT_DEBIT
+SCREEN_ACTIVITY = lifecycle_opts.SCREEN_BANK_ACCOUNT
 
 
 @dataclass
@@ -102,47 +105,55 @@ def check_outcomes(records: list[CustomerRecord], seen: dict[str, tuple[str, str
     )
 
 
+# A payment the processor took (whatever became of it since) versus one it never took.
+_TAKEN = "p.status NOT IN ('submitting', 'declined')"
+# Two debits of one invoice may both be real only when an earlier one failed or came back.
+_LIVE = "('processing', 'settled')"
+
+
 async def check_payments(
     pool: asyncpg.Pool, invoice_ids: list[str], *, since: datetime | None = None
 ) -> list[Promise]:
-    """Money, looked at where a double could really appear: the processor's ledger.
+    """Money, looked at where a double could really appear: the processor's own debits.
 
-    Keys belong to payment rows (SPEC §11) and one open debit per invoice is a unique index, so a
-    second debit would show as a ledger row no payment row owns (a debit nobody recorded), or as
-    an invoice whose accepted ledger rows differ from its accepted payments. The campaign has a
-    database of its own, so every ledger row is its; `since` narrows a shared database.
+    Keys belong to payment rows (SPEC §11), so a second debit shows as a processor debit no
+    payment row owns (a debit nobody recorded), as two live debits of one invoice, or as an
+    invoice whose debits differ from its taken payments. The campaign has a database of its own,
+    so every processor debit is its; `since` narrows a shared database.
     """
     since = since or datetime.min.replace(tzinfo=UTC)
     unrecorded = await pool.fetch(
-        "SELECT l.idempotency_key AS key FROM sandbox_ledger l"
-        " LEFT JOIN payments p ON p.idempotency_key = l.idempotency_key"
-        " WHERE p.id IS NULL AND l.outcome = 'accepted' AND l.created_at >= $1",
+        "SELECT d.idempotency_key AS key FROM sandbox_debits d"
+        " LEFT JOIN payments p ON p.idempotency_key = d.idempotency_key"
+        " WHERE p.id IS NULL AND d.status <> 'declined' AND d.created_at >= $1",
         since,
     )
     per_invoice = await pool.fetch(
         "SELECT i AS invoice_id,"
-        "  (SELECT count(*) FROM sandbox_ledger l JOIN payments p ON p.idempotency_key = l.idempotency_key"
-        "    WHERE p.invoice_id = i AND l.outcome = 'accepted') AS debits,"
-        "  (SELECT count(*) FROM payments WHERE payments.invoice_id = i AND status = 'accepted') AS accepted"
+        "  (SELECT count(*) FROM sandbox_debits d JOIN payments p ON p.idempotency_key = d.idempotency_key"
+        "    WHERE p.invoice_id = i AND d.status <> 'declined') AS debits,"
+        f"  (SELECT count(*) FROM sandbox_debits d JOIN payments p ON p.idempotency_key = d.idempotency_key"
+        f"    WHERE p.invoice_id = i AND d.status IN {_LIVE}) AS live,"
+        f"  (SELECT count(*) FROM payments p WHERE p.invoice_id = i AND {_TAKEN}) AS taken"
         " FROM unnest($1::text[]) AS i",
         invoice_ids,
     )
-    doubled = [r for r in per_invoice if r["debits"] > 1]
-    unmatched = [r for r in per_invoice if r["debits"] != r["accepted"]]
+    doubled = [r for r in per_invoice if r["live"] > 1]
+    unmatched = [r for r in per_invoice if r["debits"] != r["taken"]]
     mismatched = await pool.fetch(
-        "SELECT coalesce(l.idempotency_key, p.idempotency_key) AS key FROM"
-        " (SELECT * FROM sandbox_ledger WHERE created_at >= $2) l"
+        "SELECT coalesce(d.idempotency_key, p.idempotency_key) AS key FROM"
+        " (SELECT * FROM sandbox_debits WHERE created_at >= $2) d"
         " FULL OUTER JOIN (SELECT * FROM payments WHERE invoice_id = ANY($1)) p"
-        "   ON p.idempotency_key = l.idempotency_key"
-        " WHERE l.idempotency_key IS NULL OR p.idempotency_key IS NULL"
-        "   OR l.reference IS DISTINCT FROM p.processor_reference OR l.amount_cents <> p.amount_cents"
-        "   OR l.outcome <> p.status OR l.account_last4 <> p.account_last4",
+        "   ON p.idempotency_key = d.idempotency_key"
+        " WHERE d.idempotency_key IS NULL OR p.idempotency_key IS NULL"
+        "   OR d.id IS DISTINCT FROM p.processor_reference OR d.amount_cents <> p.amount_cents"
+        "   OR d.account_last4 <> p.account_last4 OR (d.status = 'declined') <> (p.status = 'declined')",
         invoice_ids,
         since,
     )
     counts = await pool.fetchrow(
         "SELECT (SELECT count(*) FROM payments WHERE invoice_id = ANY($1)) AS payments,"
-        " (SELECT count(*) FROM sandbox_ledger WHERE created_at >= $2) AS ledger",
+        " (SELECT count(*) FROM sandbox_debits WHERE created_at >= $2) AS debits",
         invoice_ids,
         since,
     )
@@ -150,18 +161,18 @@ async def check_payments(
     return [
         Promise(
             "0 payments doubled",
-            f"{debited} invoices debited: {len(doubled)} debited twice,"
-            f" {len(unmatched)} whose debits differ from their accepted payments,"
+            f"{debited} invoices debited: {len(doubled)} with two live debits,"
+            f" {len(unmatched)} whose debits differ from their taken payments,"
             f" {len(unrecorded)} debits no payment recorded",
             not doubled and not unmatched and not unrecorded,
             ", ".join(
-                [f"{r['invoice_id']}: {r['debits']} debits, {r['accepted']} accepted" for r in unmatched[:5]]
+                [f"{r['invoice_id']}: {r['debits']} debits, {r['taken']} taken" for r in unmatched[:5]]
                 + [f"unrecorded {r['key']}" for r in unrecorded[:5]]
             ),
         ),
         Promise(
-            "ledger agrees with payments row for row",
-            f"{counts['ledger']} ledger / {counts['payments']} payments, {len(mismatched)} differ",
+            "processor debits agree with payments row for row",
+            f"{counts['debits']} processor debits / {counts['payments']} payments, {len(mismatched)} differ",
             not mismatched,
             ", ".join(r["key"] for r in mismatched[:5]),
         ),
@@ -181,6 +192,7 @@ async def _history_audit_keys(client: Client, workflow_id: str, run_id: str) -> 
         opts.CHECK_CODE: CheckCodeRequest,
         opts.RESOLVE_PAYER: None,
         DEBIT_ACTIVITY: None,
+        SCREEN_ACTIVITY: ScreenAccountRequest,
     }
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     async for event in handle.fetch_history_events():
@@ -217,6 +229,10 @@ async def _history_audit_keys(client: Client, workflow_id: str, run_id: str) -> 
                 keys[f"{prefix}/check/{request.check_seq}/{verdict}"] += 1
                 if checked.locked_until is not None:
                     keys[f"{prefix}/check/{request.check_seq}/OTP_LOCKED"] += 1
+            elif name == SCREEN_ACTIVITY:
+                [screened] = await client.data_converter.decode(done.result.payloads, [ScreenAccountResult])
+                if screened.validated_now:
+                    keys[f"account-validation/{run_id}/{request.screen_seq}"] += 1
             elif name == DEBIT_ACTIVITY:
                 [receipt] = await client.data_converter.decode(done.result.payloads, [PaymentReceipt])
                 if receipt.payment_id:
@@ -229,8 +245,11 @@ async def _history_audit_keys(client: Client, workflow_id: str, run_id: str) -> 
 async def check_audit(
     client: Client, pool: asyncpg.Pool, invoice_ids: list[str], *, audit_key: bytes
 ) -> list[Promise]:
+    # The attempts' rows; a payment's own workflow (settlement, returns) keeps its own account.
     rows = await pool.fetch(
-        "SELECT workflow_id, run_id, event_key FROM audit_events WHERE invoice_id = ANY($1)", invoice_ids
+        "SELECT workflow_id, run_id, event_key FROM audit_events WHERE invoice_id = ANY($1)"
+        " AND workflow_id LIKE 'pay-invoice-%'",
+        invoice_ids,
     )
     stored: dict[tuple[str, str], Counter[str]] = {}
     for row in rows:

@@ -95,9 +95,10 @@ class Customer:
             try:
                 response = await self.http.request(method, path, json=body, headers=headers)
                 if response.status_code == 429 and _busy(response):
-                    # "Busy, try again in a moment": what the portal answers while Temporal is
-                    # unreachable (a server restart); the person presses again, same key.
-                    pass
+                    # "Busy, try again in a moment" means nothing was done (Temporal unreachable,
+                    # the bank account not checkable yet). That answer is final for its update
+                    # id, so the person's next press is a new action: a new key.
+                    headers = {**self.auth, "Idempotency-Key": secrets.token_hex(12)}
                 elif response.status_code not in RETRYABLE:
                     return response
                 else:
