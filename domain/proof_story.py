@@ -105,6 +105,7 @@ def _otp(payment: Mapping[str, Any], run_rows: Sequence[Mapping[str, Any]]) -> O
     return OtpEvidence(required=True, not_required_reason=None)
 
 
+_ATTEMPT_STATUSES = frozenset({"submitting", "accepted", "declined"})
 _STATUS_EVENTS = {
     "PAYMENT_SUBMITTED": "submitting",
     "PAYMENT_ACCEPTED": "accepted",
@@ -253,9 +254,12 @@ def build_proof(
     history = _history_from_audit(invoice_rows, payment)
     source = "audit_trail"
     if status_rows:
-        told = {entry.status for entry in history}
-        history += [entry for entry in _history_from_table(status_rows) if entry.status not in told]
-        history.sort(key=lambda entry: (entry.at is None, entry.at or checked_at))
+        # The attempt's part first (submitting, then accepted or declined), then the lifecycle's
+        # table in its order, then what only the audit trail told of the lifecycle.
+        attempt_part = [e for e in history if e.status in _ATTEMPT_STATUSES]
+        lifecycle = _history_from_table(status_rows)
+        told = {e.status for e in attempt_part} | {e.status for e in lifecycle}
+        history = attempt_part + lifecycle + [e for e in history if e.status not in told]
         source = "audit_trail+payment_status_history"
     return_code = payment.get("return_code") or next(
         (e.return_code for e in reversed(history) if e.return_code), None

@@ -43,4 +43,6 @@ SCREEN_RETRY = RetryPolicy(
     non_retryable_error_types=["ProcessorRejected"],
 )
 LIFECYCLE_TIMEOUT = timedelta(seconds=30)
+# The customer waits on the screening: a lost answer (a worker or server restart) is retried soon.
+SCREEN_TIMEOUT = timedelta(seconds=8)
 RECONCILE_TIMEOUT = timedelta(minutes=10)

@@ -24,7 +24,7 @@ async def screen_bank_account(
             client=client,
         ),
         result_type=ScreenAccountResult,
-        start_to_close_timeout=opts.LIFECYCLE_TIMEOUT,
+        start_to_close_timeout=opts.SCREEN_TIMEOUT,
         retry_policy=opts.SCREEN_RETRY,
         summary="check the bank account: blocklist, then validation if not seen before",
     )

@@ -84,8 +84,10 @@ def test_status_history_table_rows_are_the_history_with_return_codes() -> None:
         },
     ]
     proof = _build(rows, history)
-    assert proof.status_history_source == "payment_status_history"
+    assert proof.status_history_source == "audit_trail+payment_status_history"
     assert [(s.status, s.return_code) for s in proof.status_history] == [
+        ("submitting", None),
+        ("accepted", None),
         ("processing", None),
         ("settled", None),
         ("returned", "R10"),
