@@ -190,6 +190,8 @@ def stack_secrets() -> dict[str, str]:
         "LINK_SIGNING_KEY": secrets.token_urlsafe(32),
         "OTP_HMAC_KEY": secrets.token_urlsafe(32),
         "AUDIT_CHAIN_KEY": secrets.token_urlsafe(32),
+        "BANK_FINGERPRINT_KEY": secrets.token_urlsafe(32),
+        "PROCESSOR_WEBHOOK_SECRET": secrets.token_urlsafe(32),
         "CODEC_KEYS": "bench1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
     }
 
@@ -210,6 +212,8 @@ class Stack:
         self.database_url = config.database_url or ""
         self.temporal_address = config.temporal_address or ""
         self.portal_url = config.portal_url or ""
+        self.processor: ManagedProcess | None = None
+        self.processor_port = free_port()
 
     # ---- pieces ---------------------------------------------------------------------------
 
@@ -278,6 +282,8 @@ class Stack:
                 "TEMPORAL_NAMESPACE": "default",
                 "TEMPORAL_TASK_QUEUE": self.config.task_queue,
                 "PYTHONUNBUFFERED": "1",
+                # The sandbox processor is a service of its own (SPEC §9): this stack runs one.
+                "PROCESSOR_SANDBOX_URL": f"http://127.0.0.1:{self.processor_port}",
             }
         )
         env.update(self.config.extra_env)
@@ -317,6 +323,17 @@ class Stack:
 
     # ---- whole ----------------------------------------------------------------------------
 
+    async def start_processor(self) -> None:
+        """`portalpay processor`, its webhooks to the first portal (the worker retries debits until it is up)."""
+        if self.processor is not None or not self.portal_urls:
+            return
+        env = {**self.env, "PROCESSOR_WEBHOOK_URL": f"{self.portal_urls[0]}/webhooks/processor/sandbox"}
+        argv = [sys.executable, "-m", "starters.cli.app", "processor"]
+        self.processor = ManagedProcess(
+            "processor", argv, env, self.config.work_dir / "processor.log"
+        ).start()
+        await wait_for_port(self.processor_port, self.processor)
+
     async def start(self, *, worker: bool = True, portal: bool = True) -> "Stack":
         from infra.db import migrate_url
 
@@ -333,10 +350,11 @@ class Stack:
             self.worker = self.workers[0]
         if portal:
             await self.start_portal()
+            await self.start_processor()
         return self
 
     def stop(self) -> None:
-        for proc in (*self.portals, *self.workers, self.worker, self.temporal):
+        for proc in (self.processor, *self.portals, *self.workers, self.worker, self.temporal):
             if proc is not None:
                 proc.stop()
         if self.postgres is not None:
