@@ -174,7 +174,7 @@ def render_proof_pdf(proof: ProofOfAuthorization) -> bytes:
 
     pdf.heading(f"Appendix: audit trail of invoice {proof.invoice_number} ({len(proof.audit_rows)} rows)")
     pdf.para(
-        "Each row's hash is SHA-256 over the previous row's hash and the row's fields; "
+        "Each row's hash is an HMAC-SHA256, under the server's chain key, of the previous row's hash and the row's fields; "
         "a changed, removed or inserted row breaks every hash after it. " + proof.chain_statement,
         size=7.5,
     )
