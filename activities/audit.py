@@ -3,9 +3,8 @@
 import asyncpg
 from temporalio import activity
 
-from domain.activity_io import AuditEventInput, AuditEventRecord, LockoutRequest
+from domain.activity_io import AuditEventInput, AuditEventRecord
 from infra.stores.audit_trail import append_event
-from infra.stores.invoices import extend_lockout
 
 
 class AuditActivities:
@@ -18,11 +17,3 @@ class AuditActivities:
     async def append_audit_event(self, event: AuditEventInput) -> AuditEventRecord:
         async with self._pool.acquire() as conn:
             return await append_event(conn, event, key=self._audit_key)
-
-    @activity.defn(name="record_lockout")
-    async def record_lockout(self, request: LockoutRequest) -> None:
-        """The lockout lives in PostgreSQL: a closed LOCKED run is invisible to id-reuse policies."""
-        moved = await extend_lockout(self._pool, request.invoice_id, request.locked_until)
-        hook = getattr(self._metrics, "locks", None)
-        if callable(hook) and moved:
-            hook()

@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from domain.activity_io import AuditEventInput, ResolvePayerRequest
 from domain.attempt import ClientContext, InvoiceSummary, OfferedChannel, PayerResolution
+from domain.attempt_reasons import NO_CONTACT_REASON
 from domain.audit import AuditEventType
 from domain.channels import channels_on_file, mask_destination
 from domain.errors import ErrorType
@@ -22,8 +23,6 @@ from domain.status import PaymentStatus
 from infra.stores.audit_trail import append_event
 from infra.stores.invoices import extend_lockout, fetch_standing
 from infra.stores.payers import fetch_payer, recent_failed_checks
-
-NO_CONTACT_REASON = "The payer contact has neither a phone nor an email on file; update the contact profile."
 
 
 class PayerActivities:

@@ -104,8 +104,3 @@ class ProcessorDebitRequest(BaseModel):
     authorization_text: str
     authorized_at: datetime
     otp_audit_event_id: int | None
-
-
-class LockoutRequest(BaseModel):
-    invoice_id: str
-    locked_until: datetime

@@ -114,7 +114,6 @@ def build_worker(
             otp.check_code,
             payments.submit_debit,
             audit.append_audit_event,
-            audit.record_lockout,
             settlement.load_ach_payment,
             settlement.begin_payment_lifecycle,
             bank_accounts.screen_bank_account,

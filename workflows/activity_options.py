@@ -14,9 +14,8 @@ SEND_CODE = "send_code"
 CHECK_CODE = "check_code"
 SUBMIT_DEBIT = "submit_debit"
 APPEND_AUDIT_EVENT = "append_audit_event"
-RECORD_LOCKOUT = "record_lockout"
 
-ALL_ACTIVITY_NAMES = (RESOLVE_PAYER, SEND_CODE, CHECK_CODE, SUBMIT_DEBIT, APPEND_AUDIT_EVENT, RECORD_LOCKOUT)
+ALL_ACTIVITY_NAMES = (RESOLVE_PAYER, SEND_CODE, CHECK_CODE, SUBMIT_DEBIT, APPEND_AUDIT_EVENT)
 
 # Database steps the attempt must complete (audit rows, checks, lockouts) retry until the database
 # answers: a long schedule-to-close outlasts any outage, where a small attempt count would leave a

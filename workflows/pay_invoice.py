@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyCodeResult,
     )
     from domain.attempt_clock import AttemptClock
+    from domain.attempt_reasons import NO_CONTACT_REASON, locked_reason
     from domain.audit import AuditEventType
     from domain.authorization import ach_authorization_text
     from domain.channels import Channel
@@ -153,13 +154,10 @@ class PayInvoiceWorkflow:
         self._audit.resolved(payer)
         status = payer.opening_status
         if status is PaymentStatus.NO_CONTACT_METHOD:
-            self._reason = (
-                "The payer contact has neither a phone nor an email on file; update the contact profile."
-            )
+            self._reason = NO_CONTACT_REASON
         elif status is PaymentStatus.LOCKED:
             self._locked_until = payer.locked_until
-            until = payer.locked_until.isoformat(timespec="seconds") if payer.locked_until else "a while"
-            self._reason = f"Too many wrong codes. Try again after {until}."
+            self._reason = locked_reason(payer.locked_until)
         self._set_status(status)
         return True
 
@@ -474,8 +472,7 @@ class PayInvoiceWorkflow:
             if checked.locked_until is not None:
                 self._locked_until = checked.locked_until
                 self._code = None
-                until = checked.locked_until.isoformat(timespec="seconds")
-                self._reason = f"Too many wrong codes. Try again after {until}."
+                self._reason = locked_reason(checked.locked_until)
                 self._set_status(PaymentStatus.LOCKED)
             else:
                 self._publish()
