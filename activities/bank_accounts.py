@@ -1,5 +1,10 @@
 """Bank account screening before a debit (SPEC §9): refuse a blocked account; validate an account
-not seen before through the processor, once, and remember it by its keyed fingerprint."""
+not seen before through the processor, once, and remember it by its keyed fingerprint.
+
+`AccountScreen` is the rule's one home. The debit activity runs it first in the same task (one
+activity per submission, issue 13); the `screen_bank_account` activity stays registered for
+attempts whose history scheduled it before the fold (see docs/versioning.md).
+"""
 
 import asyncpg
 from temporalio import activity
@@ -19,7 +24,9 @@ from infra.providers.processor.client import ProcessorClient, ProcessorRejected
 from infra.stores.audit_trail import append_event
 
 
-class BankAccountActivities:
+class AccountScreen:
+    """Blocklist, then validation of an unseen account; idempotent by the request's screen_seq."""
+
     def __init__(
         self, pool: asyncpg.Pool, processor: ProcessorClient, fingerprint_key: bytes, *, audit_key: bytes
     ) -> None:
@@ -28,9 +35,12 @@ class BankAccountActivities:
         self._processor = processor
         self._key = fingerprint_key
 
-    @activity.defn(name="screen_bank_account")
-    async def screen_bank_account(self, request: ScreenAccountRequest) -> ScreenAccountResult:
-        fingerprint = bank_fingerprint(self._key, request.routing_number, request.account_number)
+    def fingerprint(self, routing_number: str, account_number: str) -> str:
+        return bank_fingerprint(self._key, routing_number, account_number)
+
+    async def screen(self, request: ScreenAccountRequest) -> ScreenAccountResult:
+        """ProcessorUnavailable propagates: the caller decides whether to retry or to say "later"."""
+        fingerprint = self.fingerprint(request.routing_number, request.account_number)
         blocked = await is_blocked(self._pool, fingerprint)
         if blocked is not None:
             return ScreenAccountResult(
@@ -84,3 +94,12 @@ class BankAccountActivities:
                 ),
                 key=self._audit_key,
             )
+
+
+class BankAccountActivities:
+    def __init__(self, screen: AccountScreen) -> None:
+        self._screen = screen
+
+    @activity.defn(name="screen_bank_account")
+    async def screen_bank_account(self, request: ScreenAccountRequest) -> ScreenAccountResult:
+        return await self._screen.screen(request)

@@ -5,6 +5,14 @@
 2. The processor is called with the row's key.
 3. In one transaction: the row takes the answer (an accepted debit is `processing`, SPEC §9), the
    invoice is `pending` with its balance held, and the outcome's audit row is written.
+4. An accepted debit's `AchPaymentWorkflow` is started (at most once, on every path that finds
+   the debit accepted, so a crash between 3 and 4 is finished by the retry).
+
+Before step 1, when the workflow asks (`screen_seq` set), the bank account is screened (SPEC §9:
+blocklist, validation of an unseen account) in the same activity: a submission is one activity
+task, not three (issue 13). A refusal is a non-retryable error naming the refusal; nothing is
+written but the validation's own audit row. Screening is skipped when this run already has its
+payment row: the account was screened before that row was written.
 
 A retry, a worker crash, or an operator's reset or re-run finds the same row (by run, else the
 invoice's one open debit) and so presents the same key: the processor answers with the same
@@ -21,12 +29,15 @@ import asyncpg
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.bank_accounts import AccountScreen
+from activities.settlement import follow_payment
 from domain.activity_io import AuditEventInput, ProcessorDebitRequest
 from domain.attempt import PaymentReceipt
 from domain.audit import AuditEventType
+from domain.bank_account import ScreenAccountRequest
 from domain.errors import ErrorType
 from domain.masking import last4
-from infra.providers.processor.client import ProcessorClient, ProcessorRejected
+from infra.providers.processor.client import ProcessorClient, ProcessorRejected, ProcessorUnavailable
 from infra.stores.audit_trail import append_event
 
 # NACHA: keep the authorization (and the authentication behind it) two years.
@@ -60,6 +71,7 @@ class PaymentActivities:
         self,
         pool: asyncpg.Pool,
         processor: ProcessorClient,
+        screen: AccountScreen,
         *,
         audit_key: bytes,
         metrics: object | None = None,
@@ -67,28 +79,78 @@ class PaymentActivities:
         self._pool = pool
         self._audit_key = audit_key
         self._processor = processor
+        self._screen = screen
         self._metrics = metrics
 
     @activity.defn(name="submit_debit")
     async def submit_debit(self, request: ProcessorDebitRequest) -> PaymentReceipt:
+        fingerprint, validated = None, False
+        if request.screen_seq is not None and not await self._has_row(request):
+            fingerprint, validated = await self._screened(request)
         try:
-            row = await self._open_payment(request)
+            row = await self._open_payment(request, fingerprint)
         except _InvoiceAlreadyPaid:
             # Never debit an invoice another payment already paid; no row, nothing sent.
-            return _receipt(request, "", False, "invoice_already_paid", None)
+            return _receipt(request, "", False, "invoice_already_paid", None, validated)
         if row["status"] != "submitting":
+            accepted = row["status"] in _ACCEPTED
+            if accepted:
+                await follow_payment(row["id"])
             return _receipt(
-                request,
-                row["id"],
-                row["status"] in _ACCEPTED,
-                row["decline_reason"],
-                row["processor_reference"],
+                request, row["id"], accepted, row["decline_reason"], row["processor_reference"], validated
             )
         outcome = await self._ask_processor(request, row["idempotency_key"], row["id"])
         await self._record_outcome(request, row["id"], outcome)
-        return _receipt(request, row["id"], outcome.accepted, outcome.decline_reason, outcome.reference)
+        if outcome.accepted:
+            await follow_payment(row["id"])
+        return _receipt(
+            request, row["id"], outcome.accepted, outcome.decline_reason, outcome.reference, validated
+        )
 
-    async def _open_payment(self, request: ProcessorDebitRequest) -> asyncpg.Record:
+    async def _has_row(self, request: ProcessorDebitRequest) -> bool:
+        ref = request.attempt
+        found = await self._pool.fetchval(
+            "SELECT 1 FROM payments WHERE run_id = $1 AND invoice_id = $2", ref.run_id, ref.invoice_id
+        )
+        return found is not None
+
+    async def _screened(self, request: ProcessorDebitRequest) -> tuple[str, bool]:
+        """The account's keyed fingerprint (and whether it was validated just now) once screening
+        allows it; else a non-retryable refusal whose details say whether a validation was audited."""
+        assert request.screen_seq is not None
+        details = request.details
+        try:
+            screen = await self._screen.screen(
+                ScreenAccountRequest(
+                    attempt=request.attempt,
+                    routing_number=details.routing_number,
+                    account_number=details.account_number,
+                    screen_seq=request.screen_seq,
+                    client=request.client,
+                )
+            )
+        except ProcessorUnavailable as exc:
+            # Nothing is written yet: the customer is better told "try again" than kept waiting.
+            raise ApplicationError(
+                f"the bank account could not be checked: {exc}",
+                type=ErrorType.ACCOUNT_CHECK_UNAVAILABLE.value,
+                non_retryable=True,
+            ) from None
+        if not screen.allowed:
+            refusal = (
+                ErrorType.BANK_ACCOUNT_BLOCKED
+                if screen.reason == "blocked"
+                else ErrorType.ACCOUNT_VALIDATION_FAILED
+            )
+            raise ApplicationError(
+                screen.message or refusal.value,
+                {"validated_now": screen.validated_now},
+                type=refusal.value,
+                non_retryable=True,
+            )
+        return screen.fingerprint, screen.validated_now
+
+    async def _open_payment(self, request: ProcessorDebitRequest, fingerprint: str | None) -> asyncpg.Record:
         """The payment this submission debits, committed before any money moves."""
         ref = request.attempt
         details = request.details
@@ -119,8 +181,8 @@ class PaymentActivities:
                 "INSERT INTO payments (id, idempotency_key, invoice_id, customer_id, payer_contact_id,"
                 " workflow_id, run_id, method, amount_cents, currency, account_holder, account_type,"
                 " routing_number, account_last4, status, authorization_text, authorized_at, ip, user_agent,"
-                " otp_audit_event_id, retain_until)"
-                " VALUES ($1,$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,'submitting',$14,$15,$16,$17,$18,$19)"
+                " otp_audit_event_id, retain_until, bank_fingerprint)"
+                " VALUES ($1,$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,'submitting',$14,$15,$16,$17,$18,$19,$20)"
                 f" RETURNING {_COLUMNS}",
                 payment_id,
                 ref.invoice_id,
@@ -141,6 +203,7 @@ class PaymentActivities:
                 request.client.user_agent,
                 request.otp_audit_event_id,
                 request.authorized_at + AUTHORIZATION_RETENTION,
+                fingerprint,
             )
             await append_event(
                 conn,
@@ -255,8 +318,10 @@ def _receipt(
     accepted: bool,
     decline_reason: str | None,
     reference: str | None,
+    account_validated_now: bool = False,
 ) -> PaymentReceipt:
     return PaymentReceipt(
+        account_validated_now=account_validated_now,
         payment_id=payment_id,
         amount_cents=request.amount_cents,
         currency=request.currency,

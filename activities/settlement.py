@@ -65,6 +65,21 @@ class LifecycleConfig:
     pay_link: Callable[[str], str] | None = None
 
 
+async def follow_payment(payment_id: str) -> None:
+    """Start the accepted debit's `AchPaymentWorkflow` from inside an activity, at most once.
+
+    Already started by a webhook's signal-with-start, or by an earlier try: that one stands (a
+    closed one too: the id is never reused)."""
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await activity.client().start_workflow(
+            "AchPaymentWorkflow",
+            AchPaymentInput(payment_id=payment_id),
+            id=ach_workflow_id(payment_id),
+            task_queue=activity.info().task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+
+
 def stored_status(value: str) -> AchStatus:
     return AchStatus.PROCESSING if value in _LEGACY_PROCESSING else AchStatus(value)
 
@@ -127,7 +142,10 @@ class SettlementActivities:
 
     @activity.defn(name="begin_payment_lifecycle")
     async def begin_payment_lifecycle(self, request: BeginLifecycleRequest) -> None:
-        """The processor accepted the debit: payment `processing`, invoice `pending`, workflow started."""
+        """The processor accepted the debit: payment `processing`, invoice `pending`, workflow started.
+
+        Attempts recorded before the fold schedule this after the debit; newer ones have
+        `submit_debit` record the same effects with the answer and start the workflow itself."""
         async with self._pool.acquire() as conn, conn.transaction():
             pay = await self._payment(conn, request.payment_id, lock=True)
             if request.bank_fingerprint:
@@ -154,15 +172,7 @@ class SettlementActivities:
                     pay["invoice_id"],
                     pay["amount_cents"],
                 )
-        # Already started by a webhook's signal-with-start, or by an earlier try: that one stands.
-        with contextlib.suppress(WorkflowAlreadyStartedError):
-            await activity.client().start_workflow(
-                "AchPaymentWorkflow",
-                AchPaymentInput(payment_id=request.payment_id),
-                id=ach_workflow_id(request.payment_id),
-                task_queue=activity.info().task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            )
+        await follow_payment(request.payment_id)
 
     @activity.defn(name="apply_payment_outcome")
     async def apply_payment_outcome(self, request: ApplyOutcomeRequest) -> ApplyOutcomeResult:

@@ -104,3 +104,7 @@ class ProcessorDebitRequest(BaseModel):
     authorization_text: str
     authorized_at: datetime
     otp_audit_event_id: int | None
+    # Set: screen the bank account first, in the same activity (SPEC §9), auditing any validation
+    # under this sequence. None: the attempt screened it in its own activity (histories before
+    # the `debit-screens-and-follows` patch).
+    screen_seq: int | None = None

@@ -132,6 +132,8 @@ class PaymentReceipt(BaseModel):
     accepted: bool
     decline_reason: str | None = None
     processor_reference: str | None = None
+    # This submission validated the account through the processor (SPEC §9) and audited it.
+    account_validated_now: bool = False
 
 
 class CodeChallengeView(BaseModel):

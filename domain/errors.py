@@ -29,6 +29,9 @@ class ErrorType(StrEnum):
     TRANSIENT_DELIVERY_FAILURE = "TransientDeliveryFailure"
     CONCURRENT_SEND = "ConcurrentSend"
     PROCESSOR_REJECTED = "ProcessorRejected"
+    # The debit activity could not screen the account (processor unreachable); nothing was written.
+    # The workflow answers ATTEMPT_BUSY ("try again in a moment").
+    ACCOUNT_CHECK_UNAVAILABLE = "AccountCheckUnavailable"
 
 
 # Transitional name used by the portal and tests; the same enum.

@@ -5,7 +5,6 @@ events, so the event and task counts are what issue 13 sets targets on. The coun
 that the shape is what a paid attempt looks like; the target test holds the issue's numbers.
 """
 
-import pytest
 from temporalio.api.enums.v1 import EventType
 
 from domain.channels import Channel
@@ -46,15 +45,9 @@ async def test_paid_by_sms_history_is_counted(harness: Harness) -> None:
     assert shape.events >= 3 * (shape.activity_tasks + shape.workflow_tasks) + 2 * shape.updates_accepted
 
 
-# Remove this marker when the workflow meets issue 13's shape: strict, so the day it does the
-# test reports XPASS as a failure instead of passing quietly.
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="issue 13: a paid-by-SMS attempt is 79 events and 8 activity tasks until the audit rows "
-    "fold into the activities they record",
-)
 async def test_paid_by_sms_meets_the_issue_13_shape(harness: Harness) -> None:
+    """Resolve (with the opening audit rows), send (with OTP_SENT), check (with the verdict), debit
+    (with the screening, its audit rows and the lifecycle's start): four activities."""
     shape = await paid_by_sms(harness)
     assert shape.activity_tasks <= MAX_ACTIVITY_TASKS, shape
     assert shape.events <= MAX_EVENTS, shape

@@ -16,7 +16,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer, Worker
 
 from activities.audit import AuditActivities
-from activities.bank_accounts import BankAccountActivities
+from activities.bank_accounts import AccountScreen, BankAccountActivities
 from activities.payer import PayerActivities
 from activities.payments import PaymentActivities
 from activities.settlement import LifecycleConfig, SettlementActivities
@@ -112,6 +112,9 @@ async def test_deprecating_the_patch_keeps_new_histories_and_drops_old_ones(harn
     pool, client = harness.pool, harness.client
     task_queue = f"versioning-{uuid.uuid4().hex[:10]}"
     processor = HttpProcessorClient(harness.settings.processor_sandbox_url, timeout=5)
+    screen = AccountScreen(
+        pool, processor, b"versioning-fingerprint-key", audit_key=harness.settings.audit_key()
+    )
     worker = Worker(
         client,
         task_queue=task_queue,
@@ -125,10 +128,8 @@ async def test_deprecating_the_patch_keeps_new_histories_and_drops_old_ones(harn
                 audit_key=harness.settings.audit_key(),
             ).resolve_payer,
             AuditActivities(pool, audit_key=harness.settings.audit_key()).append_audit_event,
-            PaymentActivities(pool, processor, audit_key=harness.settings.audit_key()).submit_debit,
-            BankAccountActivities(
-                pool, processor, b"versioning-fingerprint-key", audit_key=harness.settings.audit_key()
-            ).screen_bank_account,
+            PaymentActivities(pool, processor, screen, audit_key=harness.settings.audit_key()).submit_debit,
+            BankAccountActivities(screen).screen_bank_account,
             SettlementActivities(
                 pool, processor, {}, LifecycleConfig(), audit_key=harness.settings.audit_key()
             ).begin_payment_lifecycle,

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.audit import AuditActivities
-from activities.bank_accounts import BankAccountActivities
+from activities.bank_accounts import AccountScreen, BankAccountActivities
 from activities.otp import OtpActivities
 from activities.payer import PayerActivities
 from activities.payments import PaymentActivities
@@ -96,14 +96,13 @@ def build_worker(
     )
     audit = AuditActivities(deps.pool, audit_key=deps.audit_key, metrics=deps.metrics)
     processor = deps.processor or HttpProcessorClient("http://127.0.0.1:8010")
-    payments = PaymentActivities(deps.pool, processor, audit_key=deps.audit_key, metrics=deps.metrics)
+    screen = AccountScreen(deps.pool, processor, deps.bank_fingerprint_key, audit_key=deps.audit_key)
+    payments = PaymentActivities(deps.pool, processor, screen, audit_key=deps.audit_key, metrics=deps.metrics)
     settlement = SettlementActivities(
         deps.pool, processor, deps.senders, deps.lifecycle, audit_key=deps.audit_key
     )
     reconciliation = ReconciliationActivities(deps.pool, processor)
-    bank_accounts = BankAccountActivities(
-        deps.pool, processor, deps.bank_fingerprint_key, audit_key=deps.audit_key
-    )
+    bank_accounts = BankAccountActivities(screen)
     return Worker(
         client,
         task_queue=task_queue,

@@ -53,7 +53,13 @@ DEBIT_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=10,
-    non_retryable_error_types=[ErrorType.DEBIT_IN_FLIGHT.value, ErrorType.PROCESSOR_REJECTED.value],
+    non_retryable_error_types=[
+        ErrorType.DEBIT_IN_FLIGHT.value,
+        ErrorType.PROCESSOR_REJECTED.value,
+        ErrorType.BANK_ACCOUNT_BLOCKED.value,
+        ErrorType.ACCOUNT_VALIDATION_FAILED.value,
+        ErrorType.ACCOUNT_CHECK_UNAVAILABLE.value,
+    ],
 )
 
 DATABASE_TIMEOUT = timedelta(seconds=15)

@@ -69,6 +69,16 @@ RESOLUTION_REFUSALS = frozenset(
     {ErrorType.INVOICE_NOT_FOUND, ErrorType.INVOICE_ALREADY_PAID, ErrorType.INVOICE_LOCKED}
 )
 OPERATOR_CANCEL_REASON = "cancelled in Temporal by an operator"
+# Patch: `submit_debit` screens the bank account and starts the payment's AchPaymentWorkflow, where
+# earlier runs scheduled `screen_bank_account` before it and `begin_payment_lifecycle` after it.
+DEBIT_SCREENS_AND_FOLLOWS = "debit-screens-and-follows"
+_SCREEN_REFUSALS = frozenset(
+    {
+        ErrorType.BANK_ACCOUNT_BLOCKED.value,
+        ErrorType.ACCOUNT_VALIDATION_FAILED.value,
+        ErrorType.ACCOUNT_CHECK_UNAVAILABLE.value,
+    }
+)
 
 
 def _refuse(kind: ErrorType, message: str, **details: Any) -> ApplicationError:
@@ -500,7 +510,12 @@ class PayInvoiceWorkflow:
             self._touch()
             payer = self._require_payer()
             details = input.details
-            fingerprint = await self._screen_bank_account(input)
+            # One activity per submission (issue 13): the debit screens the account and starts the
+            # payment's lifecycle itself. Runs recorded before that take the three-step path.
+            folded = workflow.patched(DEBIT_SCREENS_AND_FOLLOWS)
+            fingerprint = None if folded else await self._screen_bank_account(input)
+            if folded:
+                self._screen_seq += 1
             self._set_status(PaymentStatus.SUBMITTING)
             request = ProcessorDebitRequest(
                 attempt=self._ref(),
@@ -516,6 +531,7 @@ class PayInvoiceWorkflow:
                 ),
                 authorized_at=workflow.now(),
                 otp_audit_event_id=self._verified_event_id,
+                screen_seq=self._screen_seq if folded else None,
             )
             receipt = await self._debit(request)
             if receipt is None:
@@ -527,7 +543,8 @@ class PayInvoiceWorkflow:
                 )
             self._payment = receipt
             if receipt.accepted:
-                await lifecycle_steps.begin_payment_lifecycle(receipt.payment_id, fingerprint)
+                if not folded:
+                    await lifecycle_steps.begin_payment_lifecycle(receipt.payment_id, fingerprint)
                 self._set_status(PaymentStatus.PAID)
             else:
                 self._reason = f"The bank declined the debit: {receipt.decline_reason}."
@@ -557,6 +574,21 @@ class PayInvoiceWorkflow:
             )
         return screen.fingerprint
 
+    def _refuse_screened_account(self, kind: ErrorType, message: str) -> NoReturn:
+        """The debit activity's screening said no (SPEC §9) and nothing was debited: the attempt
+        goes back to AWAITING_PAYMENT so the customer can check the numbers or use another account."""
+        if kind is ErrorType.ACCOUNT_CHECK_UNAVAILABLE:
+            self._set_status(PaymentStatus.AWAITING_PAYMENT)
+            raise _refuse(
+                ErrorType.ATTEMPT_BUSY,
+                "the bank account could not be checked just now; please try again",
+                status=self._status.value,
+                retry_after=30,
+            )
+        self._reason = message
+        self._set_status(PaymentStatus.AWAITING_PAYMENT)
+        raise _refuse(kind, message, status=self._status.value)
+
     @submit_payment.validator
     def _validate_submit_payment(self, input: SubmitPaymentInput) -> None:
         self._refuse_if_cancelling()
@@ -581,6 +613,8 @@ class PayInvoiceWorkflow:
                 cause = err.cause
                 if isinstance(cause, ApplicationError) and cause.type == ErrorType.DEBIT_IN_FLIGHT:
                     return None
+                if isinstance(cause, ApplicationError) and cause.type in _SCREEN_REFUSALS:
+                    self._refuse_screened_account(ErrorType(cause.type), cause.message)
                 if isinstance(cause, ApplicationError) and cause.type == ErrorType.PROCESSOR_REJECTED:
                     # The processor refused the request itself: no debit exists and none ever will.
                     await self._record(

@@ -1,5 +1,7 @@
-"""The attempt's two steps into the payment lifecycle (SPEC §9), kept out of `pay_invoice.py`:
-screen the bank account before the debit, and hand an accepted debit to its `AchPaymentWorkflow`."""
+"""The attempt's two steps into the payment lifecycle (SPEC §9) as attempts recorded before the
+`debit-screens-and-follows` patch took them: screen the bank account before the debit, and hand an
+accepted debit to its `AchPaymentWorkflow`. Newer attempts have `submit_debit` do both; these stay
+for the histories that scheduled them (docs/versioning.md)."""
 
 from temporalio import workflow
 

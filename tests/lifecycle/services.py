@@ -8,12 +8,13 @@ from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
-async def serve(app: FastAPI, port: int = 0) -> AsyncIterator[str]:
+async def serve(app: ASGIApp, port: int = 0) -> AsyncIterator[str]:
     """Serves `app` on 127.0.0.1 (a free port unless given) and yields its base URL."""
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"

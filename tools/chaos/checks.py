@@ -18,10 +18,17 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from activities.otp import code_digest
-from domain.activity_io import AuditEventInput, CheckCodeRequest, CheckCodeResult, SendCodeRequest
+from domain.activity_io import (
+    AuditEventInput,
+    CheckCodeRequest,
+    CheckCodeResult,
+    ProcessorDebitRequest,
+    SendCodeRequest,
+)
 from domain.attempt import PayerResolution, PaymentReceipt, workflow_id_for
 from domain.bank_account import ScreenAccountRequest, ScreenAccountResult
 from domain.channels import Channel, mask_destination
+from domain.errors import ErrorType
 from domain.status import PaymentStatus
 from infra.stores.audit_trail import chain_ok
 from tools.chaos.customers import TERMINAL, CustomerRecord
@@ -34,6 +41,7 @@ RESUMABLE = {"CHOOSING_CHANNEL", "AWAITING_CODE", "AWAITING_PAYMENT"}
 AUDIT_ACTIVITY = opts.APPEND_AUDIT_EVENT
 DEBIT_ACTIVITY = opts.SUBMIT_DEBIT
 SCREEN_ACTIVITY = lifecycle_opts.SCREEN_BANK_ACCOUNT
+SCREEN_REFUSALS = {ErrorType.BANK_ACCOUNT_BLOCKED.value, ErrorType.ACCOUNT_VALIDATION_FAILED.value}
 
 
 @dataclass
@@ -191,7 +199,7 @@ async def _history_audit_keys(client: Client, workflow_id: str, run_id: str) -> 
         opts.SEND_CODE: SendCodeRequest,
         opts.CHECK_CODE: CheckCodeRequest,
         opts.RESOLVE_PAYER: None,
-        DEBIT_ACTIVITY: None,
+        DEBIT_ACTIVITY: ProcessorDebitRequest,
         SCREEN_ACTIVITY: ScreenAccountRequest,
     }
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
@@ -205,6 +213,15 @@ async def _history_audit_keys(client: Client, workflow_id: str, run_id: str) -> 
                 if kind is not None:
                     [decoded] = await client.data_converter.decode(attrs.input.payloads, [kind])
                 scheduled[event.event_id] = (name, decoded)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
+            failed = event.activity_task_failed_event_attributes
+            name, request = scheduled.get(failed.scheduled_event_id, ("", None))
+            info = failed.failure.application_failure_info
+            if name == DEBIT_ACTIVITY and info.type in SCREEN_REFUSALS:
+                # The debit's screening refused the account; its details say if it validated first.
+                details = await client.data_converter.decode(info.details.payloads)
+                if details and isinstance(details[0], dict) and details[0].get("validated_now"):
+                    keys[f"account-validation/{run_id}/{request.screen_seq}"] += 1
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             done = event.activity_task_completed_event_attributes
             if done.scheduled_event_id not in scheduled:
@@ -235,6 +252,8 @@ async def _history_audit_keys(client: Client, workflow_id: str, run_id: str) -> 
                     keys[f"account-validation/{run_id}/{request.screen_seq}"] += 1
             elif name == DEBIT_ACTIVITY:
                 [receipt] = await client.data_converter.decode(done.result.payloads, [PaymentReceipt])
+                if receipt.account_validated_now:  # screened inside the debit (issue 13)
+                    keys[f"account-validation/{run_id}/{request.screen_seq}"] += 1
                 if receipt.payment_id:
                     outcome = "PAYMENT_ACCEPTED" if receipt.accepted else "PAYMENT_DECLINED"
                     keys[f"{receipt.payment_id}/PAYMENT_SUBMITTED"] += 1
