@@ -6,7 +6,10 @@ payment with its status, the return code and its Nacha meaning, whether the retu
 or was returned. The console's invoice page reads the same store.
 """
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends
+from fastapi import Path as PathParam
 
 from domain.ach_returns import return_code
 from domain.payment_notice import lifecycle_status
@@ -14,7 +17,6 @@ from infra.stores.invoices import fetch_standing
 from infra.stores.payment_records import PaymentRecord, invoice_payments
 from starters.portal.dependencies import ERROR_RESPONSES, Deps, PortalError, require_staff
 from starters.portal.payment_schemas import StaffInvoiceView, StaffPaymentView
-from starters.portal.staff_console.web import PlainId
 
 router = APIRouter(
     prefix="/api/staff",
@@ -22,6 +24,9 @@ router = APIRouter(
     dependencies=[Depends(require_staff)],
     responses={k: v for k, v in ERROR_RESPONSES.items() if k in (401, 404, 422)},
 )
+
+# As the proof route's payment id: bounded, no control characters; anything else is 422 before a query.
+InvoiceId = Annotated[str, PathParam(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 def staff_payment_view(record: PaymentRecord) -> StaffPaymentView:
@@ -46,7 +51,7 @@ def staff_payment_view(record: PaymentRecord) -> StaffPaymentView:
 
 
 @router.get("/invoices/{invoice_id}", summary="The invoice with its payments: status, return code, times")
-async def invoice_with_payments(invoice_id: PlainId, deps: Deps) -> StaffInvoiceView:
+async def invoice_with_payments(invoice_id: InvoiceId, deps: Deps) -> StaffInvoiceView:
     invoice = await fetch_standing(deps.pool, invoice_id)
     if invoice is None:
         raise PortalError(404, "InvoiceNotFound", f"No invoice {invoice_id}.")

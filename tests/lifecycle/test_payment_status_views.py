@@ -12,6 +12,7 @@ import asyncpg
 import httpx
 
 from tests.conftest import HarnessFactory
+from tests.console.support import make_staff, signed_in
 from tests.lifecycle.services import wait_for
 from tests.lifecycle.stack import Stack, lifecycle_stack
 from tests.lifecycle.test_portal_payments import customer, pay, verified_session
@@ -193,3 +194,11 @@ async def test_unauthorized_return_tells_the_customer_to_contact_the_company(
             row["return_meaning"] == "customer advises not authorized" and row["unauthorized_return"] is True
         )
         assert row["settled_at"] and row["returned_at"] and row["returned_at"] >= row["settled_at"]
+        # The console's invoice page reads the same: status, the code with its meaning, when.
+        creds = await make_staff(s.pool, "Returns Staff")
+        async with httpx.AsyncClient(base_url=s.portal_url, timeout=30) as console:
+            await signed_in(console, creds)
+            page = await console.get(f"/staff/invoices/{inv.invoice_id}")
+        assert page.status_code == 200, page.text
+        assert "R10 customer advises not authorized (unauthorized: no new pay link sent)" in page.text
+        assert "<td>returned</td>" in page.text and "returned 20" in page.text
