@@ -1,8 +1,7 @@
 """What the staff console reads (SPEC §10): customers, invoices, payments, and what needs attention.
 
-Lists come from PostgreSQL, never from fanned-out workflow queries. Payments are read with `*` and
-rendered as generic rows, so lifecycle columns added later (status history, return codes) show up
-without a change here.
+Lists come from PostgreSQL, never from fanned-out workflow queries. An invoice's payments, with
+their status history, are `infra/stores/payment_records.py`'s (the staff API reads the same).
 """
 
 from typing import Any
@@ -64,13 +63,6 @@ async def invoice(pool: asyncpg.Pool, invoice_id: str) -> dict[str, Any] | None:
         invoice_id,
     )
     return dict(row) if row is not None else None
-
-
-async def invoice_payments(pool: asyncpg.Pool, invoice_id: str) -> list[dict[str, Any]]:
-    rows = await pool.fetch(
-        "SELECT * FROM payments WHERE invoice_id = $1 ORDER BY created_at, id", invoice_id
-    )
-    return [dict(r) for r in rows]
 
 
 async def payments_needing_attention(pool: asyncpg.Pool, *, limit: int = 100) -> list[dict[str, Any]]:

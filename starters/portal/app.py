@@ -20,7 +20,14 @@ from infra.pay_links import signer_from_settings
 from infra.providers.delivery.base import CodeSender
 from infra.providers.delivery.console import ConsoleSender
 from infra.settings import Settings
-from starters.portal import customer_api, pages, proof_routes, staff_api
+from starters.portal import (
+    customer_api,
+    pages,
+    payment_status_api,
+    proof_routes,
+    staff_api,
+    staff_invoice_api,
+)
 from starters.portal.codec_api import CODEC_PREFIX
 from starters.portal.codec_api import MAX_BODY_BYTES as CODEC_MAX_BODY_BYTES
 from starters.portal.dependencies import Deps, PortalDeps, error_response, install_error_handlers
@@ -89,7 +96,9 @@ def create_app(
     app.add_middleware(ForwardedClient, trusted=settings.trusted_proxy_networks)
 
     app.include_router(customer_api.router)
+    app.include_router(payment_status_api.router)
     app.include_router(staff_api.router)
+    app.include_router(staff_invoice_api.router)
     app.include_router(proof_routes.api_router)
     app.include_router(proof_routes.console_router)
     app.include_router(pages.router)

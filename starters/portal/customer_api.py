@@ -23,7 +23,9 @@ from domain.attempt import (
 )
 from domain.authorization import ach_authorization_text
 from domain.errors import RefusalType
+from domain.payment_notice import lifecycle_status
 from domain.status import PaymentStatus
+from infra.stores.payment_records import fetch_payment
 from starters.portal.dependencies import (
     ERROR_RESPONSES,
     Claims,
@@ -63,8 +65,20 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def payment_view(receipt: PaymentReceipt | None) -> PaymentView | None:
-    return PaymentView.model_validate(receipt.model_dump()) if receipt is not None else None
+async def payment_view(deps: PortalDeps, receipt: PaymentReceipt | None) -> PaymentView | None:
+    """The attempt's receipt plus the payment's own status now (SPEC §9): accepted is not settled."""
+    if receipt is None:
+        return None
+    view = PaymentView.model_validate(receipt.model_dump())
+    record = await fetch_payment(deps.pool, receipt.payment_id) if receipt.payment_id else None
+    if record is None:
+        return view
+    return view.model_copy(
+        update={
+            "status": lifecycle_status(record.status),
+            "expected_settlement_at": record.expected_settlement_at,
+        }
+    )
 
 
 async def session_view(deps: PortalDeps, state: AttemptState) -> SessionView:
@@ -93,7 +107,7 @@ async def session_view(deps: PortalDeps, state: AttemptState) -> SessionView:
         resend_available_at=state.resend_available_at,
         idle_expires_at=state.idle_expires_at,
         payment_due_by=state.payment_due_by,
-        payment=payment_view(state.payment),
+        payment=await payment_view(deps, state.payment),
         reason=state.reason,
         waiting_for=state.waiting_for,
         retry_at=retry_at,
@@ -191,7 +205,7 @@ async def submit_payment(
             request_id_for(request, session_id, "payment", body),
         ),
     )
-    payment = payment_view(result.payment)
+    payment = await payment_view(deps, result.payment)
     assert payment is not None
     return PaymentResultView(session_id=session_id, status=result.status, payment=payment)
 

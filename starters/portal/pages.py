@@ -19,15 +19,25 @@ from fastapi.responses import HTMLResponse
 from domain.errors import ErrorType
 from domain.invoice_standing import opening_refusal
 from domain.money import format_amount
+from domain.payment_notice import PaymentPhase
 from infra.pay_links import PayLinkExpired, PayLinkForged
 from infra.stores.invoices import fetch_standing
 from starters.portal.dependencies import Deps, client_context
+from starters.portal.payment_schemas import LinkPaymentStatusView
+from starters.portal.payment_status_api import link_payment_status
 from starters.portal.revoked_links import LINK_REVOKED_MESSAGE, link_is_revoked
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-ASSET_VERSION = "1"
+ASSET_VERSION = "2"
 
 router = APIRouter(include_in_schema=False)
+
+# The view that tells each phase of the invoice's latest accepted payment (SPEC §9).
+_PAYMENT_VIEW = {
+    PaymentPhase.PROCESSING: "payment-processing",
+    PaymentPhase.SETTLED: "payment-settled",
+    PaymentPhase.DID_NOT_GO_THROUGH: "payment-failed",
+}
 
 # The link is a credential: no caching, no referrer, no framing, no script but ours.
 PAGE_HEADERS = {
@@ -61,6 +71,7 @@ def render_page(
     locked_until: datetime | None = None,
     link_heading: str = "This link is not valid",
     link_message: str = "Ask for a new payment link.",
+    payment_status: LinkPaymentStatusView | None = None,
 ) -> HTMLResponse:
     number = amount = ""
     kind = "invoice"
@@ -72,6 +83,8 @@ def render_page(
         config.update(invoice_id=invoice["id"], invoice_number=number, kind=kind)
     if locked_until is not None:
         config["locked_until"] = locked_until.isoformat()
+    if payment_status is not None:
+        config["payment_status"] = payment_status.model_dump(mode="json")
     esc = html.escape
     body = _template().substitute(
         title="Pay Your Invoice" if invoice is not None else esc(link_heading),
@@ -140,8 +153,19 @@ async def pay_page(token: str, request: Request, deps: Deps) -> HTMLResponse:
     }
     # The one may-open rule: what the page says is what opening an attempt would answer.
     refusal = opening_refusal(standing, claims.invoice_id, datetime.now(UTC))
+    status = await link_payment_status(deps.pool, claims.invoice_id)
+    payment = status.payment if status is not None else None
     if refusal is not None and refusal.type is ErrorType.INVOICE_ALREADY_PAID:
-        return render_page(initial_view="paid", company_name=company, token=token, invoice=invoice_data)
+        if payment is None or payment.phase is PaymentPhase.DID_NOT_GO_THROUGH:
+            # Paid some other way, or nothing left to pay: there is no payment of ours to tell.
+            return render_page(initial_view="paid", company_name=company, token=token, invoice=invoice_data)
+        return render_page(
+            initial_view=_PAYMENT_VIEW[payment.phase],
+            company_name=company,
+            token=token,
+            invoice=invoice_data,
+            payment_status=status,
+        )
     if refusal is not None and refusal.type is ErrorType.INVOICE_LOCKED:
         return render_page(
             initial_view="locked",
@@ -149,5 +173,14 @@ async def pay_page(token: str, request: Request, deps: Deps) -> HTMLResponse:
             token=token,
             invoice=invoice_data,
             locked_until=refusal.locked_until,
+        )
+    if payment is not None and payment.phase is PaymentPhase.DID_NOT_GO_THROUGH:
+        # The invoice is open again: say why the last payment did not go through and what to do.
+        return render_page(
+            initial_view=_PAYMENT_VIEW[payment.phase],
+            company_name=company,
+            token=token,
+            invoice=invoice_data,
+            payment_status=status,
         )
     return render_page(initial_view="invoice", company_name=company, token=token, invoice=invoice_data)

@@ -67,6 +67,14 @@ class PaymentView(BaseModel):
     accepted: bool
     decline_reason: str | None = None
     processor_reference: str | None = None
+    status: str | None = Field(
+        default=None,
+        description="The payment's own status (SPEC §9): processing, settled, failed, returned, canceled, or"
+        " declined. `processing` means submitted to the bank, not yet settled",
+    )
+    expected_settlement_at: datetime | None = Field(
+        default=None, description="When the processor expects the debit to settle (while processing)"
+    )
 
 
 class SessionView(BaseModel):

@@ -203,7 +203,7 @@ async def test_pay_inv_1001_with_the_sms_code_from_the_outbox(harness: Harness, 
         await page.get_by_role("button", name="Pay $1,250.00").click()
 
         receipt = await view(page, "receipt")
-        await expect(receipt).to_contain_text("Payment received")
+        await expect(receipt).to_contain_text("Payment submitted")  # accepted is not settled (SPEC §9)
         await expect(receipt).to_contain_text("$1,250.00")
         await expect(receipt).to_contain_text("••••6789")
         await shot(page, "inv-1001-5-receipt")
@@ -218,11 +218,13 @@ async def test_pay_inv_1001_with_the_sms_code_from_the_outbox(harness: Harness, 
         assert " ".join(payment["authorization_text"].split()) == " ".join(shown_authorization.split())
         assert "1,250.00 USD" in payment["authorization_text"]
         shown = await page.evaluate("() => document.title")
-        assert shown == "Payment received"
+        assert shown == "Payment submitted"
 
+        # The link now tells the payment's own status: processing, or settled once the processor says so.
         await page.goto(url)
-        await view(page, "paid")
-        await shot(page, "inv-1001-6-already-paid")
+        status = page.locator("#view-payment-processing:visible, #view-payment-settled:visible")
+        await expect(status).to_be_visible(timeout=15_000)
+        await shot(page, "inv-1001-6-payment-status")
 
 
 async def test_five_wrong_codes_on_inv_1003_hit_the_lock(harness_factory: Any, browser: "Browser") -> None:

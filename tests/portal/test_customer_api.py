@@ -484,3 +484,29 @@ async def test_typed_codes_never_reach_history_through_update_ids(portal: Portal
             assert unkeyed[:40] not in text
         assert hashlib.sha256(typed.encode()).hexdigest() not in text
         assert f'"{typed}"' not in text
+
+
+async def test_payment_status_needs_the_link_and_answers_only_its_invoice(portal: Portal) -> None:
+    """`GET /api/portal/payment` is authorized like every customer call; its payments are tested with the
+    processor service in tests/lifecycle/test_payment_status_views.py."""
+    inv = await create_invoice(portal.pool, amount_cents=48000, phone=unique_phone())
+    r = await portal.http.get("/api/portal/payment")
+    assert r.status_code == 401 and r.json()["error"] == "TokenMissing"
+    expired = portal.expired_token(inv.invoice_id)
+    r = await portal.http.get("/api/portal/payment", headers={"Authorization": f"Bearer {expired}"})
+    assert r.status_code == 401 and r.json()["error"] == "TokenExpired"
+    r = await portal.http.get("/api/portal/payment", headers=portal.staff)
+    assert r.status_code == 401
+    r = await portal.http.get("/api/portal/payment", headers=portal.auth(f"INV-NOPE-{uuid.uuid4().hex[:6]}"))
+    assert r.status_code == 404 and r.json()["error"] == "InvoiceNotFound"
+    r = await portal.http.get("/api/portal/payment", headers=portal.auth(inv.invoice_id))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["payment"] is None and body["can_pay"] is True
+    assert body["invoice"] == {
+        "number": inv.invoice_id,
+        "amount_cents": 48000,
+        "balance_cents": 48000,
+        "currency": "USD",
+        "status": "open",
+    }

@@ -14,6 +14,7 @@ async def test_staff_calls_need_the_staff_token(portal: Portal) -> None:
         ("PUT", f"/api/staff/customers/{inv.customer_id}/portal-payer"),
         ("POST", f"/api/staff/invoices/{inv.invoice_id}/payment-requests"),
         ("GET", f"/api/staff/invoices/{inv.invoice_id}/audit"),
+        ("GET", f"/api/staff/invoices/{inv.invoice_id}"),
     ]
     pay_link = portal.auth(inv.invoice_id)  # a customer's token is not a staff token
     for method, url in urls:
@@ -202,3 +203,27 @@ async def test_audit_trail_is_oldest_first_with_chain_ok(portal: Portal) -> None
         f"/api/staff/invoices/INV-NOPE-{uuid.uuid4().hex[:6]}/audit", headers=portal.staff
     )
     assert r.status_code == 404
+
+
+async def test_invoice_answer_with_no_payment_yet_and_its_refusals(portal: Portal) -> None:
+    """The payments themselves (statuses, return codes, times) are tested against the processor service
+    in tests/lifecycle/test_payment_status_views.py; here the invoice part and the clean 4xx."""
+    inv = await create_invoice(portal.pool, amount_cents=48000)
+    r = await portal.http.get(f"/api/staff/invoices/{inv.invoice_id}", headers=portal.staff)
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "invoice_id": inv.invoice_id,
+        "number": inv.invoice_id,
+        "customer_id": inv.customer_id,
+        "kind": "invoice",
+        "status": "open",
+        "amount_cents": 48000,
+        "balance_cents": 48000,
+        "currency": "USD",
+        "payments": [],
+    }
+    r = await portal.http.get(f"/api/staff/invoices/INV-NOPE-{uuid.uuid4().hex[:6]}", headers=portal.staff)
+    assert r.status_code == 404 and r.json()["error"] == "InvoiceNotFound"
+    for bad in ("x" * 201, "INV%00X", "INV%1FX", "INV%7FX"):
+        r = await portal.http.get(f"/api/staff/invoices/{bad}", headers=portal.staff)
+        assert 400 <= r.status_code < 500 and r.status_code != 404, (bad, r.status_code, r.text)

@@ -25,6 +25,7 @@ from domain.status import PaymentStatus
 from infra.stores import console_reads as reads
 from infra.stores.audit_trail import fetch_trail
 from infra.stores.contact_records import customer_contacts, effective_payer
+from infra.stores.payment_records import PaymentRecord, invoice_payments
 from infra.stores.staff_sessions import StaffSession, set_flash
 from starters.cli.ops_queries import literal, query_state
 from starters.portal.dependencies import Deps, PortalError
@@ -38,6 +39,7 @@ from starters.portal.staff_console.web import (
     require_csrf,
     staff_context,
 )
+from starters.portal.staff_invoice_api import staff_payment_view
 from starters.workflow_client import AttemptNotFound, AttemptRefused
 from workflows import search_attributes as sa
 
@@ -142,7 +144,7 @@ async def _invoice_page(
             "confirm": confirm and invoice["status"] != "paid",
             "attempts": attempts,
             "attempts_note": attempts_note,
-            "payments": [_payment_row(p) for p in await reads.invoice_payments(deps.pool, invoice_id)],
+            "payments": [_payment_row(p) for p in await invoice_payments(deps.pool, invoice_id)],
             "trail": trail,
             "chain_ok": verify_chain(trail, key=deps.audit_key),
             "errors": errors or {},
@@ -153,16 +155,39 @@ async def _invoice_page(
     )
 
 
-def _payment_row(row: dict[str, Any]) -> dict[str, Any]:
-    """Generic columns, so lifecycle fields added to `payments` later need no redesign."""
+def _payment_row(record: PaymentRecord) -> dict[str, Any]:
+    """The same reading as the staff API's (`staff_payment_view`): status, return code and meaning, times."""
+    view = staff_payment_view(record)
+    reason = view.decline_reason or ""
+    if view.return_code:
+        reason = f"{view.return_code} {view.return_meaning}"
+        if view.unauthorized_return:
+            reason += " (unauthorized: no new pay link sent)"
+    if view.returned_at:
+        life = f"returned {_utc(view.returned_at)}"
+    elif view.failed_at:
+        life = f"failed {_utc(view.failed_at)}"
+    elif view.canceled_at:
+        life = f"canceled {_utc(view.canceled_at)}"
+    elif view.settled_at:
+        life = f"settled {_utc(view.settled_at)}"
+    elif view.status == "processing" and view.expected_settlement_at:
+        life = f"expected to settle by {_utc(view.expected_settlement_at)}"
+    else:
+        life = ""
     return {
-        "id": row.get("id"),
-        "amount": format_amount(int(row.get("amount_cents") or 0), str(row.get("currency") or "USD")),
-        "status": row.get("status"),
-        "account_last4": row.get("account_last4"),
-        "reason": row.get("return_code") or row.get("decline_reason") or row.get("failure_reason"),
-        "created_at": row.get("created_at"),
+        "id": view.payment_id,
+        "amount": format_amount(view.amount_cents, view.currency),
+        "status": view.status,
+        "account_last4": view.account_last4,
+        "reason": reason,
+        "life": life,
+        "created_at": view.submitted_at,
     }
+
+
+def _utc(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 @router.get("/staff/invoices/{invoice_id}", response_class=HTMLResponse)

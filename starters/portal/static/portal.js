@@ -45,6 +45,27 @@
       " (in about " + Math.max(1, Math.ceil(secondsUntil(iso) / 60)) + " min)";
   }
 
+  // A moment in the customer's own time zone, e.g. "Tue, Dec 3, 2:00 PM".
+  function formatDate(iso) {
+    return new Date(Date.parse(iso)).toLocaleString([], {
+      weekday: "short", month: "short", day: "numeric", hour: "numeric", minute: "2-digit"
+    });
+  }
+
+  // The processor's own date when it gave one; otherwise no guess of ours.
+  function settlementText(iso) {
+    return iso ? "Expected to settle by " + formatDate(iso) + "."
+      : "We will update this page when your bank confirms it.";
+  }
+
+  var STATUS_TEXT = {
+    processing: "Processing",
+    settled: "Settled",
+    failed: "Did not go through",
+    returned: "Returned by your bank",
+    canceled: "Canceled"
+  };
+
   function setText(selector, text) {
     Array.prototype.forEach.call(document.querySelectorAll(selector), function (el) { el.textContent = text; });
   }
@@ -140,7 +161,7 @@
       show("locked");
       return;
     }
-    if (res.status === 409 && b.error === "InvoiceAlreadyPaid") { show("paid"); return; }
+    if (res.status === 409 && b.error === "InvoiceAlreadyPaid") { loadPaymentStatus(); return; }
     if (res.status === 429 || res.status === 422 || res.status === 502) {
       if (context && context.onInline) { context.onInline(b); }
       else { showNotice(b.message || "Please try again."); }
@@ -275,8 +296,41 @@
     setText('[data-field="receipt-last4"]', "••••" + (p.account_last4 || ""));
     setText('[data-field="receipt-id"]', p.payment_id || "");
     setText('[data-field="receipt-reference"]', p.processor_reference || "—");
+    setText('[data-field="receipt-status"]', STATUS_TEXT[p.status] || "Submitted to your bank");
+    setText('[data-field="receipt-settlement"]', settlementText(p.expected_settlement_at));
     rememberSession(null);
     show("receipt");
+  }
+
+  // --- the invoice's payment after PAID (GET /api/portal/payment) --------------------------------
+  var FAILED_ADVICE = {
+    pay_again: "You can pay again, from the same account once the funds are there, or from another account.",
+    pay_with_another_account: "This account can't be used again for this payment. Please pay from another account."
+  };
+
+  function renderPaymentStatus(view) {
+    var p = view && view.payment;
+    if (!p) { show(view && view.can_pay ? "invoice" : "paid"); return; }
+    setText('[data-field="status-amount"]', formatAmount(p.amount_cents, p.currency));
+    setText('[data-field="status-last4"]', p.account_last4);
+    setText('[data-field="status-submitted"]', "on " + formatDate(p.submitted_at));
+    setText('[data-field="status-settlement"]', settlementText(p.expected_settlement_at));
+    setText('[data-field="status-settled"]', p.settled_at ? "on " + formatDate(p.settled_at) : "");
+    setText('[data-field="status-ended"]', p.ended_at ? "on " + formatDate(p.ended_at) : "");
+    setText('[data-field="status-reason"]', p.reason || "your bank returned it");
+    if (p.phase === "processing") { show("payment-processing"); return; }
+    if (p.phase === "settled") { show("payment-settled"); return; }
+    var contact = p.next_step === "contact_company";
+    $("failed-contact").hidden = !contact;
+    $("failed-pay-again").hidden = contact || !view.can_pay;
+    $("failed-advice").textContent = FAILED_ADVICE[p.next_step] || FAILED_ADVICE.pay_again;
+    show("payment-failed");
+  }
+
+  function loadPaymentStatus() {
+    return api("GET", "/api/portal/payment").then(function (res) {
+      if (res.ok) { renderPaymentStatus(res.body); } else { show("paid"); }
+    }, function () { show("paid"); });
   }
 
   function renderDeclined(s) {
@@ -452,14 +506,16 @@
       $("locked-until").textContent = formatWhen(config.locked_until);
     }
     show(initial);
-    var previous = initial === "invoice" && storedSession();
+    if (/^payment-/.test(initial) && config.payment_status) { renderPaymentStatus(config.payment_status); }
+    // After a payment that did not go through, a new attempt may already be running: resume it.
+    var previous = (initial === "invoice" || initial === "payment-failed") && storedSession();
     if (previous) {
       // A reload resumes the running attempt (the server would join it anyway).
       state = { session_id: previous };
       api("GET", sessionPath()).then(function (res) {
         if (res.ok && ["PAID", "DECLINED", "EXPIRED", "CANCELLED"].indexOf(res.body.status) < 0) { render(res.body); }
-        else { state = null; rememberSession(null); show("invoice"); }
-      }, function () { state = null; show("invoice"); });
+        else { state = null; rememberSession(null); show(initial); }
+      }, function () { state = null; show(initial); });
     }
     document.body.setAttribute("data-ready", "true");
   }
