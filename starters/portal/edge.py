@@ -3,7 +3,10 @@
 `RequestGuard` answers `400` for a path or query that is not clean UTF-8 or holds a control
 character (a NUL would otherwise reach PostgreSQL, which refuses it with an error the app would
 turn into a 500), and `413` for a body over the limit: at once when `Content-Length` says so,
-otherwise as soon as the chunks received pass it, so an 8 MiB body is never read whole.
+otherwise as soon as the chunks received pass it, so an 8 MiB body is never read whole. A JSON body
+must be UTF-8 (RFC 8259 §8.1): Python's parser would otherwise detect UTF-16 or UTF-32 and accept
+it, so a filter in front that reads UTF-8 would see something else than the app; a raw NUL byte,
+which no UTF-8 JSON text holds, is how those encodings show, and answers `400` before the app runs.
 
 `ForwardedClient` believes `X-Forwarded-For`/`X-Forwarded-Proto` only from a peer listed in
 `TRUSTED_PROXIES`: the ACH authorization records the customer's address, never the proxy's, and
@@ -24,6 +27,15 @@ Network = IPv4Network | IPv6Network
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class _BodyNotUtf8Json(Exception):
+    pass
+
+
+def _is_json(scope: Scope) -> bool:
+    kinds = [v for k, v in scope.get("headers", []) if k.lower() == b"content-type"]
+    return any(b"json" in kind.lower() for kind in kinds)
 
 
 def _error_body(status: int, error: str, message: str) -> list[Message]:
@@ -114,28 +126,33 @@ class RequestGuard:
             return
 
         received = 0
-        too_large = False
+        json_body = _is_json(scope)
+        refusal: tuple[int, str, str] | None = None
         answered = False
 
         async def limited_receive() -> Message:
-            nonlocal received, too_large
-            if too_large:
+            nonlocal received, refusal
+            if refusal is not None:
                 return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > limit:
-                    too_large = True
+                    refusal = (413, "RequestTooLarge", f"The request body is over {limit} bytes.")
                     raise _BodyTooLarge
+                if json_body and b"\x00" in chunk:
+                    refusal = (400, "MalformedBody", "A JSON body must be UTF-8.")
+                    raise _BodyNotUtf8Json
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal answered
-            if too_large:
-                # Whatever the app makes of the cut-off body, the answer is our 413, once.
+            if refusal is not None:
+                # Whatever the app makes of the cut-off body, the answer is our refusal, once.
                 if not answered:
                     answered = True
-                    await _answer(send, 413, "RequestTooLarge", f"The request body is over {limit} bytes.")
+                    await _answer(send, *refusal)
                 return
             if message["type"] == "http.response.start":
                 answered = True
@@ -144,11 +161,11 @@ class RequestGuard:
         try:
             await self._app(scope, limited_receive, guarded_send)
         except Exception:
-            if not too_large:
+            if refusal is None:
                 raise
-        if too_large and not answered:
+        if refusal is not None and not answered:
             answered = True
-            await _answer(send, 413, "RequestTooLarge", f"The request body is over {limit} bytes.")
+            await _answer(send, *refusal)
 
 
 def parse_header_list(value: str) -> list[str]:

@@ -2,7 +2,9 @@
 
 20 customers while the worker is SIGKILLed twice, PostgreSQL crashes once and the Temporal server
 is SIGKILLed and started again on its SQLite file, providers faulting
-at 30% with SMS broken for good, an attacker guessing codes, and 300 schemathesis calls. No
+at 30% with SMS broken for good, an attacker guessing codes, 300 schemathesis calls, then issue
+10's attacks (poison bank details, plaintext starts, code pumping, a payer change mid-attempt) and
+a grep of every log the stack wrote for the run's secrets. No
 timing is asserted: only that nothing was lost, doubled, stuck or leaked.
 """
 
@@ -51,6 +53,15 @@ async def test_short_campaign_keeps_every_promise() -> None:
         "every code request ends delivered or moved to the other channel",
         "no customer gets two codes for one request",
         "schemathesis: 0 responses 5xx, 0 schema violations",
+        # Issue 10's attacks (tools/chaos/attacks.py) and what they must leave behind.
+        "poison bank details: clean 4xx, never debited, never stuck in SUBMITTING",
+        "plaintext starts through a plain Temporal client: refused (no debit, no PAID, no OTP_VERIFIED)",
+        "payer change mid-attempt: attempt cancelled, old link link_revoked, no code to the old destination",
+        "unrecorded debits 0",
+        "double debits 0",
+        "sends beyond the caps 0",
+        "5xx 0 to the attacks",
+        "0 secrets in logs",
     ):
         assert expected in names
     assert any(name.startswith("brute force") for name in names)

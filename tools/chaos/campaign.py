@@ -25,6 +25,7 @@ from infra.temporal import connect
 from tools.bench.driver import seed_invoices
 from tools.bench.stack import Stack, StackConfig
 from tools.bench.suite import settings_from_env
+from tools.chaos.attack_phase import AttackConfig, add_delivered_codes, campaign_secrets, run_attacks
 from tools.chaos.checks import (
     Promise,
     check_audit,
@@ -38,6 +39,7 @@ from tools.chaos.checks import (
 )
 from tools.chaos.customers import Customer, CustomerRecord, make_plans
 from tools.chaos.hostile import brute_force, fuzz_api
+from tools.chaos.log_secrets import check_logs
 from tools.standins.faulty_providers import ProviderFaults
 
 
@@ -53,6 +55,7 @@ class CampaignConfig:
     schemathesis_calls: int = 10_000
     brute_force_invoices: int = 5
     fault_gap: tuple[float, float] = (2.0, 8.0)
+    attacks: AttackConfig | None = field(default_factory=AttackConfig)  # None skips issue 10's attacks
     seed: int = field(default_factory=lambda: secrets.randbits(31))
     work_dir: Path = field(default_factory=lambda: (STATE_DIR / f"chaos-{int(time.time())}").resolve())
 
@@ -161,6 +164,7 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
         signer = signer_from_settings(settings)
         for inv in invoices:
             inv.token = signer.issue(inv.invoice_id)
+        used = campaign_secrets(invoices)
         customers_inv = invoices[: cfg.attempts]
         attack_inv = invoices[cfg.attempts : cfg.attempts + cfg.brute_force_invoices]
         fuzz_inv = invoices[-1]
@@ -231,8 +235,15 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
                         work_dir=cfg.work_dir,
                     )
                 )
+            if cfg.attacks is not None:
+                promises += await run_attacks(
+                    http, pool, client, settings, faults, stack.config.task_queue, used, console, cfg.attacks
+                )
         await pool.close()
-        return CampaignReport(cfg, promises, fault_log, time.monotonic() - started)
+        add_delivered_codes(used, faults.log)
     finally:
         stack.stop()
         faults.stop()
+    # Once every process has stopped and flushed: the logs the whole run wrote.
+    promises.append(check_logs(cfg.work_dir, used))
+    return CampaignReport(cfg, promises, fault_log, time.monotonic() - started)
