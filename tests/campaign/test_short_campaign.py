@@ -58,6 +58,7 @@ async def test_short_campaign_keeps_every_promise() -> None:
         "every payment's status equals the processor's",
         "invoice balances add up",
         "0 events applied twice",
+        "reconciliation ran after webhooks dropped and duplicated",
     ):
         assert expected in names
     assert any(name.startswith("brute force") for name in names)
