@@ -2,14 +2,37 @@
 
 import secrets
 import uuid
+from dataclasses import replace
 
 import asyncpg
 
 from activities.otp import code_digest
 from domain.channels import Channel, mask_destination
+from domain.input_rules import is_valid_aba_routing
 from tests.support import create_invoice
+from tools.bench.driver import BenchInvoice
 from tools.chaos.checks import CodeSend, check_payments, tie_messages_to_sends
+from tools.chaos.customers import CustomerRecord, Plan
 from tools.chaos.hostile import AttackResult, brute_force_verdict
+from tools.chaos.lifecycle_checks import (
+    InvoiceFacts,
+    LifecycleFacts,
+    PaymentFacts,
+    check_balances,
+    check_events_once,
+    check_statuses,
+    lifecycle_promises,
+)
+from tools.chaos.lifecycle_phase import (
+    FAILS,
+    NOT_VALIDATED,
+    RETURNED,
+    SETTLES,
+    Debtor,
+    SandboxAccount,
+    check_test_accounts,
+    routing_number,
+)
 from tools.standins.faulty_providers import AcceptedMessages
 
 KEY = b"campaign-check-test-key"
@@ -103,3 +126,113 @@ def test_brute_force_verdict_needs_real_checks_and_no_more_than_the_limit() -> N
     assert not brute_force_verdict([result("A", 2)], {"A"}, max_failed=5).held  # guesses never checked
     assert not brute_force_verdict([result("A", 0, answered=0)], set(), max_failed=5).held  # no code at all
     assert not brute_force_verdict([result("A", 5, verified=1)], {"A"}, max_failed=5).held  # a guess got in
+
+
+def _lifecycle_world() -> LifecycleFacts:
+    """One debit settled, one returned after settling: every lifecycle promise holds."""
+    return LifecycleFacts(
+        payments=[
+            PaymentFacts("PAY-1", "INV-1", 12500, "settled", "settled", "settled"),
+            PaymentFacts("PAY-2", "INV-2", 12500, "returned", "returned", "returned"),
+            PaymentFacts("PAY-3", "INV-3", 12500, "declined", "declined"),
+        ],
+        invoices=[
+            InvoiceFacts("INV-1", "paid", 12500, 0),
+            InvoiceFacts("INV-2", "open", 12500, 12500),
+            InvoiceFacts("INV-3", "open", 12500, 12500),
+            InvoiceFacts("INV-4", "open", 12500, 12500),  # its account failed validation: no payment
+        ],
+        processor_events=["evt_1p", "evt_1s", "evt_2p", "evt_2s", "evt_2r"],
+        stored_events=["evt_1p", "evt_1s", "evt_2p", "evt_2s", "evt_2r"],
+        outcome_audits=[
+            ("PAY-1", "PAYMENT_SETTLED"),
+            ("PAY-2", "PAYMENT_SETTLED"),
+            ("PAY-2", "PAYMENT_RETURNED"),
+        ],
+    )
+
+
+def test_the_lifecycle_promises_hold_in_a_world_that_keeps_them() -> None:
+    promises = lifecycle_promises(_lifecycle_world())
+    assert [p.name for p in promises] == [
+        "every payment's status equals the processor's",
+        "invoice balances add up",
+        "0 events applied twice",
+    ]
+    assert all(p.held for p in promises), promises
+
+
+def test_a_payment_or_workflow_disagreeing_with_the_processor_breaks_the_status_promise() -> None:
+    world = _lifecycle_world()
+    world.payments[1] = replace(world.payments[1], ours="settled")  # the return never applied
+    broken = check_statuses(world)
+    assert not broken.held and "PAY-2: ours settled, processor returned" in broken.detail
+    world = _lifecycle_world()
+    world.payments[0] = replace(world.payments[0], workflow="processing")  # the table moved, the workflow not
+    assert not check_statuses(world).held
+    world = _lifecycle_world()
+    world.payments.append(PaymentFacts("PAY-9", "INV-4", 12500, "processing", None))  # no debit at all
+    assert not check_statuses(world).held
+
+
+def test_a_balance_not_following_from_the_payments_breaks_the_balance_promise() -> None:
+    world = _lifecycle_world()
+    world.invoices[1] = InvoiceFacts("INV-2", "open", 12500, 0)  # returned, balance never restored
+    broken = check_balances(world)
+    assert not broken.held and "INV-2: open 0, expected open 12500" in broken.detail
+    world = _lifecycle_world()
+    world.invoices[0] = InvoiceFacts("INV-1", "pending", 12500, 0)  # settled, invoice still pending
+    assert not check_balances(world).held
+    world = _lifecycle_world()
+    world.payments.append(PaymentFacts("PAY-5", "INV-4", 12500, "processing", "processing", "processing"))
+    assert not check_balances(world).held  # a debit in flight holds the invoice: pending, not open
+
+
+def test_an_event_or_outcome_taking_effect_twice_breaks_the_events_promise() -> None:
+    world = _lifecycle_world()
+    world.stored_events.append("evt_2r")  # the duplicate webhook stored as a second event
+    broken = check_events_once(world)
+    assert not broken.held and "1 stored twice" in broken.measured
+    world = _lifecycle_world()
+    world.outcome_audits.append(("PAY-2", "PAYMENT_RETURNED"))  # applied twice: a second balance restore
+    broken = check_events_once(world)
+    assert not broken.held and "2 balance restores for 1" in broken.measured
+    world = _lifecycle_world()
+    world.stored_events.remove("evt_2r")  # dropped, and reconciliation never delivered it
+    assert not check_events_once(world).held
+    world = _lifecycle_world()
+    world.outcome_audits.append(("PAY-1", "PAYMENT_FAILED"))  # an outcome the processor never had
+    assert not check_events_once(world).held
+
+
+def test_test_account_routing_numbers_pass_the_checksum_and_differ() -> None:
+    numbers = [routing_number(n) for n in range(300)]
+    assert all(is_valid_aba_routing(n) for n in numbers)
+    assert len(set(numbers)) == len(numbers)
+
+
+def test_a_debit_ending_otherwise_than_its_test_account_says_breaks_the_accounts_promise() -> None:
+    def debtor(invoice_id: str, account: SandboxAccount, attempt: str) -> Debtor:
+        record = CustomerRecord(
+            BenchInvoice(invoice_id, "a@example.com", "+15555550100"), Plan("pay", "email")
+        )
+        record.final_status = attempt
+        return Debtor(record, account)
+
+    world = _lifecycle_world()
+    assert check_test_accounts(
+        [
+            debtor("INV-1", SETTLES, "PAID"),
+            debtor("INV-2", RETURNED, "PAID"),
+            debtor("INV-4", NOT_VALIDATED, "AWAITING_PAYMENT"),
+        ],
+        world,
+    ).held
+    # An R01 account whose debit settled, and a validation failure that was debited anyway.
+    world.payments.append(PaymentFacts("PAY-5", "INV-4", 12500, "processing", "processing", "processing"))
+    broken = check_test_accounts(
+        [debtor("INV-1", FAILS, "PAID"), debtor("INV-4", NOT_VALIDATED, "AWAITING_PAYMENT")], world
+    )
+    assert (
+        not broken.held and "fails R01 0/1" in broken.measured and "validation fails 0/1" in broken.measured
+    )

@@ -3,9 +3,10 @@
 20 customers while the worker is SIGKILLed twice, PostgreSQL crashes once and the Temporal server
 is SIGKILLed and started again on its SQLite file, providers faulting
 at 30% with SMS broken for good, an attacker guessing codes, 300 schemathesis calls, then issue
-10's attacks (poison bank details, plaintext starts, code pumping, a payer change mid-attempt) and
-a grep of every log the stack wrote for the run's secrets. No
-timing is asserted: only that nothing was lost, doubled, stuck or leaked.
+10's attacks (poison bank details, plaintext starts, code pumping, a payer change mid-attempt),
+26 debits across the SPEC §9 test accounts with 30% of webhooks dropped and 20% duplicated and a
+reconciliation, and a grep of every log the stack wrote for the run's secrets. No timing is
+asserted: only that nothing was lost, doubled, stuck or leaked.
 """
 
 import shutil
@@ -16,6 +17,7 @@ import pytest
 from rich.console import Console
 
 from tools.chaos.campaign import CampaignConfig, run_campaign
+from tools.chaos.lifecycle_phase import LifecyclePhaseConfig
 
 
 @pytest.mark.timeout(600)
@@ -33,6 +35,7 @@ async def test_short_campaign_keeps_every_promise() -> None:
         brute_force_invoices=3,
         fault_gap=(1.0, 3.0),
         work_dir=work_dir / "campaign",
+        lifecycle=LifecyclePhaseConfig(debits=26),
     )
     console = Console(width=140)
     try:
@@ -62,6 +65,11 @@ async def test_short_campaign_keeps_every_promise() -> None:
         "sends beyond the caps 0",
         "5xx 0 to the attacks",
         "0 secrets in logs",
+        "every test account's debit ends as SPEC §9 says",
+        "every payment's status equals the processor's",
+        "invoice balances add up",
+        "0 events applied twice",
+        "reconciliation ran after webhooks dropped and duplicated",
     ):
         assert expected in names
     assert any(name.startswith("brute force") for name in names)

@@ -60,11 +60,16 @@ class Timings:
         self.errors[what[:120]] += 1
 
 
-async def seed_invoices(pool: asyncpg.Pool, count: int, *, tag: str | None = None) -> list[BenchInvoice]:
-    """`count` customers, each with one payer contact (unique email and phone) and one open invoice."""
+async def seed_invoices(
+    pool: asyncpg.Pool, count: int, *, tag: str | None = None, first: int = 0
+) -> list[BenchInvoice]:
+    """`count` customers, each with one payer contact (unique email and phone) and one open invoice.
+
+    Phones are numbered from `first`: a second batch in the same database starts after the first.
+    """
     tag = tag or secrets.token_hex(3).upper()
     rows = []
-    for i in range(count):
+    for i in range(first, first + count):
         key = f"B{tag}{i:06d}"
         rows.append((key, f"payer-{key.lower()}@bench.example", f"+1555{i % 10_000_000:07d}"))
     async with pool.acquire() as conn, conn.transaction():

@@ -23,6 +23,9 @@ def chaos(
     fault_rate: float = typer.Option(0.3, min=0.0, max=1.0, help="Share of provider calls that fault."),
     broken: str = typer.Option("sms", help="The channel whose provider refuses every send (email or sms)."),
     schemathesis_calls: int = typer.Option(10_000, min=0, help="Generated API calls (0 skips)."),
+    lifecycle_debits: int = typer.Option(
+        200, min=0, help="Debits across the SPEC §9 test accounts, webhooks dropped and duplicated (0 skips)."
+    ),
     seed: int | None = typer.Option(None, help="Random seed (printed, to replay a run)."),
     work_dir: Path | None = typer.Option(None, help="Where logs and the dedicated PostgreSQL go."),
 ) -> None:
@@ -30,6 +33,7 @@ def chaos(
     from rich.console import Console
 
     from tools.chaos.campaign import CampaignConfig, run_campaign
+    from tools.chaos.lifecycle_phase import LifecyclePhaseConfig
 
     if broken not in ("email", "sms"):
         raise typer.BadParameter("--broken is email or sms")
@@ -42,6 +46,7 @@ def chaos(
         fault_rate=fault_rate,
         broken_channel=broken,
         schemathesis_calls=schemathesis_calls,
+        lifecycle=LifecyclePhaseConfig(debits=lifecycle_debits),
     )
     if seed is not None:
         cfg.seed = seed

@@ -39,6 +39,7 @@ from tools.chaos.checks import (
 )
 from tools.chaos.customers import Customer, CustomerRecord, make_plans
 from tools.chaos.hostile import brute_force, fuzz_api
+from tools.chaos.lifecycle_phase import LifecyclePhaseConfig, run_lifecycle_phase
 from tools.chaos.log_secrets import check_logs
 from tools.standins.faulty_providers import ProviderFaults
 
@@ -58,6 +59,7 @@ class CampaignConfig:
     attacks: AttackConfig | None = field(default_factory=AttackConfig)  # None skips issue 10's attacks
     seed: int = field(default_factory=lambda: secrets.randbits(31))
     work_dir: Path = field(default_factory=lambda: (STATE_DIR / f"chaos-{int(time.time())}").resolve())
+    lifecycle: LifecyclePhaseConfig = field(default_factory=LifecyclePhaseConfig)
 
 
 @dataclass
@@ -153,6 +155,7 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
         **faults.env(),
         "OTP_RESEND_COOLDOWN_SECONDS": "1",
         "WORKER_GRACEFUL_SHUTDOWN_SECONDS": "2",
+        **cfg.lifecycle.processor_env(),
     }
     stack = Stack(StackConfig(work_dir=cfg.work_dir, extra_env=env, persist_temporal=cfg.server_restarts > 0))
     try:
@@ -220,6 +223,18 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
                 settings.secret("otp_hmac_key").encode(),
             )
             promises.append(retries_seen(records))
+            if cfg.lifecycle.debits:
+                promises += await run_lifecycle_phase(
+                    cfg.lifecycle,
+                    http=http,
+                    pool=pool,
+                    client=client,
+                    settings=settings,
+                    inbox=faults.log,
+                    rng=rng,
+                    console=console,
+                    earlier_invoices=ids,
+                )
             console.print("brute force and schemathesis…")
             working = "sms" if cfg.broken_channel == "email" else "email"
             promises.append(

@@ -152,12 +152,12 @@ class Customer:
                 return
             code = await self.get_code(resend=True)  # the code on the phone did not match: ask again
         await self.think()
+        await self.call("POST", f"/api/portal/sessions/{self.r.session_id}/payment", self.payment_body())
+
+    def payment_body(self) -> dict[str, Any]:
+        """The bank details the customer types in."""
         account = DECLINING_ACCOUNT if self.r.plan.kind == "declined" else PAYMENT_BODY["account_number"]
-        await self.call(
-            "POST",
-            f"/api/portal/sessions/{self.r.session_id}/payment",
-            {**PAYMENT_BODY, "account_number": account},
-        )
+        return {**PAYMENT_BODY, "account_number": account}
 
     async def get_code(self, *, resend: bool = False) -> str:
         """Ask for a code until one arrives; move to the other channel if this one is refused for good."""
