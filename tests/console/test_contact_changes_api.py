@@ -104,6 +104,9 @@ async def test_changing_the_payers_phone_cancels_revokes_and_tells_both_numbers(
     for _ in range(2):
         r = await portal.http.post("/api/portal/sessions", headers={"Authorization": f"Bearer {old_token}"})
         assert r.status_code == 401 and r.json()["reason"] == "link_revoked", r.text
+    # What became of a payment is the new payer's to see, not the old link's (SPEC §9 pay link).
+    r = await portal.http.get("/api/portal/payment", headers={"Authorization": f"Bearer {old_token}"})
+    assert r.status_code == 401 and r.json()["reason"] == "link_revoked", r.text
     page = await portal.http.get(f"/pay/{old_token}")
     assert page.status_code == 401 and "This link was replaced" in page.text
     revoked = [e for e in await fetch_trail(portal.pool, invoice_id) if e["event_type"] == "PAY_LINK_REVOKED"]
