@@ -25,6 +25,7 @@ from infra.providers.delivery.base import CodeSender
 from infra.providers.processor.client import HttpProcessorClient, ProcessorClient
 from infra.settings import Settings
 from workers.lifecycle import lifecycle_config, processor_client
+from workers.sandbox import WORKFLOW_RUNNER
 from workflows.ach_payment import AchPaymentWorkflow
 from workflows.pay_invoice import PayInvoiceWorkflow
 from workflows.reconciliation import ProcessorReconciliationWorkflow
@@ -124,6 +125,7 @@ def build_worker(
         ],
         graceful_shutdown_timeout=graceful_shutdown,
         max_cached_workflows=max_cached_workflows,
+        workflow_runner=WORKFLOW_RUNNER,
     )
 
 
