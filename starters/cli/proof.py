@@ -7,7 +7,6 @@ import typer
 
 from domain.attempt import ClientContext
 from domain.proof import ProofOfAuthorization
-from infra.proof_pdf import render_proof_pdf
 from infra.resources import ExpectedFailure, open_pool
 from infra.settings import Settings
 from infra.stores.proofs import export_proof
@@ -32,6 +31,10 @@ def proof(
     out.mkdir(parents=True, exist_ok=True)
     pdf_path = out / f"proof-{payment_id}.pdf"
     json_path = out / f"proof-{payment_id}.json"
+    # Here, not at the top: the PDF stack (fpdf, fontTools, numpy) is a quarter second of import
+    # that every other command, the worker's start included, would pay (issue 13: cold start).
+    from infra.proof_pdf import render_proof_pdf
+
     pdf_path.write_bytes(render_proof_pdf(document))
     json_path.write_text(document.model_dump_json(indent=2) + "\n", encoding="utf-8")
     console.print(f"wrote {pdf_path}")

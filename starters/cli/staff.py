@@ -10,7 +10,6 @@ import typer
 
 from domain.contact_details import ContactDetailError, clean_email, has_control_characters
 from infra.resources import ExpectedFailure, open_pool
-from infra.staff_passwords import generate_password, hash_password, password_problem
 from infra.stores import staff_accounts as accounts
 from starters.cli.plumbing import console, run_async, settings_or_exit
 
@@ -41,6 +40,9 @@ def add(
 ) -> None:
     """Create a staff account. Password from stdin, or generated and printed once."""
     settings = settings_or_exit()
+
+    # argon2 loads here, not at the top: every other command (the worker's start) skips it.
+    from infra.staff_passwords import generate_password, hash_password, password_problem
 
     @run_async
     async def go() -> None:
