@@ -85,15 +85,31 @@ def _rfc3339(moment: datetime) -> str:
 def stuck_query(
     statuses: tuple[PaymentStatus, ...], in_status_before: datetime, customer_id: str | None = None
 ) -> str:
-    """One visibility query: running attempts whose status was entered before the threshold."""
+    """One visibility query: running attempts whose status was entered before the threshold.
+
+    Without a customer filter it also finds runs with no `PaymentStatus` at all, started before
+    the threshold: the portal sets it at every start, so such a run was started by someone else
+    (an insider's plaintext start the worker refuses). It holds the invoice's workflow id, so the
+    customer gets "try again" until an operator terminates it."""
     names = ", ".join(literal(s.value) for s in statuses)
-    query = (
-        f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
-        f" AND PaymentStatus IN ({names}) AND StatusSince <= '{_rfc3339(in_status_before)}'"
-    )
+    before = _rfc3339(in_status_before)
+    ours = f"PaymentStatus IN ({names}) AND StatusSince <= '{before}'"
     if customer_id:
-        query += f" AND CustomerId = {literal(customer_id)}"
-    return query
+        return (
+            f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
+            f" AND {ours} AND CustomerId = {literal(customer_id)}"
+        )
+    return (
+        f"WorkflowType = '{WORKFLOW_TYPE}' AND ExecutionStatus = 'Running'"
+        f" AND (({ours}) OR (PaymentStatus IS NULL AND StartTime <= '{before}'))"
+    )
+
+
+FOREIGN_RUN = (
+    "not started by PortalPay (no PaymentStatus; its input is not encrypted with our key, so the"
+    " worker refuses it): it holds the invoice's attempt id, so the customer is told to try again."
+    " Terminate it: temporal workflow terminate --workflow-id <id> --run-id <run>"
+)
 
 
 def status_changes(history: WorkflowHistory) -> list[tuple[datetime, PaymentStatus]]:
@@ -185,6 +201,8 @@ async def find_stuck(
     gate = asyncio.Semaphore(8)
 
     async def described(wf: WorkflowExecution) -> StuckAttempt:
+        if wf.typed_search_attributes.get(sa.PAYMENT_STATUS) is None:
+            return _stuck(wf, "no state: not our run")  # the worker cannot answer its query
         async with gate:
             return _stuck(wf, await query_state(client, wf.id, wf.run_id))
 
@@ -194,6 +212,7 @@ async def find_stuck(
 
 def _stuck(wf: WorkflowExecution, state: AttemptState | str) -> StuckAttempt:
     attrs = wf.typed_search_attributes
+    foreign = attrs.get(sa.PAYMENT_STATUS) is None
     status = PaymentStatus(attrs.get(sa.PAYMENT_STATUS) or PaymentStatus.RESOLVING_PAYER.value)
     return StuckAttempt(
         invoice_id=attrs.get(sa.INVOICE_ID) or wf.id.removeprefix("pay-invoice-"),
@@ -206,7 +225,9 @@ def _stuck(wf: WorkflowExecution, state: AttemptState | str) -> StuckAttempt:
         payer_contact_id=attrs.get(sa.PAYER_CONTACT_ID),
         amount_cents=attrs.get(sa.AMOUNT_CENTS),
         payer_name=state.payer_name if isinstance(state, AttemptState) else None,
-        waiting_for=state.waiting_for
+        waiting_for=FOREIGN_RUN
+        if foreign
+        else state.waiting_for
         if isinstance(state, AttemptState)
         else f"{describe_status(status)} ({state})",
     )

@@ -6,6 +6,7 @@ no activity is scheduled, nothing is audited, no payment row exists and no debit
 """
 
 import asyncio
+from datetime import timedelta
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
@@ -13,6 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from domain.attempt import workflow_id_for
 from infra.codec import UnencryptedPayloadError
+from starters.cli.ops_queries import FOREIGN_RUN, StuckAttempt, find_stuck
 from tests.conftest import HarnessFactory
 from tests.hostile.helpers import money_rows
 from tests.support import create_invoice
@@ -30,6 +32,18 @@ async def _wait_for_event(
             return history
         assert asyncio.get_running_loop().time() < deadline, [e.event_type for e in history.events]
         await asyncio.sleep(0.1)
+
+
+async def _wait_listed(client: Client, workflow_id: str, timeout: float = 30) -> StuckAttempt:
+    """Visibility is eventually consistent: wait until `ops stuck` lists the run."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = await find_stuck(client, older_than=timedelta(0))
+        mine = [a for a in found if a.workflow_id == workflow_id]
+        if mine:
+            return mine[0]
+        assert asyncio.get_running_loop().time() < deadline, [a.workflow_id for a in found]
+        await asyncio.sleep(0.2)
 
 
 async def test_a_plaintext_start_never_runs_workflow_code(harness_factory: HarnessFactory) -> None:
@@ -64,6 +78,12 @@ async def test_a_plaintext_start_never_runs_workflow_code(harness_factory: Harne
             )
             assert audit_rows == 0
             assert await money_rows(h.pool, inv.invoice_id) == (0, ledger_before)
+
+            # The run holds the invoice's attempt id: `ops stuck` shows it to operators, with
+            # what to do, although it never set a PaymentStatus.
+            listed = await _wait_listed(h.client, workflow_id)
+            assert listed.run_id == handle.result_run_id
+            assert listed.waiting_for == FOREIGN_RUN
         finally:
             await h.client.get_workflow_handle(workflow_id).terminate("hostile start refused")
 
