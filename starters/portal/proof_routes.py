@@ -5,16 +5,15 @@ bearer token (no header chooses it). An unknown payment is a 404 and audits noth
 """
 
 import re
-from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, Response
 
 from domain.proof import ProofOfAuthorization
 from infra.proof_pdf import render_proof_pdf
 from infra.stores.proofs import export_proof
 from starters.portal.dependencies import ERROR_RESPONSES, Deps, PortalError, client_context, require_staff
+from starters.portal.path_ids import PathId
 from starters.portal.staff_api import API_ACTOR
 from starters.portal.staff_console.web import PAGE_HEADERS, PlainId, Staff, render, staff_context
 
@@ -26,7 +25,7 @@ api_router = APIRouter(
 )
 console_router = APIRouter(include_in_schema=False)
 
-PaymentId = Annotated[str, PathParam(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+PaymentId = PathId
 
 
 @api_router.get(

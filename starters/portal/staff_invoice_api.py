@@ -6,16 +6,14 @@ payment with its status, the return code and its Nacha meaning, whether the retu
 or was returned. The console's invoice page reads the same store.
 """
 
-from typing import Annotated
-
 from fastapi import APIRouter, Depends
-from fastapi import Path as PathParam
 
 from domain.ach_returns import return_code
 from domain.payment_notice import lifecycle_status
 from infra.stores.invoices import fetch_standing
 from infra.stores.payment_records import PaymentRecord, invoice_payments
 from starters.portal.dependencies import ERROR_RESPONSES, Deps, PortalError, require_staff
+from starters.portal.path_ids import PathId
 from starters.portal.payment_schemas import StaffInvoiceView, StaffPaymentView
 
 router = APIRouter(
@@ -25,8 +23,7 @@ router = APIRouter(
     responses={k: v for k, v in ERROR_RESPONSES.items() if k in (401, 404, 422)},
 )
 
-# As the proof route's payment id: bounded, no control characters; anything else is 422 before a query.
-InvoiceId = Annotated[str, PathParam(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+InvoiceId = PathId
 
 
 def staff_payment_view(record: PaymentRecord) -> StaffPaymentView:

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import jinja2
 from fastapi import Depends, Request
-from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -24,6 +23,7 @@ from domain.money import format_amount
 from infra.settings import Settings
 from infra.stores.staff_sessions import StaffSession, load_session, set_flash
 from starters.portal.dependencies import PortalDeps, client_context, portal_deps
+from starters.portal.path_ids import PathId
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 ASSET_VERSION = "1"
@@ -72,8 +72,8 @@ def clear_session_cookie(response: Response, settings: Settings) -> None:
     )
 
 
-# Ids in console URLs: printable, bounded; anything else is a 422 before any query (never a 500).
-PlainId = Annotated[str, PathParam(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# Ids in console URLs: the one path-id rule (starters/portal/path_ids.py).
+PlainId = PathId
 
 
 class SignInRequired(Exception):
