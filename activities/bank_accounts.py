@@ -47,16 +47,22 @@ class AccountScreen:
                 allowed=False, fingerprint=fingerprint, reason="blocked", message=BLOCKED_MESSAGE
             )
         if await is_validated(self._pool, fingerprint):
-            return ScreenAccountResult(allowed=True, fingerprint=fingerprint)
+            # A retry of the try that validated it says so too: its audit row is this screening's.
+            return ScreenAccountResult(
+                allowed=True, fingerprint=fingerprint, validated_now=await self._audited(request)
+            )
         try:
             answer = await self._processor.validate_account(
                 routing_number=request.routing_number, account_number=request.account_number
             )
         except ProcessorRejected as exc:
             raise ApplicationError(str(exc), type="ProcessorRejected", non_retryable=True) from None
-        if answer.valid:
-            await remember_validated(self._pool, fingerprint, answer.id)
-        await self._audit(request, answer.valid, answer.id, answer.reason)
+        # The account remembered as validated and its audit row: both or neither, so a retry
+        # after a crash never finds a validated account whose validation the trail lacks.
+        async with self._pool.acquire() as conn, conn.transaction():
+            if answer.valid:
+                await remember_validated(conn, fingerprint, answer.id)
+            await self._audit(conn, request, answer.valid, answer.id, answer.reason)
         if not answer.valid:
             return ScreenAccountResult(
                 allowed=False,
@@ -67,33 +73,47 @@ class AccountScreen:
             )
         return ScreenAccountResult(allowed=True, fingerprint=fingerprint, validated_now=True)
 
+    async def _audited(self, request: ScreenAccountRequest) -> bool:
+        found = await self._pool.fetchval(
+            "SELECT 1 FROM audit_events WHERE event_key = $1", _event_key(request)
+        )
+        return found is not None
+
     async def _audit(
-        self, request: ScreenAccountRequest, valid: bool, validation_id: str, reason: str | None
+        self,
+        conn: asyncpg.Connection,
+        request: ScreenAccountRequest,
+        valid: bool,
+        validation_id: str,
+        reason: str | None,
     ) -> None:
         ref = request.attempt
-        async with self._pool.acquire() as conn:
-            await append_event(
-                conn,
-                AuditEventInput(
-                    event_key=f"account-validation/{ref.run_id}/{request.screen_seq}",
-                    event_type=AuditEventType.ACCOUNT_VALIDATED
-                    if valid
-                    else AuditEventType.ACCOUNT_VALIDATION_FAILED,
-                    invoice_id=ref.invoice_id,
-                    customer_id=ref.customer_id,
-                    payer_contact_id=ref.payer_contact_id,
-                    workflow_id=ref.workflow_id,
-                    run_id=ref.run_id,
-                    client=request.client,
-                    details={
-                        "validation_id": validation_id,
-                        "account_last4": last4(request.account_number),
-                        "reason": reason,
-                    },
-                    occurred_at=activity.info().started_time,
-                ),
-                key=self._audit_key,
-            )
+        await append_event(
+            conn,
+            AuditEventInput(
+                event_key=_event_key(request),
+                event_type=AuditEventType.ACCOUNT_VALIDATED
+                if valid
+                else AuditEventType.ACCOUNT_VALIDATION_FAILED,
+                invoice_id=ref.invoice_id,
+                customer_id=ref.customer_id,
+                payer_contact_id=ref.payer_contact_id,
+                workflow_id=ref.workflow_id,
+                run_id=ref.run_id,
+                client=request.client,
+                details={
+                    "validation_id": validation_id,
+                    "account_last4": last4(request.account_number),
+                    "reason": reason,
+                },
+                occurred_at=activity.info().started_time,
+            ),
+            key=self._audit_key,
+        )
+
+
+def _event_key(request: ScreenAccountRequest) -> str:
+    return f"account-validation/{request.attempt.run_id}/{request.screen_seq}"
 
 
 class BankAccountActivities:
