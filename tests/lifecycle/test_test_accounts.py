@@ -1,12 +1,14 @@
 """Each SPEC §9 test account end to end: the sandbox processor service settles, fails or returns the
 debit, signs a webhook to the portal, the payment workflow applies it, the effects land."""
 
+import contextlib
 import functools
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from domain.ach_payment import AchPaymentInput, ach_workflow_id
 from infra.bank_accounts import bank_fingerprint
@@ -68,12 +70,16 @@ async def accept_debit(s: Stack, inv: Invoice, account: str, *, no_poll: bool = 
             "INSERT INTO payment_status_history (payment_id, status, occurred_at) VALUES ($1, 'processing', now())",
             payment_id,
         )
-    await s.harness.client.start_workflow(
-        AchPaymentWorkflow.run,
-        AchPaymentInput(payment_id=payment_id),
-        id=ach_workflow_id(payment_id),
-        task_queue=s.harness.task_queue,
-    )
+    # As the debit activity does (activities/settlement.follow_payment): the processor's first
+    # webhook may arrive between the commit above and this start and start the workflow itself by
+    # signal-with-start; that run stands.
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await s.harness.client.start_workflow(
+            AchPaymentWorkflow.run,
+            AchPaymentInput(payment_id=payment_id),
+            id=ach_workflow_id(payment_id),
+            task_queue=s.harness.task_queue,
+        )
     return payment_id
 
 
