@@ -87,19 +87,14 @@ class AccountScreen:
         validation_id: str,
         reason: str | None,
     ) -> None:
-        ref = request.attempt
         await append_event(
             conn,
-            AuditEventInput(
+            AuditEventInput.for_attempt(
+                request.attempt,
                 event_key=_event_key(request),
                 event_type=AuditEventType.ACCOUNT_VALIDATED
                 if valid
                 else AuditEventType.ACCOUNT_VALIDATION_FAILED,
-                invoice_id=ref.invoice_id,
-                customer_id=ref.customer_id,
-                payer_contact_id=ref.payer_contact_id,
-                workflow_id=ref.workflow_id,
-                run_id=ref.run_id,
                 client=request.client,
                 details={
                     "validation_id": validation_id,

@@ -407,14 +407,10 @@ def _audit(
     destination: str | None,
     details: dict[str, Any],
 ) -> AuditEventInput:
-    return AuditEventInput(
+    return AuditEventInput.for_attempt(
+        ref,
         event_key=f"{ref.workflow_id}/{ref.run_id}/{step}/{event_type.value}",
         event_type=event_type,
-        invoice_id=ref.invoice_id,
-        customer_id=ref.customer_id,
-        payer_contact_id=ref.payer_contact_id,
-        workflow_id=ref.workflow_id,
-        run_id=ref.run_id,
         channel=channel,
         destination=destination,
         client=client,

@@ -297,15 +297,10 @@ def _same_debit(row: asyncpg.Record, request: ProcessorDebitRequest) -> bool:
 def _audit(
     request: ProcessorDebitRequest, payment_id: str, event_type: AuditEventType, details: dict[str, Any]
 ) -> AuditEventInput:
-    ref = request.attempt
-    return AuditEventInput(
+    return AuditEventInput.for_attempt(
+        request.attempt,
         event_key=f"{payment_id}/{event_type.value}",
         event_type=event_type,
-        invoice_id=ref.invoice_id,
-        customer_id=ref.customer_id,
-        payer_contact_id=ref.payer_contact_id,
-        workflow_id=ref.workflow_id,
-        run_id=ref.run_id,
         client=request.client,
         details=details,
         occurred_at=datetime.now(UTC),

@@ -87,6 +87,36 @@ class AuditEventInput(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
     occurred_at: datetime
 
+    @classmethod
+    def for_attempt(
+        cls,
+        ref: AttemptRef,
+        *,
+        event_key: str,
+        event_type: AuditEventType,
+        client: ClientContext,
+        details: dict[str, Any],
+        occurred_at: datetime,
+        channel: Channel | None = None,
+        destination: str | None = None,
+    ) -> "AuditEventInput":
+        """A row an attempt's activity writes with its effect: tied to the run, the invoice and
+        the payer contact the attempt resolved."""
+        return cls(
+            event_key=event_key,
+            event_type=event_type,
+            invoice_id=ref.invoice_id,
+            customer_id=ref.customer_id,
+            payer_contact_id=ref.payer_contact_id,
+            workflow_id=ref.workflow_id,
+            run_id=ref.run_id,
+            channel=channel,
+            destination=destination,
+            client=client,
+            details=details,
+            occurred_at=occurred_at,
+        )
+
 
 class AuditEventRecord(BaseModel):
     id: int
