@@ -15,7 +15,7 @@ from infra.stores.proofs import export_proof
 from starters.portal.dependencies import ERROR_RESPONSES, Deps, PortalError, client_context, require_staff
 from starters.portal.path_ids import PathId
 from starters.portal.staff_api import API_ACTOR
-from starters.portal.staff_console.web import PAGE_HEADERS, PlainId, Staff, render, staff_context
+from starters.portal.staff_console.web import PAGE_HEADERS, PlainId, Staff, not_found, staff_context
 
 api_router = APIRouter(
     prefix="/api/staff",
@@ -57,13 +57,7 @@ async def proof_pdf(
         deps.pool, payment_id, staff_context(request, staff), formats=["pdf"], chain_key=deps.audit_key
     )
     if document is None:
-        return await render(
-            request,
-            "staff/not_found.html",
-            {"what": "payment", "ident": payment_id},
-            staff=staff,
-            status_code=404,
-        )
+        return await not_found(request, staff, "payment", payment_id)
     headers = dict(PAGE_HEADERS)
     headers["Content-Disposition"] = f'attachment; filename="{_filename(payment_id)}"'
     return Response(render_proof_pdf(document), media_type="application/pdf", headers=headers)

@@ -28,6 +28,7 @@ from starters.portal.staff_console.web import (
     PlainId,
     Staff,
     form_text,
+    not_found,
     redirect,
     render,
     require_csrf,
@@ -74,13 +75,7 @@ async def _customer_page(
 ) -> HTMLResponse:
     found = await reads.customer(deps.pool, customer_id)
     if found is None:
-        return await render(
-            request,
-            "staff/not_found.html",
-            {"what": "customer", "ident": customer_id},
-            staff=staff,
-            status_code=404,
-        )
+        return await not_found(request, staff, "customer", customer_id)
     contacts = await customer_contacts(deps.pool, customer_id)
     trail = await fetch_chain(deps.pool, f"customer:{customer_id}")
     return await render(

@@ -34,6 +34,7 @@ from starters.portal.staff_console.web import (
     PlainId,
     Staff,
     form_text,
+    not_found,
     redirect,
     render,
     require_csrf,
@@ -116,13 +117,7 @@ async def _invoice_page(
 ) -> HTMLResponse:
     invoice = await reads.invoice(deps.pool, invoice_id)
     if invoice is None:
-        return await render(
-            request,
-            "staff/not_found.html",
-            {"what": "invoice", "ident": invoice_id},
-            staff=staff,
-            status_code=404,
-        )
+        return await not_found(request, staff, "invoice", invoice_id)
     contacts = await customer_contacts(deps.pool, invoice["customer_id"])
     payer = effective_payer(contacts)
     destinations: list[str] = []

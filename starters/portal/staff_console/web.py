@@ -164,6 +164,13 @@ async def render(
     return response
 
 
+async def not_found(request: Request, staff: StaffSession, what: str, ident: str) -> HTMLResponse:
+    """The console's 404 page: which kind of record, and the id that was asked for."""
+    return await render(
+        request, "staff/not_found.html", {"what": what, "ident": ident}, staff=staff, status_code=404
+    )
+
+
 def redirect(url: str) -> RedirectResponse:
     response = RedirectResponse(url, status_code=303)
     response.headers.update(PAGE_HEADERS)
