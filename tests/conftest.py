@@ -15,6 +15,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -139,3 +141,22 @@ def harness_factory(
 async def harness(harness_factory: HarnessFactory) -> AsyncIterator[Harness]:
     async with harness_factory() as h:
         yield h
+
+
+@pytest.fixture
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server per test (its clock only moves forward; see tests/workflow)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN_DIR / "temporal-test-server"),
+        data_converter=build_data_converter(test_settings().codec_key_ring()),
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.ValueType(key.indexed_value_type.value) for key in ALL_KEYS
+            },
+        )
+    )
+    yield env
+    await env.shutdown()

@@ -16,34 +16,12 @@ from datetime import timedelta
 
 import asyncpg
 import pytest
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
 from domain.channels import Channel
-from infra.converter import build_data_converter
 from infra.providers.delivery.console import ConsoleSender
-from tests.support import BIN_DIR, test_settings
+from tests.support import test_settings
 from workers.worker import WorkerDeps, build_worker
-from workflows.search_attributes import ALL_KEYS
-
-
-@pytest.fixture
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(BIN_DIR / "temporal-test-server"),
-        data_converter=build_data_converter(test_settings().codec_key_ring()),
-    )
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={
-                key.name: IndexedValueType.ValueType(key.indexed_value_type.value) for key in ALL_KEYS
-            },
-        )
-    )
-    yield env
-    await env.shutdown()
 
 
 @dataclass
