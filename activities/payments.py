@@ -137,11 +137,7 @@ class PaymentActivities:
                 non_retryable=True,
             ) from None
         if not screen.allowed:
-            refusal = (
-                ErrorType.BANK_ACCOUNT_BLOCKED
-                if screen.reason == "blocked"
-                else ErrorType.ACCOUNT_VALIDATION_FAILED
-            )
+            refusal = screen.refusal
             raise ApplicationError(
                 screen.message or refusal.value,
                 {"validated_now": screen.validated_now},

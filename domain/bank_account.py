@@ -5,6 +5,7 @@ from pydantic import BaseModel
 
 from domain.activity_io import AttemptRef
 from domain.attempt import ClientContext
+from domain.errors import ErrorType
 
 BLOCKED_MESSAGE = (
     "This bank account cannot be used for payments: an earlier debit from it was returned. "
@@ -13,6 +14,9 @@ BLOCKED_MESSAGE = (
 VALIDATION_FAILED_MESSAGE = (
     "We could not verify this bank account. Please check the routing and account numbers and try again."
 )
+# The processor could not be reached to screen the account: nothing was written; press again.
+CHECK_UNAVAILABLE_MESSAGE = "the bank account could not be checked just now; please try again"
+CHECK_UNAVAILABLE_RETRY_AFTER_SECONDS = 30
 
 
 class ScreenAccountRequest(BaseModel):
@@ -30,6 +34,13 @@ class ScreenAccountResult(BaseModel):
     reason: str | None = None  # "blocked" | "validation_failed"
     message: str | None = None
     validated_now: bool = False
+
+    @property
+    def refusal(self) -> ErrorType:
+        """The customer-facing refusal (422) when the account is not allowed."""
+        if self.reason == "blocked":
+            return ErrorType.BANK_ACCOUNT_BLOCKED
+        return ErrorType.ACCOUNT_VALIDATION_FAILED
 
 
 class BeginLifecycleRequest(BaseModel):

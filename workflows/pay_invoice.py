@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.attempt_reasons import NO_CONTACT_REASON, locked_reason
     from domain.audit import AuditEventType
     from domain.authorization import ach_authorization_text
+    from domain.bank_account import CHECK_UNAVAILABLE_MESSAGE, CHECK_UNAVAILABLE_RETRY_AFTER_SECONDS
     from domain.channels import Channel
     from domain.errors import ErrorType
     from domain.masking import last4
@@ -562,16 +563,14 @@ class PayInvoiceWorkflow:
         except ActivityError:
             raise _refuse(
                 ErrorType.ATTEMPT_BUSY,
-                "the bank account could not be checked just now; please try again",
+                CHECK_UNAVAILABLE_MESSAGE,
                 status=self._status.value,
-                retry_after=30,
+                retry_after=CHECK_UNAVAILABLE_RETRY_AFTER_SECONDS,
             ) from None
         if not screen.allowed:
             self._reason = screen.message
             self._publish()
-            raise _refuse(
-                lifecycle_steps.refusal_type(screen), screen.message or "", status=self._status.value
-            )
+            raise _refuse(screen.refusal, screen.message or "", status=self._status.value)
         return screen.fingerprint
 
     def _refuse_screened_account(self, kind: ErrorType, message: str) -> NoReturn:
@@ -581,9 +580,9 @@ class PayInvoiceWorkflow:
             self._set_status(PaymentStatus.AWAITING_PAYMENT)
             raise _refuse(
                 ErrorType.ATTEMPT_BUSY,
-                "the bank account could not be checked just now; please try again",
+                CHECK_UNAVAILABLE_MESSAGE,
                 status=self._status.value,
-                retry_after=30,
+                retry_after=CHECK_UNAVAILABLE_RETRY_AFTER_SECONDS,
             )
         self._reason = message
         self._set_status(PaymentStatus.AWAITING_PAYMENT)

@@ -9,7 +9,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.activity_io import AttemptRef
     from domain.attempt import ClientContext, PaymentDetails
     from domain.bank_account import BeginLifecycleRequest, ScreenAccountRequest, ScreenAccountResult
-    from domain.errors import RefusalType
     from workflows import lifecycle_options as opts
 
 
@@ -31,12 +30,6 @@ async def screen_bank_account(
         summary="check the bank account: blocklist, then validation if not seen before",
     )
     return result
-
-
-def refusal_type(result: ScreenAccountResult) -> RefusalType:
-    if result.reason == "blocked":
-        return RefusalType.BANK_ACCOUNT_BLOCKED
-    return RefusalType.ACCOUNT_VALIDATION_FAILED
 
 
 async def begin_payment_lifecycle(payment_id: str, fingerprint: str | None) -> None:
