@@ -8,10 +8,9 @@ from infra.stores.audit_trail import append_event
 
 
 class AuditActivities:
-    def __init__(self, pool: asyncpg.Pool, *, audit_key: bytes, metrics: object | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, audit_key: bytes) -> None:
         self._pool = pool
         self._audit_key = audit_key
-        self._metrics = metrics
 
     @activity.defn(name="append_audit_event")
     async def append_audit_event(self, event: AuditEventInput) -> AuditEventRecord:

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.metrics_port import NO_METRICS, PaymentMetrics
 from domain.activity_io import (
     AttemptRef,
     AuditEventInput,
@@ -127,7 +128,7 @@ class OtpActivities:
         company_name: str,
         audit_key: bytes,
         caps: SendCaps | None = None,
-        metrics: object | None = None,
+        metrics: PaymentMetrics = NO_METRICS,
     ) -> None:
         self._pool = pool
         self._audit_key = audit_key
@@ -195,7 +196,7 @@ class OtpActivities:
                 refusal = await send_cap_refusal(conn, self._caps, ref.invoice_id, ref.run_id, dest_digest)
                 if refusal is not None:
                     kind, scope, retry_after = refusal
-                    _count(self._metrics, "sends_refused", scope)
+                    self._metrics.sends_refused(scope)
                     raise ApplicationError(
                         f"no more codes for now ({scope})",
                         {"scope": scope, "retry_after": retry_after},
@@ -295,7 +296,7 @@ class OtpActivities:
                 ),
                 key=self._audit_key,
             )
-        _count(self._metrics, "codes_sent", request.channel.value)
+        self._metrics.codes_sent(request.channel.value)
         return SendCodeResult(
             channel=request.channel,
             destination=masked,
@@ -356,9 +357,9 @@ class OtpActivities:
                 reason,
             )
             result = await self._recorded_check(conn, request, ok, reason)
-        _count(self._metrics, "verifications", "ok" if ok else "failed")
+        self._metrics.verifications("ok" if ok else "failed")
         if result.locked_until is not None:
-            _count(self._metrics, "locks", None)
+            self._metrics.locks()
         return result
 
     async def _recorded_check(
@@ -417,12 +418,3 @@ def _audit(
         details=details,
         occurred_at=datetime.now(UTC),
     )
-
-
-def _count(metrics: object | None, name: str, label: str | None) -> None:
-    hook = getattr(metrics, name, None)
-    if callable(hook):
-        if label is None:
-            hook()
-        else:
-            hook(label)

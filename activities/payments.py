@@ -30,6 +30,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.bank_accounts import AccountScreen
+from activities.metrics_port import NO_METRICS, PaymentMetrics
 from activities.settlement import follow_payment
 from domain.activity_io import AuditEventInput, ProcessorDebitRequest
 from domain.attempt import PaymentReceipt
@@ -74,7 +75,7 @@ class PaymentActivities:
         screen: AccountScreen,
         *,
         audit_key: bytes,
-        metrics: object | None = None,
+        metrics: PaymentMetrics = NO_METRICS,
     ) -> None:
         self._pool = pool
         self._audit_key = audit_key
@@ -277,9 +278,7 @@ class PaymentActivities:
                 details["decline_reason"] = outcome.decline_reason
             await append_event(conn, _audit(request, payment_id, event, details), key=self._audit_key)
         if updated.endswith(" 1"):
-            hook = getattr(self._metrics, "payments", None)
-            if callable(hook):
-                hook("paid" if outcome.accepted else "declined")
+            self._metrics.payments("paid" if outcome.accepted else "declined")
 
 
 def _same_debit(row: asyncpg.Record, request: ProcessorDebitRequest) -> bool:

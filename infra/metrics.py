@@ -29,6 +29,11 @@ OTP_CODES_SENT = Counter(
 OTP_VERIFICATIONS = Counter(
     "portalpay_otp_verifications", "OTP codes checked, by result (ok or failed).", ["result"]
 )
+# The send caps of SPEC §11 a refused send hit (activities/otp.py `send_cap_refusal`).
+_SEND_CAP_SCOPES = ("invoice", "invoice_cooldown", "destination")
+OTP_SENDS_REFUSED = Counter(
+    "portalpay_otp_sends_refused", "Code sends refused by a send cap, by the cap hit.", ["scope"]
+)
 OTP_LOCKS = Counter("portalpay_otp_locks", "Attempts locked after too many wrong codes.")
 PAYMENTS = Counter("portalpay_payments", "Debits answered by the processor, by outcome.", ["outcome"])
 HTTP_REQUEST_SECONDS = Histogram(
@@ -42,12 +47,14 @@ for _channel in _CHANNELS:
     OTP_CODES_SENT.labels(channel=_channel)
 for _result in ("ok", "failed"):
     OTP_VERIFICATIONS.labels(result=_result)
+for _scope in _SEND_CAP_SCOPES:
+    OTP_SENDS_REFUSED.labels(scope=_scope)
 for _outcome in ("paid", "declined"):
     PAYMENTS.labels(outcome=_outcome)
 
 
 class PortalPayMetrics:
-    """The hooks activities call (`WorkerDeps.metrics`); method names match their duck-typed calls."""
+    """The hooks activities call (`WorkerDeps.metrics`), satisfying `activities.metrics_port.PaymentMetrics`."""
 
     def codes_sent(self, channel: str) -> None:
         OTP_CODES_SENT.labels(channel=channel if channel in _CHANNELS else _OTHER).inc()
@@ -55,7 +62,10 @@ class PortalPayMetrics:
     def verifications(self, result: Literal["ok", "failed"] | str) -> None:
         OTP_VERIFICATIONS.labels(result="ok" if result == "ok" else "failed").inc()
 
-    def locks(self, *_: object) -> None:
+    def sends_refused(self, scope: str) -> None:
+        OTP_SENDS_REFUSED.labels(scope=scope if scope in _SEND_CAP_SCOPES else _OTHER).inc()
+
+    def locks(self) -> None:
         OTP_LOCKS.inc()
 
     def payments(self, outcome: Literal["paid", "declined"] | str) -> None:

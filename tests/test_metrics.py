@@ -34,6 +34,7 @@ def test_counters_increment() -> None:
         "locks": _value("portalpay_otp_locks_total"),
         "paid": _value("portalpay_payments_total", outcome="paid"),
         "declined": _value("portalpay_payments_total", outcome="declined"),
+        "refused": _value("portalpay_otp_sends_refused_total", scope="destination"),
     }
     PORTALPAY_METRICS.codes_sent("sms")
     PORTALPAY_METRICS.verifications("ok")
@@ -42,6 +43,7 @@ def test_counters_increment() -> None:
     PORTALPAY_METRICS.locks()
     PORTALPAY_METRICS.payments("paid")
     PORTALPAY_METRICS.payments("declined")
+    PORTALPAY_METRICS.sends_refused("destination")
 
     assert _value("portalpay_otp_codes_sent_total", channel="sms") == before["sms"] + 1
     assert _value("portalpay_otp_verifications_total", result="ok") == before["ok"] + 1
@@ -49,6 +51,7 @@ def test_counters_increment() -> None:
     assert _value("portalpay_otp_locks_total") == before["locks"] + 1
     assert _value("portalpay_payments_total", outcome="paid") == before["paid"] + 1
     assert _value("portalpay_payments_total", outcome="declined") == before["declined"] + 1
+    assert _value("portalpay_otp_sends_refused_total", scope="destination") == before["refused"] + 1
 
 
 def test_series_exist_before_the_first_event() -> None:

@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 
 from activities.audit import AuditActivities
 from activities.bank_accounts import AccountScreen, BankAccountActivities
+from activities.metrics_port import NO_METRICS, PaymentMetrics
 from activities.otp import OtpActivities
 from activities.payer import PayerActivities
 from activities.payments import PaymentActivities
@@ -43,7 +44,7 @@ class WorkerDeps:
     otp_hmac_key: bytes
     audit_key: bytes
     company_name: str = "PortalPay"
-    metrics: object | None = None
+    metrics: PaymentMetrics = NO_METRICS
     # SPEC §9: the processor service (HTTP) and the lifecycle's settings.
     processor: ProcessorClient | None = None
     lifecycle: LifecycleConfig = field(default_factory=LifecycleConfig)
@@ -59,7 +60,7 @@ class WorkerDeps:
         pool: asyncpg.Pool,
         senders: Mapping[Channel, CodeSender],
         *,
-        metrics: object | None = None,
+        metrics: PaymentMetrics = NO_METRICS,
     ) -> "WorkerDeps":
         return cls(
             pool=pool,
@@ -95,7 +96,7 @@ def build_worker(
         audit_key=deps.audit_key,
         metrics=deps.metrics,
     )
-    audit = AuditActivities(deps.pool, audit_key=deps.audit_key, metrics=deps.metrics)
+    audit = AuditActivities(deps.pool, audit_key=deps.audit_key)
     processor = deps.processor or HttpProcessorClient("http://127.0.0.1:8010")
     screen = AccountScreen(deps.pool, processor, deps.bank_fingerprint_key, audit_key=deps.audit_key)
     payments = PaymentActivities(deps.pool, processor, screen, audit_key=deps.audit_key, metrics=deps.metrics)

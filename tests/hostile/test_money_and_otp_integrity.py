@@ -5,6 +5,7 @@ but the failure a test needs (an audit write that fails, a processor answer lost
 """
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.audit import AuditActivities
+from activities.metrics_port import NoMetrics
 from activities.payments import PaymentActivities
 from domain.activity_io import AuditEventInput, AuditEventRecord, ProcessorDebitRequest
 from domain.attempt import (
@@ -106,8 +108,12 @@ async def test_larger_transactions_need_a_code_even_as_deposits(harness_factory:
 
 
 async def test_cancel_and_reopen_buys_no_codes(harness_factory: HarnessFactory) -> None:
-    """`open → request code (sms) → cancel`, twelve times on one link: at most OTP_MAX_SENDS texts."""
-    async with harness_factory(otp_max_sends=3) as h:
+    """`open → request code (sms) → cancel`, twelve times on one link: at most OTP_MAX_SENDS texts,
+    and each refusal counted by the worker's metrics under the cap it hit."""
+    counted = CountingMetrics()
+    async with harness_factory(
+        otp_max_sends=3, wrap_deps=lambda d: dataclasses.replace(d, metrics=counted)
+    ) as h:
         inv = await new_invoice(h.pool)
         refusals: list[AttemptRefused] = []
         for _ in range(12):
@@ -124,6 +130,20 @@ async def test_cancel_and_reopen_buys_no_codes(harness_factory: HarnessFactory) 
         assert len(refusals) == 9
         assert all(r.type is ErrorType.TOO_MANY_SENDS and (r.retry_after or 0) > 0 for r in refusals)
         assert (await audit_types(h.pool, inv.invoice_id)).count("OTP_SEND_REFUSED") == 9
+        assert counted.refused == ["invoice"] * 9
+        assert counted.sent == ["sms"] * 3
+
+
+class CountingMetrics(NoMetrics):
+    def __init__(self) -> None:
+        self.refused: list[str] = []
+        self.sent: list[str] = []
+
+    def sends_refused(self, scope: str) -> None:
+        self.refused.append(scope)
+
+    def codes_sent(self, channel: str) -> None:
+        self.sent.append(channel)
 
 
 async def test_one_destination_gets_a_bounded_number_of_codes_a_day(harness_factory: HarnessFactory) -> None:
