@@ -117,3 +117,18 @@ def test_there_is_no_import_cycle() -> None:
         if node not in state:
             visit(node)
     assert not cycles, "\n".join(" -> ".join(c) for c in cycles[:10])
+
+
+def _importers(prefix: str, target: str) -> list[str]:
+    return sorted(
+        f"{name} imports {imported}"
+        for name, path in MODULES.items()
+        if name == prefix or name.startswith(prefix + ".")
+        for imported in _imports(path)
+        if imported == target or imported.startswith(target + ".")
+    )
+
+
+def test_the_portal_never_imports_the_cli() -> None:
+    """Reads both need live below both (starters/attempt_reads.py); the CLI may launch the portal."""
+    assert not _importers("starters.portal", "starters.cli")

@@ -17,7 +17,7 @@ from domain.attempt import AttemptOutcome, PayInvoiceInput
 from domain.audit import AuditEventType
 from domain.status import PaymentStatus
 from infra.converter import build_data_converter
-from starters.cli.ops_queries import status_changes
+from starters.attempt_reads import status_changes
 from starters.cli.replay import file_sources, replay_sources, run_replay
 from tests.support import test_settings as settings_for_tests
 from workflows.pay_invoice import PayInvoiceWorkflow

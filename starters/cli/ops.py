@@ -10,7 +10,7 @@ from domain.status import PaymentStatus
 from infra.resources import open_resources
 from infra.settings import Settings
 from infra.temporal import connect
-from starters.cli.ops_queries import (
+from starters.attempt_reads import (
     AttemptReport,
     StuckAttempt,
     find_stuck,

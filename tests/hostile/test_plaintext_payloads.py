@@ -14,7 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from domain.attempt import workflow_id_for
 from infra.codec import UnencryptedPayloadError
-from starters.cli.ops_queries import FOREIGN_RUN, StuckAttempt, find_stuck
+from starters.attempt_reads import FOREIGN_RUN, StuckAttempt, find_stuck
 from tests.conftest import HarnessFactory
 from tests.hostile.helpers import money_rows
 from tests.support import create_invoice

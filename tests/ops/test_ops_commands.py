@@ -26,8 +26,8 @@ from domain.attempt import (
 from domain.channels import Channel
 from domain.policy import PaymentMethod
 from domain.status import PaymentStatus
+from starters.attempt_reads import find_stuck, load_attempt_report
 from starters.cli.ops import render_report
-from starters.cli.ops_queries import find_stuck, load_attempt_report
 from starters.cli.replay import run_replay
 from tests import support
 from tests.ops.cli_process import cli_env, invoice_with_unique_contacts, run_cli

@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse
 from domain.money import format_amount
 from infra.resources import ExpectedFailure
 from infra.stores import console_reads as reads
-from starters.cli.ops_queries import StuckAttempt, find_stuck
+from starters.attempt_reads import StuckAttempt, find_stuck
 from starters.portal.dependencies import Deps
 from starters.portal.staff_console.web import Staff, render
 

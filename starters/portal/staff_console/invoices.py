@@ -27,7 +27,7 @@ from infra.stores.audit_trail import fetch_trail
 from infra.stores.contact_records import customer_contacts, effective_payer
 from infra.stores.payment_records import PaymentRecord, invoice_payments
 from infra.stores.staff_sessions import StaffSession, set_flash
-from starters.cli.ops_queries import literal, query_state
+from starters.attempt_reads import literal, query_state
 from starters.portal.dependencies import Deps, PortalError
 from starters.portal.staff_api import send_payment_request
 from starters.portal.staff_console.web import (

@@ -1,4 +1,7 @@
-"""What operators ask of attempts: which sit still too long, and one invoice's whole story.
+"""What operators and staff ask of attempts: which sit still too long, and one invoice's whole story.
+
+Shared by the CLI (`ops stuck`, `ops show`) and the staff console (`/staff/attention`, the invoice
+page), so it lives below both: neither imports the other.
 
 Lists come from visibility (search attributes are never encrypted, so no codec is needed to
 filter); what an attempt waits for comes from its `state` query, which needs a worker and may
