@@ -4,12 +4,15 @@ accepted debit to its `AchPaymentWorkflow`. Newer attempts have `submit_debit` d
 for the histories that scheduled them (docs/versioning.md)."""
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.activity_io import AttemptRef
-    from domain.attempt import ClientContext, PaymentDetails
+    from domain.attempt import ClientContext, PaymentDetails, SubmitPaymentInput
     from domain.bank_account import BeginLifecycleRequest, ScreenAccountRequest, ScreenAccountResult
+    from domain.status import PaymentStatus
     from workflows import lifecycle_options as opts
+    from workflows.attempt_refusals import account_check_unavailable
 
 
 async def screen_bank_account(
@@ -30,6 +33,17 @@ async def screen_bank_account(
         summary="check the bank account: blocklist, then validation if not seen before",
     )
     return result
+
+
+async def screen_or_refuse(
+    ref: AttemptRef, input: SubmitPaymentInput, seq: int, status: PaymentStatus
+) -> ScreenAccountResult:
+    """SPEC §9 before the debit: a blocked account is refused, an unseen one validated first. A
+    screening that could not run answers "try again shortly"; nothing was debited."""
+    try:
+        return await screen_bank_account(ref, input.details, input.client, seq)
+    except ActivityError:
+        raise account_check_unavailable(status) from None
 
 
 async def begin_payment_lifecycle(payment_id: str, fingerprint: str | None) -> None:
