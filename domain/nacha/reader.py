@@ -15,14 +15,13 @@ from datetime import date, datetime
 
 from domain.nacha import fields as f
 from domain.nacha.ascii_text import is_printable_ascii
+from domain.nacha.change_codes import CHANGE_CODES
 from domain.nacha.model import NoticeOfChange, Problem, ReadEntry, ReadResult, ReturnEntry
 from domain.nacha.read_back import check_file
 
 __all__ = ["check_file", "read_file"]
 
 _RETURN_CODE = re.compile(r"R[0-9]{2}", re.ASCII)
-# C01-C13 are the notices a receiving bank may send; anything else is refused (not acted on).
-_CHANGE_CODE = re.compile(r"C(0[1-9]|1[0-3])", re.ASCII)
 
 
 def _is_digits(text: str) -> bool:
@@ -112,7 +111,7 @@ def _read_notice(state: _State, number: int, record: str, entry: _Entry) -> str 
     values = f.cut_fields(f.ADDENDA_98, record)
     code = values["change_code"].strip()
     original = values["original_entry_trace_number"]
-    if not _CHANGE_CODE.fullmatch(code):
+    if code not in CHANGE_CODES:  # refused-notice codes (C61-C69) and junk are not acted on
         return f"notice of change: code {code!r} is not C01-C13; refused, not acted on"
     if not _is_digits(original) or len(original) != 15:
         return "notice of change: the original trace number is not 15 digits; refused, not acted on"

@@ -78,7 +78,12 @@ def originator_problems(originator: Originator) -> list[str]:
     return problems
 
 
-def _entry_problem(entry: DebitEntry, odfi_id: str) -> str | None:
+def entry_problem(entry: DebitEntry, odfi_id: str) -> str | None:
+    """Why `entry` cannot go in a file (one line, no account number in it), or None.
+
+    `write_file` refuses the whole file for one such entry, so check each entry when it is
+    accepted, not when the file is written.
+    """
     trace = entry.trace_number
     if entry.transaction_code not in DEBIT_CODES | PRENOTE_CODES:
         return f"trace {trace}: transaction code {entry.transaction_code!r} is not 27, 37 (debit) or 28, 38 (prenote)"
@@ -96,6 +101,8 @@ def _entry_problem(entry: DebitEntry, odfi_id: str) -> str | None:
     ident = entry.individual_id
     if not ident.strip() or len(ident) > 15 or not is_printable_ascii(ident):
         return f"trace {trace}: the individual id must be 1-15 ASCII characters"
+    if not cut_name(entry.individual_name, 22):
+        return f"trace {trace}: the payer's name has no letter or digit that can be written in ASCII"
     if not _digits(trace, 15) or not trace.startswith(odfi_id):
         return f"trace {trace!r}: a trace number is the 8-digit ODFI id and a 7-digit sequence"
     return None
@@ -131,7 +138,7 @@ def _checked(originator: Originator, batches: Sequence[Batch], file_id_modifier:
         if len(batch.entries) > 999_999:
             raise ValueError("a batch holds at most 999,999 entries")
         for entry in batch.entries:
-            problem = _entry_problem(entry, originator.odfi_id)
+            problem = entry_problem(entry, originator.odfi_id)
             if problem:
                 raise ValueError(problem)
             if entry.trace_number in traces:

@@ -2,6 +2,7 @@
 
 import pytest
 
+from domain.nacha.change_codes import CHANGE_CODES
 from domain.nacha.model import ReadResult
 from domain.nacha.reader import read_file
 from tests.nacha.samples import FIXTURES
@@ -41,6 +42,7 @@ def test_a_c01_notice_carries_its_corrected_account_number(name: str) -> None:
     )
     assert notice.original_rdfi == "12104288" and notice.line_number == 4
     assert notice.corrected_data_masked == "••••••1614"
+    assert CHANGE_CODES[notice.change_code].holds_account_number
 
 
 def test_an_invalid_notice_is_refused_with_a_problem_not_a_crash() -> None:

@@ -12,7 +12,7 @@ import pytest
 from domain.nacha import fields as f
 from domain.nacha.model import SAVINGS_DEBIT, SAVINGS_PRENOTE, Batch
 from domain.nacha.reader import check_file, read_file
-from domain.nacha.writer import originator_problems, write_file
+from domain.nacha.writer import entry_problem, originator_problems, write_file
 from tests.nacha.samples import (
     CHASE,
     CREATED_AT,
@@ -217,6 +217,7 @@ REFUSED_ENTRIES: dict[str, dict[str, Any]] = {
     "amount not an int": {"amount_cents": 12.5},
     "prenote with money": {"transaction_code": "28", "amount_cents": 100},
     "credit code": {"transaction_code": "22"},
+    "name with no ASCII letter": {"individual_name": "\u674e\u5c0f\u9f8d"},
 }
 
 
@@ -226,6 +227,8 @@ def test_identifying_values_are_refused_not_cut(what: str) -> None:
     with pytest.raises(ValueError) as raised:
         write_file(ORIGINATOR, one_batch(entry), created_at=CREATED_AT, file_id_modifier="A")
     assert "000123456789" not in str(raised.value)  # an account number never appears in a message
+    assert entry_problem(entry, ORIGINATOR.odfi_id) == str(raised.value)
+    assert entry_problem(debit(1), ORIGINATOR.odfi_id) is None
 
 
 REFUSED_FILES = {
