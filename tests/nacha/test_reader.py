@@ -116,3 +116,23 @@ def test_each_crasher_is_reported_without_a_traceback(name: str) -> None:
         assert not any("could not be read" in p.message for p in result.problems), (
             "a reader bug, caught by the last resort"
         )
+
+
+def test_a_return_whose_entry_detail_is_unreadable_is_reported_with_its_code_and_trace() -> None:
+    lines = (FIXTURES / "return-WEB.ach").read_text().split("\n")
+    lines[2] = lines[2][:29] + "00000X2354" + lines[2][39:]  # the R01 entry's amount
+    result = read_file("\n".join(lines))
+    assert [r.return_code for r in result.returns] == ["R03"]
+    assert [p.line_number for p in result.problems] == [3, 4]
+    assert "R01" in result.problems[1].message and "091400600000001" in result.problems[1].message
+
+
+def test_a_byte_order_mark_does_not_cost_the_file_header() -> None:
+    text = (FIXTURES / "return-WEB.ach").read_text()
+    assert read_file("\ufeff" + text) == read_file(text)
+    assert read_file(("\ufeff" + text).encode()) == read_file(text)
+
+
+def test_entries_read_back_show_only_the_last_four_of_an_account() -> None:
+    (entry, *_) = read("web-debit.ach").entries
+    assert entry.account_number_masked == "•••4567" and "123456" not in entry.account_number_masked
