@@ -20,21 +20,19 @@ from infra.pay_links import signer_from_settings
 from infra.providers.delivery.base import CodeSender
 from infra.providers.delivery.console import ConsoleSender
 from infra.settings import Settings
-from starters.portal import (
-    customer_api,
-    pages,
-    payment_status_api,
-    proof_routes,
-    staff_api,
-    staff_invoice_api,
-)
 from starters.portal.codec_api import CODEC_PREFIX
 from starters.portal.codec_api import MAX_BODY_BYTES as CODEC_MAX_BODY_BYTES
+from starters.portal.customer import api as customer_api
+from starters.portal.customer import pages
+from starters.portal.customer import payment_status as payment_status_api
 from starters.portal.dependencies import Deps, PortalDeps, error_response, install_error_handlers
 from starters.portal.edge import ForwardedClient, RequestGuard
 from starters.portal.schemas import Health, OutboxMessage
-from starters.portal.staff_actions import StaffServices
-from starters.portal.staff_console import install_staff_console
+from starters.portal.staff import api as staff_api
+from starters.portal.staff import invoice_api as staff_invoice_api
+from starters.portal.staff import proof_routes
+from starters.portal.staff.actions import StaffServices
+from starters.portal.staff.console import install_staff_console
 from starters.workflow_client import AttemptGateway
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"

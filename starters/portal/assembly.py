@@ -16,8 +16,8 @@ from infra.providers.delivery.factory import build_code_senders
 from infra.settings import Settings
 from starters.portal.app import create_app
 from starters.portal.codec_api import add_codec_cors, codec_router, parse_origins
-from starters.portal.processor_webhook import processor_webhook_router
-from starters.portal.twilio_webhook import twilio_status_router
+from starters.portal.webhooks.processor import processor_webhook_router
+from starters.portal.webhooks.twilio import twilio_status_router
 from starters.workflow_client import AttemptGateway
 from workflows.pay_invoice import PayInvoiceWorkflow
 

@@ -27,7 +27,7 @@ from domain.status import PaymentStatus
 from infra.pay_links import PayLinkClaims, PayLinkExpired, PayLinkForged, PayLinkSigner, token_matches
 from infra.providers.delivery.base import CodeSender
 from infra.settings import Settings
-from starters.portal.revoked_links import LINK_REVOKED_MESSAGE, LINK_REVOKED_REASON, link_is_revoked
+from starters.portal.customer.revoked_links import LINK_REVOKED_MESSAGE, LINK_REVOKED_REASON, link_is_revoked
 from starters.portal.schemas import ErrorBody
 from starters.workflow_client import (
     HTTP_STATUS_FOR,

@@ -12,7 +12,7 @@ from markupsafe import escape
 
 from infra.stores.audit_trail import STAFF_CONSOLE_CHAIN
 from infra.stores.staff_accounts import disable_staff_user
-from starters.portal.staff_console.web import set_session_cookie
+from starters.portal.staff.console.web import set_session_cookie
 from tests.console.support import (
     StaffCreds,
     audit_row,

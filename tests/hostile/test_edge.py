@@ -13,7 +13,7 @@ from twilio.request_validator import RequestValidator
 
 from starters.portal.assembly import build_portal_app
 from starters.portal.codec_api import MAX_BODY_BYTES as CODEC_MAX_BODY_BYTES
-from starters.portal.twilio_webhook import STATUS_PATH
+from starters.portal.webhooks.twilio import STATUS_PATH
 from tests.hostile.helpers import bank, session_path, unique_email, unique_phone
 from tests.portal.conftest import CLIENT_IP, Portal, PortalFactory
 from tests.support import create_invoice, test_settings

@@ -34,7 +34,7 @@ from infra.providers.delivery.base import CodeSender
 from infra.providers.delivery.sendgrid_email import SendGridEmailSender
 from infra.providers.delivery.twilio_sms import TwilioSmsSender
 from infra.stores.audit_trail import fetch_trail
-from starters.portal.twilio_webhook import STATUS_PATH, twilio_status_router
+from starters.portal.webhooks.twilio import STATUS_PATH, twilio_status_router
 from starters.workflow_client import AttemptRefused
 from tests.conftest import HarnessFactory
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, Harness, create_invoice

@@ -16,7 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from domain.attempt import DeliveryStatusEvent
 from domain.channels import Channel
-from starters.portal.twilio_webhook import STATUS_PATH, twilio_status_router
+from starters.portal.webhooks.twilio import STATUS_PATH, twilio_status_router
 from tests import support
 from tests.support import create_invoice
 

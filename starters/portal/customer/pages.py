@@ -22,12 +22,12 @@ from domain.money import format_amount
 from domain.payment_notice import PaymentPhase
 from infra.pay_links import PayLinkExpired, PayLinkForged
 from infra.stores.invoices import fetch_standing
+from starters.portal.customer.payment_status import link_payment_status
+from starters.portal.customer.revoked_links import LINK_REVOKED_MESSAGE, link_is_revoked
 from starters.portal.dependencies import Deps, client_context
 from starters.portal.payment_schemas import LinkPaymentStatusView
-from starters.portal.payment_status_api import link_payment_status
-from starters.portal.revoked_links import LINK_REVOKED_MESSAGE, link_is_revoked
 
-TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
 ASSET_VERSION = "2"
 
 router = APIRouter(include_in_schema=False)

@@ -14,8 +14,8 @@ from infra.proof_pdf import render_proof_pdf
 from infra.stores.proofs import export_proof
 from starters.portal.dependencies import ERROR_RESPONSES, Deps, PortalError, client_context, require_staff
 from starters.portal.path_ids import PathId
-from starters.portal.staff_api import API_ACTOR
-from starters.portal.staff_console.web import PAGE_HEADERS, PlainId, Staff, not_found, staff_context
+from starters.portal.staff.api import API_ACTOR
+from starters.portal.staff.console.web import PAGE_HEADERS, PlainId, Staff, not_found, staff_context
 
 api_router = APIRouter(
     prefix="/api/staff",

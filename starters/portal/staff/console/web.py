@@ -25,7 +25,7 @@ from infra.stores.staff_sessions import StaffSession, load_session, set_flash
 from starters.portal.dependencies import PortalDeps, client_context, portal_deps
 from starters.portal.path_ids import PathId
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 ASSET_VERSION = "1"
 LOGIN_CSRF_COOKIE = "portalpay_staff_login"
 

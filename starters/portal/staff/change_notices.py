@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from domain.channels import Channel, mask_destination
 from infra.providers.delivery.base import CodeSender, DeliveryError, OtpMessage
 from infra.stores.contact_records import ContactRecord
-from starters.portal.contact_change import ContactChangeOutcome
+from starters.portal.staff.contact_change import ContactChangeOutcome
 
 
 async def tell_old_and_new_addresses(

@@ -17,14 +17,13 @@ from infra.stores import console_reads as reads
 from infra.stores.audit_trail import fetch_chain
 from infra.stores.contact_records import ContactRecord, customer_contacts, effective_payer
 from infra.stores.staff_sessions import StaffSession, set_flash
-from starters.portal.contact_change import ContactChangeOutcome
 from starters.portal.dependencies import Deps
-from starters.portal.staff_actions import (
+from starters.portal.staff.actions import (
     StaffActionRefused,
     change_contact,
     staff_services,
 )
-from starters.portal.staff_console.web import (
+from starters.portal.staff.console.web import (
     PlainId,
     Staff,
     form_text,
@@ -34,6 +33,7 @@ from starters.portal.staff_console.web import (
     require_csrf,
     staff_context,
 )
+from starters.portal.staff.contact_change import ContactChangeOutcome
 
 router = APIRouter(include_in_schema=False)
 

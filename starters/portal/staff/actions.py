@@ -29,8 +29,8 @@ from infra.settings import Settings
 from infra.stores import contact_records as store
 from infra.stores.audit_trail import append_event
 from infra.stores.pay_link_revocations import revoke_links_issued_before
-from starters.portal.contact_change import ContactChangeOutcome
-from starters.portal.payer_change_notices import tell_old_and_new_addresses
+from starters.portal.staff.change_notices import tell_old_and_new_addresses
+from starters.portal.staff.contact_change import ContactChangeOutcome
 from starters.workflow_client import AttemptGateway, AttemptNotFound, AttemptRefused
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,6 @@ from infra.providers.delivery.base import DeliveryError, OtpMessage
 from infra.stores.audit_trail import append_event, chain_ok, fetch_trail
 from infra.stores.invoices import fetch_standing
 from infra.stores.payers import fetch_payer
-from starters.portal.contact_change import ContactChangeOutcome
 from starters.portal.dependencies import (
     ERROR_RESPONSES,
     Deps,
@@ -42,13 +41,14 @@ from starters.portal.schemas import (
     PaymentRequestView,
     RecipientView,
 )
-from starters.portal.staff_actions import (
+from starters.portal.staff.actions import (
     StaffActionRefused,
     change_contact,
     outcome_summary,
     staff_services,
 )
-from starters.portal.staff_schemas import ContactChangeView, ContactPatchBody
+from starters.portal.staff.contact_change import ContactChangeOutcome
+from starters.portal.staff.schemas import ContactChangeView, ContactPatchBody
 
 
 def _consequences(outcome: ContactChangeOutcome) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from infra.settings import Settings
-from starters.portal.staff_console import attention, customers, invoices, sign_in
-from starters.portal.staff_console.web import PAGE_HEADERS, CsrfRefused, SignInRequired, redirect, templates
+from starters.portal.staff.console import attention, customers, invoices, sign_in
+from starters.portal.staff.console.web import PAGE_HEADERS, CsrfRefused, SignInRequired, redirect, templates
 
 
 def install_staff_console(app: FastAPI, settings: Settings) -> None:

@@ -29,8 +29,8 @@ from infra.stores.payment_records import PaymentRecord, invoice_payments
 from infra.stores.staff_sessions import StaffSession, set_flash
 from starters.attempt_reads import literal, query_state
 from starters.portal.dependencies import Deps, PortalError
-from starters.portal.staff_api import send_payment_request
-from starters.portal.staff_console.web import (
+from starters.portal.staff.api import send_payment_request
+from starters.portal.staff.console.web import (
     PlainId,
     Staff,
     form_text,
@@ -40,7 +40,7 @@ from starters.portal.staff_console.web import (
     require_csrf,
     staff_context,
 )
-from starters.portal.staff_invoice_api import staff_payment_view
+from starters.portal.staff.invoice_api import staff_payment_view
 from starters.workflow_client import AttemptNotFound, AttemptRefused
 from workflows import search_attributes as sa
 
