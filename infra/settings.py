@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     otp_exempt_kinds: str = "deposit"
     otp_required_above_cents: int | None = Field(default=None, gt=0)
     otp_max_sends_per_destination_day: int = Field(default=10, gt=0)
+    # What one pay-link holder may do (issue 21; starters/portal/link_budgets.py): refused requests
+    # per OTP_LOCKOUT_SECONDS window, and bank-detail submissions (account validations) per window.
+    pay_link_refusals_per_window: int = Field(default=30, gt=0)
+    pay_link_payment_tries_per_window: int = Field(default=10, gt=0)
 
     portal_base_url: str = "http://127.0.0.1:8000"
     link_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
