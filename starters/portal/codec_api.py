@@ -195,8 +195,11 @@ def codec_router(
                 sign_in.pool, "refused", operator=operator or None, ip=ip, user_agent=user_agent
             )
             return _html(_login_page("That is not the operator token."), 401)
-        if not operator or has_control_characters(operator):
-            return _html(_login_page("Say who you are: your name or email is logged with the session."), 422)
+        if has_control_characters(operator):
+            return _html(_login_page("Your name or email may not hold control characters."), 422)
+        # The name is what the operator says (the token is the credential); a script that sends
+        # only the token still gets a session of its own, logged under its address.
+        operator = operator or f"unnamed operator at {ip}"
         session_token = await operator_sessions.start_session(
             sign_in.pool, operator, lifetime=sign_in.session_lifetime, ip=ip, user_agent=user_agent
         )
@@ -265,7 +268,7 @@ def _html(body: str, status_code: int = 200) -> HTMLResponse:
 def _page(message: str, form: bool = False) -> str:
     form_html = (
         '<form method="post" action="login"><p><label>Your name or email '
-        '<input type="text" name="operator" autocomplete="username" maxlength="200" required autofocus>'
+        '<input type="text" name="operator" autocomplete="username" maxlength="200" autofocus>'
         "</label></p><p><label>Operator token "
         '<input type="password" name="token" autocomplete="off" required></label></p> '
         '<button type="submit">Sign in</button></form>'

@@ -238,3 +238,19 @@ def test_the_ui_proxy_sends_the_console_headers() -> None:
     assert headers["Strict-Transport-Security"].startswith("max-age=")
     # nginx drops server-level add_header in a location that declares its own.
     assert len(re.findall(r"^\s*add_header", conf, re.M)) == len(headers)
+
+
+async def test_a_sign_in_without_a_name_is_its_own_session_logged_by_address(
+    browser: httpx.AsyncClient, app_pool: asyncpg.Pool
+) -> None:
+    answer = await browser.post("/codec/login", data={"token": OPERATOR_TOKEN})
+    assert answer.status_code == 200
+    cookie = answer.cookies[SESSION_COOKIE]
+    browser.cookies.clear()
+    operator = await app_pool.fetchval(
+        "SELECT operator FROM operator_sessions WHERE token_hash = $1",
+        hashlib.sha256(cookie.encode()).digest(),
+    )
+    assert operator.startswith("unnamed operator at ")
+    bad = await browser.post("/codec/login", data={"token": OPERATOR_TOKEN, "operator": "ops\x00"})
+    assert bad.status_code == 422 and SESSION_COOKIE not in bad.cookies
