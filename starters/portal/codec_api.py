@@ -190,6 +190,9 @@ def codec_router(
         form = parse_qs((await request.body())[:4096].decode(errors="replace"))
         given = (form.get("token") or [""])[0].strip()
         operator = " ".join((form.get("operator") or [""])[0].split())[:200]
+        if not _plausible_token(given):
+            # Empty, binary or oversized: malformed input that can never be the token, not a guess.
+            return _html(_login_page("That is not the operator token."), 401)
         if not _same(given, token):
             await operator_sessions.log_sign_in(
                 sign_in.pool, "refused", operator=operator or None, ip=ip, user_agent=user_agent
@@ -253,6 +256,10 @@ async def _convert(request: Request, codec: AesGcmPayloadCodec, *, encode: bool)
         {"payloads": [json_format.MessageToDict(p) for p in converted]},
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
+
+
+def _plausible_token(given: str) -> bool:
+    return 0 < len(given) <= 512 and given.isascii() and given.isprintable()
 
 
 def _unauthorized() -> HTTPException:

@@ -254,3 +254,30 @@ async def test_a_sign_in_without_a_name_is_its_own_session_logged_by_address(
     assert operator.startswith("unnamed operator at ")
     bad = await browser.post("/codec/login", data={"token": OPERATOR_TOKEN, "operator": "ops\x00"})
     assert bad.status_code == 422 and SESSION_COOKIE not in bad.cookies
+
+
+async def test_malformed_sign_in_forms_are_refused_without_counting_as_guesses(
+    app_pool: asyncpg.Pool,
+) -> None:
+    """Only a plausible token is a guess the throttle counts: an empty, binary or oversized one
+    can never be right, so a fuzzer's garbage does not lock the operators of its address out."""
+    address = _address()
+    transport = httpx.ASGITransport(_app(app_pool, max_refusals_overall=10_000), client=(address, 1))
+    async with httpx.AsyncClient(transport=transport, base_url="http://ui.test") as client:
+        for body in (
+            b"",
+            b"token=",
+            b"token=%00",
+            b"token=\xff\xfe",
+            b'{"token": "x"}',
+            b"token=" + b"a" * 600,
+        ):
+            answer = await client.post(
+                "/codec/login", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+            )
+            assert answer.status_code == 401
+        counted = await app_pool.fetchval(
+            "SELECT count(*) FROM operator_sign_in_log WHERE ip = $1 AND event = 'refused'", address
+        )
+        assert counted == 0
+        await _sign_in(client)
