@@ -38,11 +38,13 @@ from domain.attempt import ClientContext
 from domain.audit import AuditEventType
 from domain.channels import Channel, mask_destination
 from domain.errors import ErrorType
+from domain.events import EventType
 from domain.otp_code import OTP_CODE_DIGITS
 from domain.policy import SendCaps
 from infra.providers.delivery.base import CodeSender, PermanentDeliveryError, TransientDeliveryError
 from infra.providers.delivery.messages import compose_otp_message
 from infra.stores.audit_trail import append_event
+from infra.stores.events import record_event
 from infra.stores.invoices import extend_lockout
 from infra.stores.payers import fetch_payer
 
@@ -219,6 +221,13 @@ class OtpActivities:
                 expires_at,
                 dest_digest,
             )
+            # An earlier send of this attempt that never reached the payer is not tried again now.
+            await conn.execute(
+                "UPDATE otp_challenges SET secret_sealed = NULL"
+                " WHERE run_id = $1 AND send_seq < $2 AND sent_at IS NULL AND secret_sealed IS NOT NULL",
+                ref.run_id,
+                request.send_seq,
+            )
         stored = await self._pool.fetchrow(
             "SELECT secret_sealed, expires_at, sent_at FROM otp_challenges WHERE run_id = $1 AND send_seq = $2",
             ref.run_id,
@@ -246,6 +255,7 @@ class OtpActivities:
             receipt = await sender.send(message)
         except PermanentDeliveryError as exc:
             log.warning("code delivery refused by %s (%s) for %s", exc.provider, exc.provider_code, masked)
+            await self._drop_sealed_secret(ref.run_id, request.send_seq)
             raise ApplicationError(
                 f"{exc.provider} refused the message ({exc.provider_code})",
                 {"provider": exc.provider, "provider_code": exc.provider_code},
@@ -254,6 +264,8 @@ class OtpActivities:
             ) from None
         except TransientDeliveryError as exc:
             log.info("transient delivery fault from %s (%s) for %s", exc.provider, exc.provider_code, masked)
+            if _last_try():
+                await self._drop_sealed_secret(ref.run_id, request.send_seq)
             raise ApplicationError(
                 f"{exc.provider} is unavailable ({exc.provider_code})",
                 {"provider": exc.provider, "provider_code": exc.provider_code},
@@ -306,6 +318,14 @@ class OtpActivities:
             provider_message_id=receipt.message_id,
         )
 
+    async def _drop_sealed_secret(self, run_id: str, send_seq: int) -> None:
+        """A send that will not be tried again keeps no way to recreate its code (issue 21)."""
+        await self._pool.execute(
+            "UPDATE otp_challenges SET secret_sealed = NULL WHERE run_id = $1 AND send_seq = $2 AND sent_at IS NULL",
+            run_id,
+            send_seq,
+        )
+
     @activity.defn(name="check_code")
     async def check_code(self, request: CheckCodeRequest) -> CheckCodeResult:
         """The verdict, its audit row (and a lockout it earns) in one transaction."""
@@ -317,7 +337,7 @@ class OtpActivities:
                 request.check_seq,
             )
             if done is not None:
-                return await self._recorded_check(conn, request, done["ok"], done["reason"])
+                return await self._recorded_check(conn, request, done["ok"], done["reason"], first=False)
             challenge = await conn.fetchrow(
                 "SELECT code_digest, expires_at, voided_at, used_at, sent_at FROM otp_challenges"
                 " WHERE run_id = $1 AND send_seq = $2 FOR UPDATE",
@@ -356,16 +376,23 @@ class OtpActivities:
                 ok,
                 reason,
             )
-            result = await self._recorded_check(conn, request, ok, reason)
+            result = await self._recorded_check(conn, request, ok, reason, first=True)
         self._metrics.verifications("ok" if ok else "failed")
         if result.locked_until is not None:
             self._metrics.locks()
         return result
 
     async def _recorded_check(
-        self, conn: asyncpg.Connection, request: CheckCodeRequest, ok: bool, reason: str | None
+        self,
+        conn: asyncpg.Connection,
+        request: CheckCodeRequest,
+        ok: bool,
+        reason: str | None,
+        *,
+        first: bool,
     ) -> CheckCodeResult:
-        """Write (or, on a retry, find) the check's audit rows by their keys."""
+        """Write (or, on a retry, find) the check's audit rows by their keys; the lock's event
+        (SPEC §12 `attempt.locked`) only the first time, since events are not keyed."""
         ref = request.attempt
         step = f"check/{request.check_seq}"
         details: dict[str, Any] = {"send_seq": request.send_seq, "check_seq": request.check_seq}
@@ -396,7 +423,31 @@ class OtpActivities:
                 ),
                 key=self._audit_key,
             )
+            if first:
+                # Noted for staff (issue 21): who locked it is not known, only that it is locked.
+                await record_event(
+                    conn,
+                    EventType.ATTEMPT_LOCKED,
+                    {
+                        "invoice_id": ref.invoice_id,
+                        "customer_id": ref.customer_id,
+                        "workflow_id": ref.workflow_id,
+                        "run_id": ref.run_id,
+                        "failed_checks": request.failed_checks_if_wrong,
+                        "locked_until": locked_until.isoformat(),
+                    },
+                )
         return CheckCodeResult(ok=ok, reason=reason, audit_event_id=record.id, locked_until=locked_until)
+
+
+def _last_try() -> bool:
+    """Whether this activity attempt is the last its retry policy allows."""
+    try:
+        info = activity.info()
+    except RuntimeError:
+        return True  # called outside a worker: nobody will try again
+    policy = info.retry_policy
+    return policy is not None and policy.maximum_attempts > 0 and info.attempt >= policy.maximum_attempts
 
 
 def _audit(

@@ -17,10 +17,12 @@ from domain.attempt_reasons import NO_CONTACT_REASON
 from domain.audit import AuditEventType
 from domain.channels import channels_on_file, mask_destination
 from domain.errors import ErrorType
+from domain.events import EventType
 from domain.invoice_standing import opening_refusal
 from domain.policy import AttemptTimers, InvoiceKind, OtpPolicy
 from domain.status import PaymentStatus
 from infra.stores.audit_trail import append_event
+from infra.stores.events import record_event
 from infra.stores.invoices import extend_lockout, fetch_standing
 from infra.stores.payers import fetch_payer, recent_failed_checks
 
@@ -108,6 +110,21 @@ class PayerActivities:
             if status is PaymentStatus.LOCKED:
                 locked_until = now + timedelta(seconds=self._timers.lockout_seconds)
                 await extend_lockout(conn, request.invoice_id, locked_until)
+                lock_key = f"{request.workflow_id}/{request.run_id}/open/{AuditEventType.OTP_LOCKED.value}"
+                if not await conn.fetchval("SELECT 1 FROM audit_events WHERE event_key = $1", lock_key):
+                    # Noted for staff (SPEC §12 `attempt.locked`), once: a retry finds the audit row.
+                    await record_event(
+                        conn,
+                        EventType.ATTEMPT_LOCKED,
+                        {
+                            "invoice_id": request.invoice_id,
+                            "customer_id": resolution.customer_id,
+                            "workflow_id": request.workflow_id,
+                            "run_id": request.run_id,
+                            "failed_checks": resolution.prior_failed_checks,
+                            "locked_until": locked_until.isoformat(),
+                        },
+                    )
                 rows.append(
                     (
                         AuditEventType.OTP_LOCKED,

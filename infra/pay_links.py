@@ -16,6 +16,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class PayLinkExpired(PayLinkError):
 
 
 _ISSUED_AT_BYTES = 6
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _RANDOM_BYTES = 9
 
 
@@ -84,7 +86,15 @@ def _b64e(raw: bytes) -> str:
 
 
 def _b64d(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Strict unpadded base64url: exactly the text `_b64e` writes, or ValueError. The lenient
+    decoder skipped characters outside the alphabet and accepted padding, so `!!` inserted in the
+    MAC or `==` appended still authenticated: many spellings of one link (issue 21, finding 5)."""
+    if not _B64URL.fullmatch(text):
+        raise ValueError("not unpadded base64url")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64e(raw) != text:  # unused trailing bits set: another spelling of the same bytes
+        raise ValueError("not the canonical spelling")
+    return raw
 
 
 class PayLinkSigner:

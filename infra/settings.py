@@ -8,6 +8,7 @@ from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,12 @@ DEV_ENV_FILE = STATE_DIR / "dev.env"
 
 
 MIN_SECRET_BYTES = 32
+# The role the app logs in as (migrations/0006_app_role.sql); prod refuses any other (SPEC §11).
+APP_DATABASE_ROLE = "portalpay_app"
+# The Temporal UI origins `portalpay dev` uses: fine on a laptop, refused in prod (finding 5).
+DEV_CODEC_CORS_ORIGINS = (
+    "http://localhost:8080,http://127.0.0.1:8080,http://localhost:8233,http://127.0.0.1:8233"
+)
 # Secrets we choose ourselves (provider credentials are whatever the provider issued). Names
 # other settings may add later are looked up with getattr, so this list can run ahead of them.
 OWN_SECRETS = (
@@ -32,6 +39,20 @@ OWN_SECRETS = (
     "bank_fingerprint_key",
     "processor_webhook_secret",
 )
+
+
+# What each process reads (issue 21): compose hands each container these and no others, and prod
+# requires exactly these where that process starts. None: every secret (the CLI's own commands).
+WORKER_SECRETS = ("otp_hmac_key", "audit_chain_key", "bank_fingerprint_key", "codec_keys")
+PORTAL_SECRETS = (
+    "staff_api_token",
+    "operator_api_token",
+    "link_signing_key",
+    "audit_chain_key",
+    "processor_webhook_secret",
+    "codec_keys",
+)
+PROCESSOR_SECRETS = ("processor_webhook_secret",)
 
 
 class SettingsError(Exception):
@@ -87,6 +108,10 @@ class Settings(BaseSettings):
     otp_exempt_kinds: str = "deposit"
     otp_required_above_cents: int | None = Field(default=None, gt=0)
     otp_max_sends_per_destination_day: int = Field(default=10, gt=0)
+    # What one pay-link holder may do (issue 21; starters/portal/link_budgets.py): refused requests
+    # per OTP_LOCKOUT_SECONDS window, and bank-detail submissions (account validations) per window.
+    pay_link_refusals_per_window: int = Field(default=30, gt=0)
+    pay_link_payment_tries_per_window: int = Field(default=10, gt=0)
 
     portal_base_url: str = "http://127.0.0.1:8000"
     link_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
@@ -94,9 +119,7 @@ class Settings(BaseSettings):
     # Parked attempts beyond the cache cost no worker memory; an evicted one replays (~300 ms).
     worker_max_cached_workflows: int = Field(default=1000, ge=0)
     # Browser origins of the Temporal UI allowed to call the codec endpoint (comma-separated).
-    codec_cors_origins: str = (
-        "http://localhost:8080,http://127.0.0.1:8080,http://localhost:8233,http://127.0.0.1:8233"
-    )
+    codec_cors_origins: str = DEV_CODEC_CORS_ORIGINS
     # Prometheus scrape ports; unset means not exported. The worker has two: PortalPay's own
     # counters (prometheus_client) and the Temporal SDK's metrics (Rust core exporter).
     worker_metrics_port: int | None = Field(default=None, gt=0, lt=65536)
@@ -109,6 +132,13 @@ class Settings(BaseSettings):
     staff_sign_in_window_seconds: int = Field(default=15 * 60, gt=0)
     staff_sign_in_max_failures_per_account: int = Field(default=5, gt=0)
     staff_sign_in_max_failures_per_address: int = Field(default=20, gt=0)
+    # Operator sign-in at /codec/login (issue 21): one server-side session per sign-in, ended by
+    # sign-out, idle time or its lifetime; refused sign-ins throttle per address and overall.
+    operator_session_idle_seconds: int = Field(default=30 * 60, gt=0)
+    operator_session_absolute_seconds: int = Field(default=8 * 3600, gt=0)
+    operator_sign_in_window_seconds: int = Field(default=15 * 60, gt=0)
+    operator_sign_in_max_failures_per_address: int = Field(default=10, gt=0)
+    operator_sign_in_max_failures_overall: int = Field(default=50, gt=0)
 
     # --- the edge and the cluster (SPEC §11) ---------------------------------------------------
     # Request bodies over this many bytes answer 413 before they are read whole.
@@ -179,15 +209,28 @@ class Settings(BaseSettings):
             ip_network(item.strip(), strict=False) for item in self.trusted_proxies.split(",") if item.strip()
         )
 
-    def refuse_unsafe_prod(self) -> None:
-        """SPEC §11: prod never starts with a console provider, plain http, or a short secret."""
+    def refuse_unsafe_prod(self, needs: tuple[str, ...] | None = None) -> None:
+        """SPEC §11: prod never starts with a console provider, plain http, a short or repeated
+        secret, OTP switched off, the database owner's connection, or dev state lying around.
+        `needs`: the secrets this process reads (default: all); others are checked only if set."""
         if self.is_dev:
+            if DEV_ENV_FILE.exists() and _explicit_env() != "dev":
+                # A stray state file must not turn a server into a dev one (finding 4).
+                raise SettingsError(
+                    f"PORTALPAY_ENV=dev came from {DEV_ENV_FILE} only: set PORTALPAY_ENV=dev in the "
+                    "environment to run this in dev, or remove the file"
+                )
             return
+        if DEV_ENV_FILE.exists():
+            raise SettingsError(
+                f"{DEV_ENV_FILE} is present (written by `portalpay dev`): remove it when PORTALPAY_ENV=prod"
+            )
+        sends_messages = needs is None or "otp_hmac_key" in needs or "staff_api_token" in needs
         for setting, provider in (
             ("EMAIL_PROVIDER", self.email_provider),
             ("SMS_PROVIDER", self.sms_provider),
         ):
-            if provider == "console":
+            if provider == "console" and sends_messages:
                 raise SettingsError(
                     f"{setting}=console is for dev only: set a real provider when PORTALPAY_ENV=prod"
                 )
@@ -198,6 +241,8 @@ class Settings(BaseSettings):
                 continue  # a secret a later release reads
             value: SecretStr | None = getattr(self, name, None)
             if value is None or not value.get_secret_value():
+                if needs is not None and name not in needs:
+                    continue  # not this process's secret: compose does not hand it over
                 # Refused before anything opens: prod never generates its own secrets.
                 raise SettingsError(f"{name.upper()} is required when PORTALPAY_ENV=prod")
             if name == "codec_keys":
@@ -207,6 +252,57 @@ class Settings(BaseSettings):
                     f"{name.upper()} is shorter than {MIN_SECRET_BYTES} bytes; use e.g. "
                     "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
                 )
+        self._refuse_equal_secrets()
+        self._refuse_weak_otp_policy()
+        self._refuse_owner_database_url()
+        if (needs is None or "operator_api_token" in needs) and set(
+            parse_origin_list(self.codec_cors_origins)
+        ) & set(parse_origin_list(DEV_CODEC_CORS_ORIGINS)):
+            raise SettingsError(
+                "CODEC_CORS_ORIGINS still lists the dev Temporal UI origins (localhost): set the "
+                "UI's real origin when PORTALPAY_ENV=prod"
+            )
+
+    def _refuse_equal_secrets(self) -> None:
+        seen: dict[str, str] = {}
+        for name in (*OWN_SECRETS, "codec_keys", "api_key_pepper", "database_app_password"):
+            value: SecretStr | None = getattr(self, name, None)
+            if value is None or not value.get_secret_value():
+                continue
+            text = value.get_secret_value()
+            if text in seen:
+                raise SettingsError(
+                    f"{seen[text].upper()} and {name.upper()} have the same value: give each secret "
+                    "its own when PORTALPAY_ENV=prod"
+                )
+            seen[text] = name
+
+    def _refuse_weak_otp_policy(self) -> None:
+        policy = self.otp_policy
+        missing = [
+            m.value for m in (PaymentMethod.ECHECK, PaymentMethod.ACH) if m not in policy.required_methods
+        ]
+        if missing:
+            raise SettingsError(
+                f"OTP_REQUIRED_METHODS must include echeck and ach when PORTALPAY_ENV=prod "
+                f"(missing: {','.join(missing)})"
+            )
+        if InvoiceKind.INVOICE in policy.exempt_kinds:
+            raise SettingsError("OTP_EXEMPT_KINDS must not exempt invoice when PORTALPAY_ENV=prod")
+        if self.otp_lockout_seconds <= 0:
+            raise SettingsError("OTP_LOCKOUT_SECONDS must be above 0 when PORTALPAY_ENV=prod")
+
+    def _refuse_owner_database_url(self) -> None:
+        if not self.database_url:
+            raise SettingsError("DATABASE_URL is required when PORTALPAY_ENV=prod")
+        user = unquote(urlsplit(self.database_url).username or "")
+        if user != APP_DATABASE_ROLE:
+            raise SettingsError(
+                f"DATABASE_URL must log in as {APP_DATABASE_ROLE} (the app role) when PORTALPAY_ENV=prod; "
+                "the owner's connection belongs in DATABASE_MIGRATION_URL"
+            )
+        if self.database_migration_url and self.database_migration_url == self.database_url:
+            raise SettingsError("DATABASE_URL and DATABASE_MIGRATION_URL must differ when PORTALPAY_ENV=prod")
 
     @cached_property
     def otp_policy(self) -> OtpPolicy:
@@ -284,11 +380,41 @@ def _dev_secrets() -> dict[str, str]:
     values: dict[str, str] = dict(json.loads(path.read_text())) if path.exists() else {}
     missing = [name for name in _DEV_SECRET_MAKERS if name not in values]
     if missing:
-        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        STATE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
         values.update({name: _DEV_SECRET_MAKERS[name]() for name in missing})
-        path.write_text(json.dumps(values, indent=2))
-        path.chmod(0o600)
+        write_private_file(path, json.dumps(values, indent=2))
     return values
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Written readable by the owner only from the first byte: created 0600 under a temporary
+    name and renamed over, so no other user ever sees a window where the secrets are readable."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def parse_origin_list(raw: str) -> list[str]:
+    return [origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip()]
+
+
+def _explicit_env() -> str | None:
+    """PORTALPAY_ENV as the process environment or `.env` sets it, the dev state file aside."""
+    if os.environ.get("PORTALPAY_ENV"):
+        return os.environ["PORTALPAY_ENV"]
+    dotenv = Path(".env")
+    if dotenv.is_file():
+        for line in dotenv.read_text().splitlines():
+            key, sep, value = line.strip().partition("=")
+            if sep and key.strip() == "PORTALPAY_ENV":
+                return value.strip().strip("\"'")
+    return None
 
 
 def load_settings() -> Settings:

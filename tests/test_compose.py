@@ -20,7 +20,7 @@ import pytest
 import typer.main
 import yaml
 
-from infra.settings import Settings
+from infra.settings import OWN_SECRETS, PORTAL_SECRETS, PROCESSOR_SECRETS, WORKER_SECRETS, Settings
 from starters.cli.app import app as portalpay_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -262,22 +262,144 @@ def test_app_environment_names_are_settings_fields(compose: dict[str, Any], name
     assert not unknown, f"{name} sets variables no setting reads: {sorted(unknown)}"
 
 
-@pytest.mark.parametrize("name", ["migrate", "worker", "portal"])
-def test_app_environment_makes_valid_prod_settings(resolved: dict[str, Any], name: str) -> None:
-    env = environment_of(resolved["services"][name])
+PROCESS_SECRETS = {"worker": WORKER_SECRETS, "portal": PORTAL_SECRETS, "processor": PROCESSOR_SECRETS}
+
+
+@pytest.mark.parametrize("name", ["worker", "portal", "processor"])
+def test_app_environment_makes_valid_prod_settings(compose: dict[str, Any], name: str) -> None:
+    env_values = filled_env_example() | {
+        "PORTAL_PUBLIC_URL": "https://pay.example.com",
+        "TEMPORAL_UI_PUBLIC_URL": "https://temporal.example.com",
+    }
+    tree = interpolate_tree(compose, env_values)
+    env = environment_of(tree["services"][name])
     settings = Settings(_env_file=None, **{key.lower(): value for key, value in env.items()})  # type: ignore[arg-type]
     assert settings.portalpay_env == "prod"
-    for secret in (
-        "staff_api_token",
-        "operator_api_token",
-        "link_signing_key",
-        "otp_hmac_key",
-        "audit_chain_key",
-    ):
+    needs = PROCESS_SECRETS[name]
+    if name != "processor":  # the sandbox stands in for a processor; only ours check at start
+        # What the process itself checks at start (workers/process.py, starters/portal/process.py).
+        settings.refuse_unsafe_prod(needs)
+    for secret in needs:
         assert settings.secret(secret)
-    assert settings.codec_key_ring()
-    assert settings.database_url and settings.database_url.startswith("postgresql://")
-    assert settings.temporal_address == "temporal:7233"
+    assert settings.database_url and settings.database_url.startswith("postgresql://portalpay_app:")
+    if name != "processor":
+        assert settings.codec_key_ring()
+        assert settings.temporal_address == "temporal:7233"
+
+
+def test_migrate_gets_the_owner_connection_and_no_app_secret(resolved: dict[str, Any]) -> None:
+    env = environment_of(resolved["services"]["migrate"])
+    settings = Settings(_env_file=None, **{key.lower(): value for key, value in env.items()})  # type: ignore[arg-type]
+    assert settings.database_migration_url and settings.database_migration_url.startswith(
+        "postgresql://portalpay:"
+    )
+    assert settings.database_app_password is not None
+    assert all(getattr(settings, name) is None for name in (*OWN_SECRETS, "codec_keys"))
+
+
+# --- least privilege (issue 21): secrets and networks --------------------------------------
+
+# Who may hold each secret of .env.example: the services that read it, and no other.
+SECRET_HOLDERS = {
+    "APP_DB_PASSWORD": {"postgres", "migrate"},
+    "APP_ROLE_DB_PASSWORD": {"migrate", "demo-seed", "worker", "processor", "portal"},
+    "TEMPORAL_DB_PASSWORD": {"temporal-postgresql", "temporal-schema", "temporal"},
+    "STAFF_API_TOKEN": {"portal"},
+    "OPERATOR_API_TOKEN": {"portal"},
+    "LINK_SIGNING_KEY": {"portal"},
+    "OTP_HMAC_KEY": {"worker"},
+    "BANK_FINGERPRINT_KEY": {"worker"},
+    "AUDIT_CHAIN_KEY": {"worker", "portal"},
+    "CODEC_KEYS": {"worker", "portal"},
+    "PROCESSOR_WEBHOOK_SECRET": {"portal", "processor"},
+}
+
+
+def test_every_secret_of_the_env_example_has_its_holders_listed() -> None:
+    required = set(re.findall(r"\$\{([A-Za-z_]\w*):\?", COMPOSE_FILE.read_text()))
+    assert required == set(SECRET_HOLDERS)
+
+
+def test_no_container_gets_the_whole_env_file(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        files = service.get("env_file") or []
+        paths = [files] if isinstance(files, str) else [f if isinstance(f, str) else f["path"] for f in files]
+        assert not any(Path(path).name == ".env" for path in paths), name
+        # app.env is for settings that are not secrets.
+    assert "app.env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_each_secret_reaches_only_the_services_that_read_it(compose: dict[str, Any]) -> None:
+    env = filled_env_example()
+    tree = interpolate_tree(compose, env)
+    for secret, holders in SECRET_HOLDERS.items():
+        value = env[secret]
+        holding = {
+            name
+            for name, service in tree["services"].items()
+            if value in json.dumps(service.get("environment"))
+        }
+        assert holding == holders, f"{secret} reaches {sorted(holding)}, not only {sorted(holders)}"
+
+
+@pytest.mark.parametrize("name", sorted(PROCESS_SECRETS))
+def test_each_app_process_gets_exactly_the_secrets_it_reads(compose: dict[str, Any], name: str) -> None:
+    given = {key.lower() for key in environment_of(compose["services"][name])}
+    own = {secret for secret in (*OWN_SECRETS, "codec_keys") if secret in given}
+    assert own == set(PROCESS_SECRETS[name])
+
+
+def _reachable_from(compose: Mapping[str, Any], name: str) -> set[str]:
+    nets = set(compose["services"][name]["networks"])
+    return {
+        other
+        for other, service in compose["services"].items()
+        if other != name and nets & set(service.get("networks") or [])
+    }
+
+
+def test_every_service_names_its_networks_and_only_the_edges_leave_the_host(compose: dict[str, Any]) -> None:
+    declared = compose["networks"]
+    for name, service in compose["services"].items():
+        assert service.get("networks"), f"{name} would join the default network, shared by everything"
+        assert set(service["networks"]) <= set(declared), name
+    outward = {net for net, spec in declared.items() if not (spec or {}).get("internal")}
+    assert outward == {"edge", "ui-edge"}
+    on_edge = {name for name, service in compose["services"].items() if set(service["networks"]) & outward}
+    assert on_edge == {"portal", "worker", "ui-proxy"}
+
+
+@pytest.mark.parametrize(
+    ("target", "allowed"),
+    [
+        ("postgres", {"migrate", "demo-seed", "worker", "portal", "processor"}),
+        ("temporal-postgresql", {"temporal", "temporal-schema"}),
+        ("processor", {"worker", "portal", "postgres"}),
+        (
+            "temporal",
+            {
+                "temporal-namespace",
+                "temporal-ui",
+                "worker",
+                "portal",
+                "temporal-postgresql",
+                "temporal-schema",
+            },
+        ),
+        ("temporal-ui", {"ui-proxy", "temporal", "temporal-namespace", "worker", "portal"}),
+    ],
+)
+def test_databases_processor_and_temporal_are_reachable_only_by_what_needs_them(
+    compose: dict[str, Any], target: str, allowed: set[str]
+) -> None:
+    assert _reachable_from(compose, target) <= allowed
+
+
+def test_the_sandbox_processor_and_the_databases_are_not_reachable_by_the_ui(compose: dict[str, Any]) -> None:
+    for private in ("postgres", "temporal-postgresql", "processor"):
+        reachable = _reachable_from(compose, private)
+        assert not reachable & {"ui-proxy", "temporal-ui"}, private
+    assert "processor" not in _reachable_from(compose, "migrate")
 
 
 def test_worker_stops_slower_than_its_graceful_shutdown(compose: dict[str, Any]) -> None:

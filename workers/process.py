@@ -8,7 +8,7 @@ from temporalio.client import Client
 from infra.metrics import PORTALPAY_METRICS, start_metrics_server, temporal_runtime_with_prometheus
 from infra.providers.delivery.factory import build_code_senders, close_code_senders
 from infra.resources import open_pool
-from infra.settings import Settings
+from infra.settings import WORKER_SECRETS, Settings
 from infra.temporal import connect
 from workers.schedules import ensure_reconciliation_schedule
 from workers.worker import WorkerDeps, build_worker, run_until_signalled
@@ -17,7 +17,7 @@ from workers.worker import WorkerDeps, build_worker, run_until_signalled
 async def run_worker_process(
     settings: Settings, *, client: Client | None = None, stop: asyncio.Event | None = None
 ) -> None:
-    settings.refuse_unsafe_prod()
+    settings.refuse_unsafe_prod(WORKER_SECRETS)
     async with open_pool(settings) as pool:
         senders = build_code_senders(settings, pool)
         try:

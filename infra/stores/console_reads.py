@@ -81,3 +81,19 @@ async def blocked_bank_accounts(pool: asyncpg.Pool, *, limit: int = 100) -> list
             rows = await pool.fetch(f"SELECT * FROM {table} LIMIT $1", limit)  # name from the fixed list
             return [dict(r) for r in rows]
     return []
+
+
+async def recent_locks(pool: asyncpg.Pool, *, days: int = 7, limit: int = 100) -> list[dict[str, Any]]:
+    """Invoices locked by wrong codes lately (`attempt.locked` events), newest first: a lock a
+    forwarded link may have caused, for staff to look at (issue 21)."""
+    rows = await pool.fetch(
+        "SELECT e.created_at, e.data->'object'->>'invoice_id' AS invoice_id,"
+        " e.data->'object'->>'locked_until' AS locked_until,"
+        " e.data->'object'->>'failed_checks' AS failed_checks, i.number AS invoice_number"
+        " FROM events e LEFT JOIN invoices i ON i.id = e.data->'object'->>'invoice_id'"
+        " WHERE e.type = 'attempt.locked' AND e.created_at > now() - make_interval(days => $1)"
+        " ORDER BY e.seq DESC LIMIT $2",
+        days,
+        limit,
+    )
+    return [dict(r) for r in rows]

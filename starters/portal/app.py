@@ -54,6 +54,10 @@ def create_app(
             "Pay Your Invoice with an OTP sent to the Customer Portal Payer (SPEC §4). Customer calls "
             "carry the pay-link token; staff calls carry STAFF_API_TOKEN."
         ),
+        # Swagger UI and ReDoc load their scripts from a CDN: never on the staff origin outside
+        # dev (docs/operations.md). /openapi.json stays (SPEC §4).
+        docs_url="/docs" if settings.is_dev else None,
+        redoc_url="/redoc" if settings.is_dev else None,
     )
     app.state.portal = PortalDeps(
         settings=settings,
@@ -84,6 +88,8 @@ def create_app(
         if request.url.path.startswith("/api/"):
             response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if not settings.is_dev:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response
 
     # Added last, so they run first: nothing below sees a malformed path, an oversized body or

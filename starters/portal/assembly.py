@@ -15,7 +15,13 @@ from infra.metrics import add_request_metrics
 from infra.providers.delivery.factory import build_code_senders
 from infra.settings import Settings
 from starters.portal.app import create_app
-from starters.portal.codec_api import add_codec_cors, codec_router, parse_origins
+from starters.portal.codec_api import (
+    OperatorSignIn,
+    add_codec_cors,
+    add_codec_security_headers,
+    codec_router,
+    parse_origins,
+)
 from starters.portal.webhooks.processor import processor_webhook_router
 from starters.portal.webhooks.twilio import twilio_status_router
 from starters.workflow_client import AttemptGateway
@@ -34,10 +40,14 @@ def build_portal_app(
     codec = AesGcmPayloadCodec(settings.codec_key_ring())
     app.include_router(
         codec_router(
-            codec, settings.secret("operator_api_token"), secure_cookie=None if settings.is_dev else True
+            codec,
+            settings.secret("operator_api_token"),
+            sign_in=OperatorSignIn.from_settings(settings, pool),
+            secure_cookie=None if settings.is_dev else True,
         )
     )
     add_codec_cors(app, parse_origins(settings.codec_cors_origins))
+    add_codec_security_headers(app, settings)
 
     async def signal_attempt(workflow_id: str, run_id: str, event: DeliveryStatusEvent) -> None:
         handle = client.get_workflow_handle_for(PayInvoiceWorkflow.run, workflow_id, run_id=run_id)

@@ -17,7 +17,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from infra.metrics import start_metrics_server
 from infra.resources import open_pool
-from infra.settings import Settings
+from infra.settings import PORTAL_SECRETS, Settings
 from infra.temporal import connect
 from starters.portal.assembly import build_portal_app
 
@@ -96,7 +96,7 @@ def portal_server_config(app: FastAPI, *, host: str, port: int, log_level: str =
 
 
 async def run_portal_process(settings: Settings, *, host: str, port: int) -> None:
-    settings.refuse_unsafe_prod()
+    settings.refuse_unsafe_prod(PORTAL_SECRETS)
     client = await connect(settings)
     async with open_pool(settings) as pool:
         app = build_portal_app(settings, client, pool)

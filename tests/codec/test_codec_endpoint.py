@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import uvicorn
@@ -22,6 +23,7 @@ from infra.codec import AesGcmPayloadCodec
 from infra.converter import build_data_converter
 from starters.portal.codec_api import (
     SESSION_COOKIE,
+    OperatorSignIn,
     add_codec_cors,
     codec_app_from_environment,
     codec_router,
@@ -195,15 +197,23 @@ async def test_ui_capability_path(client: httpx.AsyncClient) -> None:
     assert wrong.status_code == 401
 
 
-async def test_browser_sign_in_sets_a_cookie_that_decodes(client: httpx.AsyncClient) -> None:
+async def test_browser_sign_in_sets_a_cookie_that_decodes(app_pool: asyncpg.Pool) -> None:
+    app = FastAPI()
+    app.include_router(
+        codec_router(AesGcmPayloadCodec([KEY_A]), OPERATOR_TOKEN, sign_in=OperatorSignIn(app_pool))
+    )
+    transport = httpx.ASGITransport(app, client=("198.51.100.77", 4000))
+    client = httpx.AsyncClient(transport=transport, base_url="http://portal")
     form = await client.get("/codec/login")
-    assert form.status_code == 200 and 'name="token"' in form.text
+    assert form.status_code == 200 and 'name="token"' in form.text and 'name="operator"' in form.text
 
-    refused = await client.post("/codec/login", data={"token": "wrong"})
+    refused = await client.post("/codec/login", data={"token": "wrong", "operator": "ops@example.com"})
     assert refused.status_code == 401
     assert SESSION_COOKIE not in refused.cookies
 
-    signed_in = await client.post("/codec/login", data={"token": OPERATOR_TOKEN})
+    signed_in = await client.post(
+        "/codec/login", data={"token": OPERATOR_TOKEN, "operator": "ops@example.com"}
+    )
     assert signed_in.status_code == 200
     cookie = signed_in.headers["set-cookie"]
     assert "HttpOnly" in cookie and "Path=/codec" in cookie and "samesite=lax" in cookie.lower()
@@ -216,6 +226,13 @@ async def test_browser_sign_in_sets_a_cookie_that_decodes(client: httpx.AsyncCli
     await client.post("/codec/logout")
     client.cookies.clear()
     assert (await client.post("/codec/decode", json={})).status_code == 401
+    await client.aclose()
+
+
+async def test_without_the_sessions_database_there_is_no_browser_sign_in(client: httpx.AsyncClient) -> None:
+    assert (
+        await client.post("/codec/login", data={"token": OPERATOR_TOKEN, "operator": "x"})
+    ).status_code == 404
 
 
 async def test_standalone_codec_app_from_settings() -> None:

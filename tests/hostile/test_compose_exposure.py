@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,12 +78,15 @@ def test_worker_and_portal_get_the_temporal_tls_and_api_key_settings() -> None:
             "TEMPORAL_TLS_CA",
             "TEMPORAL_TLS_SERVER_NAME",
             "TEMPORAL_API_KEY",
-            "TRUSTED_PROXIES",
         ):
             assert env.get(variable) == f"${{{variable}:-}}", (name, variable)
+    # Only the portal is behind a reverse proxy whose X-Forwarded-* it believes.
+    assert COMPOSE["services"]["portal"]["environment"]["TRUSTED_PROXIES"] == "${TRUSTED_PROXIES:-}"
 
 
-async def test_the_operator_check_the_proxy_asks_answers_204_only_for_a_signed_in_operator() -> None:
+async def test_the_operator_check_the_proxy_asks_answers_204_only_for_a_signed_in_operator(
+    app_pool: asyncpg.Pool,
+) -> None:
     import httpx
 
     from starters.portal.codec_api import SESSION_COOKIE, codec_ui_key, create_codec_app
@@ -90,7 +94,7 @@ async def test_the_operator_check_the_proxy_asks_answers_204_only_for_a_signed_i
 
     settings = test_settings(operator_api_token="operator-" + "x" * 32)
     token = settings.secret("operator_api_token")
-    app = create_codec_app(settings)
+    app = create_codec_app(settings, pool=app_pool)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://ui.test") as http:
         assert (await http.get("/codec/session")).status_code == 401
         assert (
@@ -107,6 +111,25 @@ async def test_the_operator_check_the_proxy_asks_answers_204_only_for_a_signed_i
         assert (
             await http.get("/codec/session", headers={"Authorization": f"Bearer {token}"})
         ).status_code == 204
-        signed_in = await http.post("/codec/login", data={"token": token})
+        signed_in = await http.post("/codec/login", data={"token": token, "operator": "ops@example.com"})
         assert signed_in.status_code == 200
         assert (await http.get("/codec/session")).status_code == 204
+
+
+def test_the_owner_and_temporal_database_passwords_stay_with_who_needs_them() -> None:
+    """Issue 21 finding 2, tried again: compose gave the owner's password, the Temporal database
+    password and every app secret to every app container, the sandbox processor included."""
+    text = {name: yaml.safe_dump(service.get("environment")) for name, service in COMPOSE["services"].items()}
+    assert {name for name, env in text.items() if "APP_DB_PASSWORD" in env} == {"postgres", "migrate"}
+    assert {name for name, env in text.items() if "TEMPORAL_DB_PASSWORD" in env} == {
+        "temporal-postgresql",
+        "temporal-schema",
+        "temporal",
+    }
+    processor = text["processor"]
+    for secret in ("STAFF_API_TOKEN", "OPERATOR_API_TOKEN", "LINK_SIGNING_KEY", "OTP_HMAC_KEY", "CODEC_KEYS"):
+        assert secret not in processor, secret
+    # Not one network for all: the processor shares none with Temporal or its database.
+    processor_nets = set(COMPOSE["services"]["processor"]["networks"])
+    for other in ("temporal", "temporal-postgresql", "temporal-ui", "ui-proxy", "migrate"):
+        assert not processor_nets & set(COMPOSE["services"][other]["networks"]), other

@@ -19,18 +19,21 @@ LONG = "s" * 32
 def prod(**overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "portalpay_env": "prod",
-        "staff_api_token": LONG,
-        "operator_api_token": LONG,
-        "link_signing_key": LONG,
-        "otp_hmac_key": LONG,
-        "audit_chain_key": LONG,
+        # Each secret its own value: prod refuses two of the same (issue 21).
+        "staff_api_token": "s" * 32,
+        "operator_api_token": "o" * 32,
+        "link_signing_key": "l" * 32,
+        "otp_hmac_key": "h" * 32,
+        "audit_chain_key": "a" * 32,
         # SPEC §9: required in prod once the lifecycle's settings exist.
-        "bank_fingerprint_key": LONG,
-        "processor_webhook_secret": LONG,
+        "bank_fingerprint_key": "b" * 32,
+        "processor_webhook_secret": "w" * 32,
         "codec_keys": TEST_CODEC_KEYS,
         "email_provider": "sendgrid",
         "sms_provider": "twilio",
         "portal_base_url": "https://pay.example.com",
+        "database_url": "postgresql://portalpay_app:pw@db.internal:5432/portalpay",
+        "codec_cors_origins": "https://temporal.example.com",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

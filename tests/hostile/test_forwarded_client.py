@@ -72,7 +72,9 @@ async def _codec_cookie(portal: Portal, headers: dict[str, str], **overrides: An
     transport = httpx.ASGITransport(app=app, client=(CLIENT_IP, 50123))
     async with httpx.AsyncClient(transport=transport, base_url="http://portal.test") as http:
         r = await http.post(
-            "/codec/login", data={"token": settings.secret("operator_api_token")}, headers=headers
+            "/codec/login",
+            data={"token": settings.secret("operator_api_token"), "operator": "ops@example.com"},
+            headers=headers,
         )
     assert r.status_code == 200, r.text
     cookie = r.headers["set-cookie"]

@@ -35,6 +35,7 @@ from starters.portal.dependencies import (
     request_id_for,
     session_for_invoice,
 )
+from starters.portal.link_budgets import LinkAction, LinkBudget
 from starters.portal.schemas import (
     CancelView,
     ChannelView,
@@ -132,7 +133,8 @@ async def _message(deps: PortalDeps, invoice_id: str, run_id: str, action: Await
 @router.post("/sessions", summary="Open (or join) the Pay Your Invoice attempt for the link's invoice")
 async def open_session(request: Request, deps: Deps, claims: Claims) -> SessionView:
     try:
-        state = await deps.gateway.open(claims.invoice_id, client_context(request))
+        async with LinkBudget(deps, claims, claims.invoice_id, LinkAction.OPEN):
+            state = await deps.gateway.open(claims.invoice_id, client_context(request))
     except AttemptRefused as refused:
         # An attempt that can only end NO_CONTACT_METHOD is an answer the customer must see (the
         # page tells them to have their profile updated), not an error: show the run that said so.
@@ -155,17 +157,18 @@ async def request_code(
     session_id: str, body: RequestCodeBody, request: Request, deps: Deps, claims: Claims
 ) -> CodeSentView:
     invoice_id, run_id = session_for_invoice(session_id, claims)
-    result = await _message(
-        deps,
-        invoice_id,
-        run_id,
-        deps.gateway.request_code(
+    async with LinkBudget(deps, claims, invoice_id, LinkAction.CODE, channel=body.channel):
+        result = await _message(
+            deps,
             invoice_id,
             run_id,
-            RequestCodeInput(channel=body.channel, client=client_context(request)),
-            request_id_for(request, session_id, "code", body),
-        ),
-    )
+            deps.gateway.request_code(
+                invoice_id,
+                run_id,
+                RequestCodeInput(channel=body.channel, client=client_context(request)),
+                request_id_for(request, session_id, "code", body),
+            ),
+        )
     return CodeSentView(session_id=session_id, server_time=_now(), **result.model_dump())
 
 
@@ -174,17 +177,20 @@ async def verify_code(
     session_id: str, body: VerifyCodeBody, request: Request, deps: Deps, claims: Claims
 ) -> VerifyView:
     invoice_id, run_id = session_for_invoice(session_id, claims)
-    result = await _message(
-        deps,
-        invoice_id,
-        run_id,
-        deps.gateway.verify_code(
+    async with LinkBudget(deps, claims, invoice_id, LinkAction.VERIFY) as budget:
+        result = await _message(
+            deps,
             invoice_id,
             run_id,
-            VerifyCodeInput(code=body.code, client=client_context(request)),
-            request_id_for(request, session_id, "verify", body),
-        ),
-    )
+            deps.gateway.verify_code(
+                invoice_id,
+                run_id,
+                VerifyCodeInput(code=body.code, client=client_context(request)),
+                request_id_for(request, session_id, "verify", body),
+            ),
+        )
+        if result.verified or result.reason == "code_expired":
+            await budget.give_back()  # not a wrong code: the link's guesses are not spent
     return VerifyView(session_id=session_id, **result.model_dump())
 
 
@@ -194,17 +200,18 @@ async def submit_payment(
 ) -> PaymentResultView:
     invoice_id, run_id = session_for_invoice(session_id, claims)
     details = PaymentDetails.model_validate(body.model_dump())
-    result = await _message(
-        deps,
-        invoice_id,
-        run_id,
-        deps.gateway.submit_payment(
+    async with LinkBudget(deps, claims, invoice_id, LinkAction.PAYMENT):
+        result = await _message(
+            deps,
             invoice_id,
             run_id,
-            SubmitPaymentInput(details=details, client=client_context(request)),
-            request_id_for(request, session_id, "payment", body),
-        ),
-    )
+            deps.gateway.submit_payment(
+                invoice_id,
+                run_id,
+                SubmitPaymentInput(details=details, client=client_context(request)),
+                request_id_for(request, session_id, "payment", body),
+            ),
+        )
     payment = await payment_view(deps, result.payment)
     assert payment is not None
     return PaymentResultView(session_id=session_id, status=result.status, payment=payment)
@@ -213,9 +220,10 @@ async def submit_payment(
 @router.post("/sessions/{session_id}/cancel", summary="Abandon the attempt before any money moves")
 async def cancel(session_id: str, request: Request, deps: Deps, claims: Claims) -> CancelView:
     invoice_id, run_id = session_for_invoice(session_id, claims)
-    state = await deps.gateway.cancel(
-        invoice_id, run_id, CancelInput(reason="cancelled by customer", client=client_context(request))
-    )
+    async with LinkBudget(deps, claims, invoice_id, LinkAction.CANCEL):
+        state = await deps.gateway.cancel(
+            invoice_id, run_id, CancelInput(reason="cancelled by customer", client=client_context(request))
+        )
     # `cancel` is a signal (SPEC §2): the attempt records it, then ends. Answer with where it ended.
     deadline = asyncio.get_running_loop().time() + CANCEL_SETTLE_SECONDS
     while not state.status.is_terminal and asyncio.get_running_loop().time() < deadline:

@@ -1,4 +1,5 @@
-"""`/staff/attention`: attempts stuck over 15 minutes, payments that failed, blocked bank accounts."""
+"""`/staff/attention`: attempts stuck over 15 minutes, payments that failed, blocked bank accounts,
+and invoices lately locked by wrong codes (`attempt.locked`)."""
 
 from datetime import timedelta
 
@@ -45,6 +46,7 @@ async def attention_page(request: Request, deps: Deps, staff: Staff) -> HTMLResp
             "payments": await reads.payments_needing_attention(deps.pool),
             "blocked": blocked,
             "blocked_columns": columns,
+            "locks": await reads.recent_locks(deps.pool),
             "format_amount": format_amount,
         },
         staff=staff,
