@@ -49,6 +49,10 @@ class AuditEventType(StrEnum):
     PROCESSOR_EVENT_LATE = "PROCESSOR_EVENT_LATE"
     STAFF_SIGNED_IN = "STAFF_SIGNED_IN"
     STAFF_SIGN_IN_FAILED = "STAFF_SIGN_IN_FAILED"
+    # SPEC §13
+    NACHA_FILE_SENT = "NACHA_FILE_SENT"
+    NOTICE_OF_CHANGE = "NOTICE_OF_CHANGE"
+    PRENOTE_SENT = "PRENOTE_SENT"
 
 
 # The fields the hash covers, in a fixed order: changing this list breaks every stored chain.

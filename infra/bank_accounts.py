@@ -34,3 +34,11 @@ async def remember_validated(
         fingerprint,
         validation_id,
     )
+
+
+async def needs_new_details(pool: asyncpg.Pool | asyncpg.Connection, fingerprint: str) -> bool:
+    """A notice of change named this account (SPEC §13): its next debit waits for new details."""
+    found = await pool.fetchval(
+        "SELECT 1 FROM ach_notices WHERE bank_fingerprint = $1 AND resolved_at IS NULL LIMIT 1", fingerprint
+    )
+    return found is not None

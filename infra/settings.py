@@ -7,12 +7,15 @@ import secrets
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.policy import AttemptTimers, InvoiceKind, OtpPolicy, PaymentMethod, SendCaps
+
+if TYPE_CHECKING:
+    from infra.nacha_config import NachaConfig
 
 STATE_DIR = Path(os.environ.get("PORTALPAY_STATE_DIR", ".portalpay"))
 # Written by `portalpay dev` so other commands in the same folder join the dev stack; the
@@ -31,6 +34,7 @@ OWN_SECRETS = (
     "audit_chain_key",
     "bank_fingerprint_key",
     "processor_webhook_secret",
+    "nacha_account_key",
 )
 
 
@@ -124,7 +128,7 @@ class Settings(BaseSettings):
     temporal_api_key: SecretStr | None = None
 
     # --- the payment after PAID (SPEC §9) ------------------------------------------------
-    processor: Literal["sandbox"] = "sandbox"
+    processor: Literal["sandbox", "nacha"] = "sandbox"
     processor_sandbox_url: str = "http://127.0.0.1:8010"
     processor_webhook_secret: SecretStr | None = None
     # Unset: <PORTAL_BASE_URL>/webhooks/processor/sandbox.
@@ -148,6 +152,25 @@ class Settings(BaseSettings):
     ach_status_check_seconds: int = Field(default=3600, gt=0)
     staff_notify_email: str | None = None
     bank_fingerprint_key: SecretStr | None = None
+
+    # --- bank-direct ACH (SPEC §13), checked by nacha_config() when PROCESSOR=nacha ---------------
+    nacha_immediate_destination: str | None = None
+    nacha_immediate_origin: str | None = None
+    nacha_destination_name: str | None = None
+    nacha_origin_name: str | None = None
+    nacha_company_name: str | None = None
+    nacha_company_id: str | None = None
+    nacha_odfi_id: str | None = None
+    nacha_entry_description: str = "INVOICE"
+    nacha_cutoff: str = "15:00 America/Chicago"
+    nacha_sftp_url: str | None = None
+    nacha_sftp_key_file: str | None = None
+    nacha_sftp_host_key: str | None = None
+    nacha_returns_folder: str = "/returns"
+    # Encrypts account numbers (and each file's body) until the file is uploaded.
+    nacha_account_key: SecretStr | None = None
+    nacha_prenote_wait_days: int = Field(default=3, ge=0)
+    nacha_settle_after_banking_days: int = Field(default=2, ge=0)
 
     @model_validator(mode="after")
     def _policy_lists_parse(self) -> "Settings":
@@ -179,8 +202,38 @@ class Settings(BaseSettings):
             ip_network(item.strip(), strict=False) for item in self.trusted_proxies.split(",") if item.strip()
         )
 
+    def nacha_config(self) -> "NachaConfig":
+        """The bank's NACHA_* values, checked; a SettingsError names the first one wrong."""
+        from infra.nacha_config import NachaSettingsError, parse_nacha_config
+
+        try:
+            return parse_nacha_config(
+                immediate_destination=self.nacha_immediate_destination,
+                immediate_origin=self.nacha_immediate_origin,
+                destination_name=self.nacha_destination_name,
+                origin_name=self.nacha_origin_name,
+                company_name=self.nacha_company_name,
+                company_id=self.nacha_company_id,
+                odfi_id=self.nacha_odfi_id,
+                entry_description=self.nacha_entry_description,
+                cutoff=self.nacha_cutoff,
+                sftp_url=self.nacha_sftp_url,
+                sftp_key_file=self.nacha_sftp_key_file,
+                sftp_host_key=self.nacha_sftp_host_key,
+                returns_folder=self.nacha_returns_folder,
+                prenote_wait_days=self.nacha_prenote_wait_days,
+                settle_after_banking_days=self.nacha_settle_after_banking_days,
+            )
+        except NachaSettingsError as exc:
+            raise SettingsError(str(exc)) from None
+
     def refuse_unsafe_prod(self) -> None:
-        """SPEC §11: prod never starts with a console provider, plain http, or a short secret."""
+        """SPEC §11: prod never starts with a console provider, plain http, or a short secret.
+
+        With PROCESSOR=nacha the bank's settings are checked here too, in dev as well: a wrong
+        routing number or an unreadable key must stop the start, not the first cut-off."""
+        if self.processor == "nacha":
+            self.nacha_config()
         if self.is_dev:
             return
         for setting, provider in (
@@ -207,6 +260,10 @@ class Settings(BaseSettings):
                     f"{name.upper()} is shorter than {MIN_SECRET_BYTES} bytes; use e.g. "
                     "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
                 )
+        if self.processor == "sandbox":
+            raise SettingsError(
+                "PROCESSOR=sandbox moves no money and is for dev only: set PROCESSOR=nacha in prod"
+            )
 
     @cached_property
     def otp_policy(self) -> OtpPolicy:
@@ -275,6 +332,7 @@ _DEV_SECRET_MAKERS = {
     "audit_chain_key": lambda: secrets.token_urlsafe(32),
     "bank_fingerprint_key": lambda: secrets.token_urlsafe(32),
     "processor_webhook_secret": lambda: secrets.token_urlsafe(32),
+    "nacha_account_key": lambda: secrets.token_urlsafe(32),
 }
 
 

@@ -10,7 +10,7 @@ from infra.providers.delivery.factory import build_code_senders, close_code_send
 from infra.resources import open_pool
 from infra.settings import Settings
 from infra.temporal import connect
-from workers.schedules import ensure_reconciliation_schedule
+from workers.schedules import ensure_nacha_schedules, ensure_reconciliation_schedule
 from workers.worker import WorkerDeps, build_worker, run_until_signalled
 
 
@@ -29,6 +29,8 @@ async def run_worker_process(
             temporal = client or await connect(settings, runtime=runtime)
             deps = WorkerDeps.from_settings(settings, pool, senders, metrics=PORTALPAY_METRICS)
             await ensure_reconciliation_schedule(temporal, settings.temporal_task_queue)
+            if deps.nacha is not None:
+                await ensure_nacha_schedules(temporal, settings.temporal_task_queue, deps.nacha.config)
             worker = build_worker(
                 temporal,
                 settings.temporal_task_queue,
