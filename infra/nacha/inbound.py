@@ -128,7 +128,7 @@ class Inbound:
         self, conn: asyncpg.Connection, file_id: int, trace: str, code: str
     ) -> list[Any] | None:
         entry = await conn.fetchrow("SELECT * FROM ach_entries WHERE trace_number = $1 FOR UPDATE", trace)
-        if entry is None or (entry["status"] == "waiting" and entry["file_id"] is None):
+        if entry is None or entry["status"] == "waiting":  # never uploaded: the bank cannot know it
             await self._unknown(conn, file_id, trace, "return", code)
             return None
         if entry["status"] in ("failed", "returned", "canceled"):

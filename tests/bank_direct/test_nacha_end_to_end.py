@@ -237,3 +237,74 @@ async def test_a_server_showing_another_host_key_is_refused(
             report.file_name,
         )
         await s.pool.execute("DELETE FROM ach_files WHERE name = $1", report.file_name)
+
+
+async def test_a_sent_debit_settles_after_its_quiet_banking_days_and_a_late_r10_returns_it(
+    harness_factory: HarnessFactory, sshd: SshServer
+) -> None:
+    account = _account(45)
+    async with nacha_stack(harness_factory, sshd) as s:
+        invoice_id, payment_id = await _paid(s, account)
+        prenote, debit = await _entries(s.pool, payment_id)
+        assert (await _send(s)).uploaded
+        await _pass_prenote_wait(s.pool, prenote["id"])
+        assert (await _send(s)).uploaded
+        assert (await s.inbound_now()).settled == 0  # the effective date is still ahead
+        assert await s.pool.fetchval("SELECT status FROM payments WHERE id = $1", payment_id) == "processing"
+        # The quiet days pass (moved in the database, never slept).
+        await s.pool.execute(
+            "UPDATE ach_entries SET effective_date = effective_date - 10 WHERE id = $1", debit["id"]
+        )
+        assert (await s.inbound_now()).settled >= 1
+        await wait_for(
+            lambda: s.pool.fetchval("SELECT status FROM invoices WHERE id = $1", invoice_id),
+            lambda status: status == "paid",
+            timeout=60,
+            what="the invoice paid on settlement",
+        )
+        assert await s.pool.fetchval("SELECT status FROM payments WHERE id = $1", payment_id) == "settled"
+        debit_id = await s.pool.fetchval("SELECT processor_reference FROM payments WHERE id = $1", payment_id)
+        assert debit_id == debit["id"]
+
+        answered = Answered(debit["trace_number"], GOOD_ROUTING, account, 48000)
+        (sshd.returns / "late-r10.ach").write_text(return_file([(answered, "R10")]))
+        assert [f.returns for f in (await s.inbound_now()).files] == [1]
+        await wait_for(
+            lambda: s.pool.fetchrow("SELECT status, return_code FROM payments WHERE id = $1", payment_id),
+            lambda row: (row["status"], row["return_code"]) == ("returned", "R10"),
+            timeout=60,
+            what="the payment returned R10",
+        )
+        assert await s.pool.fetchval("SELECT status FROM invoices WHERE id = $1", invoice_id) == "open"
+
+
+async def test_a_returned_prenote_fails_the_payment_before_any_money_moves(
+    harness_factory: HarnessFactory, sshd: SshServer
+) -> None:
+    account = _account(46)
+    async with nacha_stack(harness_factory, sshd) as s:
+        invoice_id, payment_id = await _paid(s, account)
+        prenote, debit = await _entries(s.pool, payment_id)
+        assert (await _send(s)).uploaded
+        answered = Answered(prenote["trace_number"], GOOD_ROUTING, account, 0, transaction_code="28")
+        unknown = Answered("011000019999999", GOOD_ROUTING, "123456789", 100)
+        (sshd.returns / "prenote-r03.ach").write_text(return_file([(answered, "R03"), (unknown, "R01")]))
+        report = await s.inbound_now()
+        assert [(f.returns, f.unknown_traces) for f in report.files] == [(1, ["011000019999999"])]
+        await wait_for(
+            lambda: s.pool.fetchrow("SELECT status, return_code FROM payments WHERE id = $1", payment_id),
+            lambda row: (row["status"], row["return_code"]) == ("failed", "R03"),
+            timeout=60,
+            what="the payment failed R03",
+        )
+        left = await s.pool.fetchrow(
+            "SELECT status, file_id, account_number_sealed FROM ach_entries WHERE id = $1", debit["id"]
+        )
+        assert (left["status"], left["file_id"], left["account_number_sealed"]) == ("failed", None, None)
+        await _pass_prenote_wait(s.pool, prenote["id"])
+        second = await _send(s)
+        assert debit["trace_number"] not in "".join(p.read_text() for p in s.outbound_files()), second
+        assert await s.pool.fetchval("SELECT status FROM invoices WHERE id = $1", invoice_id) == "open"
+        assert await s.pool.fetchval(
+            "SELECT count(*) FROM ach_unknown_traces WHERE trace_number = '011000019999999'"
+        )
