@@ -81,6 +81,11 @@ class ReadEntry:
     trace_number: str
     effective_date: date | None  # from the batch header, None when the header is missing
 
+    @property
+    def account_number_masked(self) -> str:
+        """What `portalpay nacha show` and logs may print: the last four characters only."""
+        return "•••" + self.account_number[-4:]
+
 
 @dataclass(frozen=True)
 class ReturnEntry:

@@ -92,6 +92,7 @@ def _check_entry(c: _Check, batch: _Batch, line: int, record: str, traces: set[s
     )
     c.expect(bool(v["dfi_account_number"].strip()), line, "no account number")
     c.expect(bool(v["individual_identification_number"].strip()), line, "no individual id")
+    c.expect(bool(v["individual_name"].strip()), line, "no individual name")
     c.expect(v["discretionary_data"] == "S ", line, "payment type code is not S")
     c.expect(v["addenda_record_indicator"] == "0", line, "addenda indicator set, but we write no addenda")
     c.expect(

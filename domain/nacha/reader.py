@@ -15,14 +15,13 @@ from datetime import date, datetime
 
 from domain.nacha import fields as f
 from domain.nacha.ascii_text import is_printable_ascii
+from domain.nacha.change_codes import CHANGE_CODES
 from domain.nacha.model import NoticeOfChange, Problem, ReadEntry, ReadResult, ReturnEntry
 from domain.nacha.read_back import check_file
 
 __all__ = ["check_file", "read_file"]
 
 _RETURN_CODE = re.compile(r"R[0-9]{2}", re.ASCII)
-# C01-C13 are the notices a receiving bank may send; anything else is refused (not acted on).
-_CHANGE_CODE = re.compile(r"C(0[1-9]|1[0-3])", re.ASCII)
 
 
 def _is_digits(text: str) -> bool:
@@ -112,7 +111,7 @@ def _read_notice(state: _State, number: int, record: str, entry: _Entry) -> str 
     values = f.cut_fields(f.ADDENDA_98, record)
     code = values["change_code"].strip()
     original = values["original_entry_trace_number"]
-    if not _CHANGE_CODE.fullmatch(code):
+    if code not in CHANGE_CODES:  # refused-notice codes (C61-C69) and junk are not acted on
         return f"notice of change: code {code!r} is not C01-C13; refused, not acted on"
     if not _is_digits(original) or len(original) != 15:
         return "notice of change: the original trace number is not 15 digits; refused, not acted on"
@@ -133,10 +132,27 @@ def _read_notice(state: _State, number: int, record: str, entry: _Entry) -> str 
     return None
 
 
+def _orphan_addenda(record: str) -> str:
+    """The problem for an addenda whose entry detail is missing or unreadable.
+
+    A return or notice is not acted on without its entry detail, but its code and original trace
+    are named so staff can find the payment by hand.
+    """
+    kind = record[1:3]
+    if kind in ("98", "99"):
+        layout = f.ADDENDA_99 if kind == "99" else f.ADDENDA_98
+        values = f.cut_fields(layout, record)
+        code = values["return_reason_code" if kind == "99" else "change_code"].strip()
+        what = "return" if kind == "99" else "notice of change"
+        trace = values["original_entry_trace_number"].strip()
+        return f"{what} {code} for original trace {trace}: no readable entry detail before it; not acted on"
+    return "addenda record with no readable entry detail before it"
+
+
 def _read_addenda(state: _State, number: int, record: str) -> str | None:
     entry = state.entry
     if entry is None:
-        return "addenda record with no readable entry detail before it"
+        return _orphan_addenda(record)
     kind = record[1:3]
     if kind not in ("98", "99"):
         return None  # payment-related information: nothing to act on
@@ -177,6 +193,7 @@ def read_file(text: str | bytes) -> ReadResult:
     state = _State()
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
+    text = text.removeprefix("\ufeff")  # a byte-order mark some Windows tools put first
     run_together = 0
     for number, record, where, length in _records(text):
         if where and run_together != number:

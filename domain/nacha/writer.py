@@ -34,8 +34,7 @@ def entry_hash(rdfi_routings: Iterable[str]) -> str:
     return str(total)[-10:].rjust(10, "0")
 
 
-def originator_problems(originator: Originator) -> list[str]:
-    """What is wrong with the NACHA_* settings, one line each; empty when a file can be written."""
+def _identity_problems(originator: Originator) -> list[str]:
     problems: list[str] = []
     if not is_valid_aba_routing(originator.immediate_destination):
         problems.append(
@@ -47,20 +46,44 @@ def originator_problems(originator: Originator) -> list[str]:
         problems.append("NACHA_COMPANY_ID must be exactly 10 ASCII characters")
     if not _digits(originator.odfi_id, 8):
         problems.append("NACHA_ODFI_ID must be 8 digits")
-    for setting, value, limit in (
-        ("NACHA_COMPANY_NAME", originator.company_name, 16),
-        ("NACHA_ENTRY_DESCRIPTION", originator.entry_description, 10),
-        ("NACHA_DESTINATION_NAME", originator.destination_name, 23),
-        ("NACHA_ORIGIN_NAME", originator.origin_name, 23),
-    ):
-        if not cut_name(value, limit):
-            problems.append(f"{setting} must hold at least one ASCII letter or digit")
-        elif len(value) > limit:
+    return problems
+
+
+_NAMES = (
+    ("NACHA_COMPANY_NAME", "company_name", 16),
+    ("NACHA_ENTRY_DESCRIPTION", "entry_description", 10),
+    ("NACHA_DESTINATION_NAME", "destination_name", 23),
+    ("NACHA_ORIGIN_NAME", "origin_name", 23),
+)
+
+
+def _empty_name_problems(originator: Originator) -> list[str]:
+    return [
+        f"{setting} must hold at least one ASCII letter or digit"
+        for setting, attribute, limit in _NAMES
+        if not cut_name(getattr(originator, attribute), limit)
+    ]
+
+
+def originator_problems(originator: Originator) -> list[str]:
+    """What is wrong with the NACHA_* settings, one line each, for the start-up check.
+
+    Stricter than `write_file`, which cuts an over-long name: at start-up the operator is told
+    the setting is too long, instead of finding it cut on a bank statement.
+    """
+    problems = _identity_problems(originator) + _empty_name_problems(originator)
+    for setting, attribute, limit in _NAMES:
+        if len(getattr(originator, attribute)) > limit:
             problems.append(f"{setting} is at most {limit} characters")
     return problems
 
 
-def _entry_problem(entry: DebitEntry, odfi_id: str) -> str | None:
+def entry_problem(entry: DebitEntry, odfi_id: str) -> str | None:
+    """Why `entry` cannot go in a file (one line, no account number in it), or None.
+
+    `write_file` refuses the whole file for one such entry, so check each entry when it is
+    accepted, not when the file is written.
+    """
     trace = entry.trace_number
     if entry.transaction_code not in DEBIT_CODES | PRENOTE_CODES:
         return f"trace {trace}: transaction code {entry.transaction_code!r} is not 27, 37 (debit) or 28, 38 (prenote)"
@@ -78,6 +101,8 @@ def _entry_problem(entry: DebitEntry, odfi_id: str) -> str | None:
     ident = entry.individual_id
     if not ident.strip() or len(ident) > 15 or not is_printable_ascii(ident):
         return f"trace {trace}: the individual id must be 1-15 ASCII characters"
+    if not cut_name(entry.individual_name, 22):
+        return f"trace {trace}: the payer's name has no letter or digit that can be written in ASCII"
     if not _digits(trace, 15) or not trace.startswith(odfi_id):
         return f"trace {trace!r}: a trace number is the 8-digit ODFI id and a 7-digit sequence"
     return None
@@ -95,7 +120,7 @@ def batches_by_effective_date(dated: Iterable[tuple[date, DebitEntry]]) -> tuple
 
 
 def _checked(originator: Originator, batches: Sequence[Batch], file_id_modifier: str) -> None:
-    problems = originator_problems(originator)
+    problems = _identity_problems(originator) + _empty_name_problems(originator)
     if problems:
         raise ValueError(problems[0])
     if len(file_id_modifier) != 1 or file_id_modifier not in FILE_ID_MODIFIERS:
@@ -113,7 +138,7 @@ def _checked(originator: Originator, batches: Sequence[Batch], file_id_modifier:
         if len(batch.entries) > 999_999:
             raise ValueError("a batch holds at most 999,999 entries")
         for entry in batch.entries:
-            problem = _entry_problem(entry, originator.odfi_id)
+            problem = entry_problem(entry, originator.odfi_id)
             if problem:
                 raise ValueError(problem)
             if entry.trace_number in traces:
