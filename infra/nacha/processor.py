@@ -21,6 +21,8 @@ from domain.ach_payment import ProcessorEvent
 from domain.masking import last4
 from domain.nacha.ascii_text import cut_name
 from domain.nacha.file_ids import trace_number
+from domain.nacha.model import DebitEntry
+from domain.nacha.writer import entry_problem
 from domain.routing import is_valid_aba_routing
 from infra.bank_accounts import bank_fingerprint
 from infra.nacha import calendar
@@ -136,6 +138,21 @@ class NachaProcessor:
                     fingerprint,
                     prenote_id,
                 )
+            # Checked now, with the format's own rules: one bad entry would refuse its whole file.
+            problem = entry_problem(
+                DebitEntry(
+                    transaction_code=_TRANSACTION_CODES[("debit", account_type)],
+                    rdfi_routing=routing_number,
+                    account_number=account_number,
+                    amount_cents=amount_cents,
+                    individual_id=(payment_id or "X").removeprefix("PAY-")[:15],
+                    individual_name=name,
+                    trace_number=trace_number(self._config.odfi_id, 1),
+                ),
+                self._config.odfi_id,
+            )
+            if problem is not None:
+                raise ProcessorRejected(f"the debit cannot go in a NACHA file: {problem}", status=422)
             entry_id = await self._insert_entry(
                 conn,
                 kind="debit",
