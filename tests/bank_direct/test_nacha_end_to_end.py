@@ -33,8 +33,7 @@ async def _send(s: NachaStack) -> OriginationReport:
 
 def _valid(path_text: str) -> None:
     verdict = achkit.validate(path_text)
-    assert verdict.get("valid", not verdict.get("errors")), verdict
-    assert not verdict.get("errors"), verdict
+    assert verdict["ok"] is True and verdict["errors"] == [], verdict
 
 
 async def _entries(pool: asyncpg.Pool, payment_id: str) -> list[dict[str, Any]]:
