@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from fastapi import FastAPI
 from temporalio.client import Client
 
 from domain.ach_files import InboundInput, InboundReport
@@ -30,6 +31,7 @@ class NachaStack:
     harness: Harness
     portal_url: str
     sshd: SshServer
+    app: FastAPI
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -72,4 +74,4 @@ async def nacha_stack(
         )
         app = build_portal_app(harness.settings, harness.client, harness.pool, task_queue=harness.task_queue)
         portal_url = await stack.enter_async_context(serve(app))
-        yield NachaStack(harness, portal_url, sshd)
+        yield NachaStack(harness, portal_url, sshd, app)

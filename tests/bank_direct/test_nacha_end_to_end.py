@@ -15,6 +15,7 @@ from tests.bank_direct.bank_files import Answered, notice_file, return_file
 from tests.bank_direct.sshd import SshServer
 from tests.bank_direct.stack import STAFF_EMAIL, NachaStack, nacha_stack
 from tests.conftest import HarnessFactory
+from tests.console.support import console_client, make_staff, signed_in
 from tests.lifecycle.services import wait_for
 from tests.lifecycle.test_portal_payments import customer, pay, verified_session
 from tests.support import GOOD_ROUTING, create_invoice, outbox_messages
@@ -179,6 +180,15 @@ async def test_a_c01_notice_refuses_the_next_debit_from_that_account(
             assert "again" in refused.text and "changed" in refused.text
             state = await http.get(f"/api/portal/sessions/{session}")
             assert state.json()["status"] == "AWAITING_PAYMENT"
+        # Staff see it on /staff/attention, the corrected number masked.
+        creds = await make_staff(s.pool)
+        async with console_client(s.app) as console:
+            await signed_in(console, creds)
+            page = await console.get("/staff/attention")
+            assert page.status_code == 200
+            section = page.text[page.text.index("Accounts needing new details") :]
+            assert prenote["trace_number"] in section and "C01" in section and "5678" in section
+            assert "99912345678" not in page.text and account not in page.text
 
 
 async def test_an_upload_failing_at_cutoff_stays_unsent_tells_staff_and_is_sent_once(

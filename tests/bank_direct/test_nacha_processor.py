@@ -127,3 +127,25 @@ async def test_every_published_sample_is_ingested_without_a_crash(
         assert report.problems, report  # reported by line, never raised
     again = await inbound.ingest(sample.name, body, source="test")
     assert again.already_ingested
+
+
+async def test_the_follower_hears_settled_once_the_quiet_days_have_passed(
+    processor: NachaProcessor, app_pool: asyncpg.Pool
+) -> None:
+    debit = await _debit(processor, f"key-{uuid.uuid4().hex}", "31415926")
+    # As origination leaves it once uploaded, with an effective date two banking days from now.
+    await app_pool.execute(
+        "UPDATE ach_entries SET status = 'sent', account_number_sealed = NULL,"
+        " effective_date = current_date + 7 WHERE id = $1",
+        debit.id,
+    )
+    assert (await processor.get_debit(debit.id)).status == "processing"
+    await app_pool.execute(
+        "UPDATE ach_entries SET effective_date = current_date - 10 WHERE id = $1", debit.id
+    )
+    settled = await processor.get_debit(debit.id)
+    assert settled.status == "settled"
+    assert await app_pool.fetchval("SELECT status FROM ach_entries WHERE id = $1", debit.id) == "settled"
+    with pytest.raises(ProcessorRejected) as late:
+        await processor.cancel(debit.id)
+    assert late.value.status == 409
