@@ -15,7 +15,6 @@ from temporalio.client import Client
 
 from domain.ach_files import InboundInput, InboundReport, OriginationInput, OriginationReport
 from domain.channels import Channel
-from infra.nacha import sftp
 from infra.nacha.entries import deliver, settle_due_entries
 from infra.nacha.inbound import Inbound
 from infra.nacha.origination import Origination
@@ -65,6 +64,8 @@ class NachaActivities:
         config = self._config
 
         async def upload(name: str, body: bytes) -> None:
+            from infra.nacha import sftp  # asyncssh loads only where files are sent
+
             await sftp.upload(config.sftp, name, body)
 
         return Origination(self._pool, config, self._sealer, self._audit_key, upload, self._tell_staff)
@@ -83,6 +84,8 @@ class NachaActivities:
         settled = await settle_due_entries(self._pool, self._config)
         report.settled = len(settled)
         await deliver(self._pool, client, task_queue, settled)
+        from infra.nacha import sftp
+
         try:
             files = await sftp.list_returns(self._config.sftp)
         except sftp.SftpFailed as exc:

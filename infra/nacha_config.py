@@ -8,8 +8,6 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import asyncssh
-
 from domain.nacha.model import Originator
 from domain.nacha.writer import originator_problems
 from domain.routing import is_valid_aba_routing
@@ -81,6 +79,8 @@ def parse_cutoff(value: str) -> tuple[time, ZoneInfo]:
 
 
 def parse_sftp(url: str | None, key_file: str | None, host_key: str | None, returns: str) -> SftpTarget:
+    import asyncssh  # only with PROCESSOR=nacha: the worker's cold start does not pay for it
+
     if not url:
         raise NachaSettingsError(
             "NACHA_SFTP_URL is required when PROCESSOR=nacha (sftp://user@host:port/folder)"

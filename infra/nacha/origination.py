@@ -26,7 +26,7 @@ from domain.nacha.file_ids import next_file_id_modifier
 from infra.nacha import calendar
 from infra.nacha.file_format import OutgoingEntry, check_written, write_ach_file
 from infra.nacha.sealing import Sealer
-from infra.nacha.sftp import UploadFailed
+from infra.nacha.transfer_errors import UploadFailed
 from infra.nacha_config import NachaConfig
 from infra.stores.audit_trail import append_event
 

@@ -14,17 +14,12 @@ from dataclasses import dataclass
 
 import asyncssh
 
+from infra.nacha.transfer_errors import SftpFailed, UploadFailed
 from infra.nacha_config import SftpTarget
 
+__all__ = ["RemoteFile", "SftpFailed", "UploadFailed", "bank_sftp", "list_returns", "upload"]
+
 CONNECT_TIMEOUT_SECONDS = 15.0
-
-
-class SftpFailed(Exception):
-    """The bank's server could not be reached, refused us, or showed another host key."""
-
-
-class UploadFailed(SftpFailed):
-    pass
 
 
 @dataclass(frozen=True)
