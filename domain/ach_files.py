@@ -21,6 +21,8 @@ class OriginationReport(BaseModel):
     error: str | None = None
     upload_attempts: int = 0
     staff_told: bool = False
+    # After an earlier unsent file went out, the entries that came due meanwhile go in the same run.
+    more_files: list[str] = Field(default_factory=list)
 
     @property
     def nothing_due(self) -> bool:

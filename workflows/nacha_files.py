@@ -38,6 +38,7 @@ class NachaOriginationWorkflow:
     @workflow.run
     async def run(self, input: OriginationInput) -> OriginationReport:
         tries = 0
+        first: OriginationReport | None = None
         while True:
             tries += 1
             report: OriginationReport = await workflow.execute_activity(
@@ -50,16 +51,25 @@ class NachaOriginationWorkflow:
             )
             if report.uploaded:
                 workflow.set_current_details(f"uploaded {report.file_name}: {report.entries} entries")
-                return report
+                if first is None:
+                    first = report
+                elif report.file_name:
+                    first.more_files.append(report.file_name)
+                    first.error = None
+                if report.reused_unsent_file:
+                    continue  # that file was written before: what came due since goes in the next one
+                return first
             if report.error is None:
                 workflow.set_current_details("no entries due")
-                return report
+                return first or report
+            if first is not None:
+                first.error = report.error  # an earlier file went; this one is still to go
             workflow.set_current_details(
                 f"{report.file_name} not uploaded ({report.error}); trying again every"
                 f" {int(UPLOAD_RETRY_EVERY.total_seconds() // 60)} minutes"
             )
             if not input.retry_until_sent or tries >= MAX_UPLOAD_TRIES:
-                return report
+                return first or report
             await workflow.sleep(UPLOAD_RETRY_EVERY)
 
 

@@ -76,6 +76,8 @@ def send_now(
             f"Uploaded {report.file_name}: {report.entries} entries ({report.prenotes} prenotes),"
             f" debits {report.debit_total_cents / 100:,.2f} USD.",
         )
+        for name in report.more_files:
+            say(console, f"Uploaded {name} too: the entries that came due while the first waited.")
     else:
         say(console, f"[red]Not uploaded[/] {report.file_name}: {report.error}. Its entries stay unsent.")
     _exit_now(0 if report.uploaded or report.nothing_due else 2)

@@ -32,6 +32,11 @@ async def _send(s: NachaStack) -> OriginationReport:
     return await send_nacha_file_now(s.client, s.harness.task_queue)
 
 
+def _traces(text: str) -> set[str]:
+    """The trace numbers of a file's entries (a batch header's last 15 digits can look like one)."""
+    return {line[79:94] for line in text.splitlines() if line.startswith("6")}
+
+
 def _valid(path_text: str) -> None:
     verdict = achkit.validate(path_text)
     assert verdict["ok"] is True and verdict["errors"] == [], verdict
@@ -95,7 +100,7 @@ async def test_prenote_then_debit_then_r01_return_fails_the_payment_and_reopens_
         assert first.uploaded and first.prenotes >= 1, first
         body = (sshd.outbound / str(first.file_name)).read_text()
         _valid(body)
-        assert prenote["trace_number"] in body and debit["trace_number"] not in body
+        assert prenote["trace_number"] in _traces(body) and debit["trace_number"] not in _traces(body)
         assert (await _send(s)).nothing_due  # the debit waits for the prenote's quiet days
 
         await _pass_prenote_wait(s.pool, prenote["id"])
@@ -103,7 +108,7 @@ async def test_prenote_then_debit_then_r01_return_fails_the_payment_and_reopens_
         assert second.uploaded and second.file_name != first.file_name, second
         body = (sshd.outbound / str(second.file_name)).read_text()
         _valid(body)
-        assert debit["trace_number"] in body and f"{48000:010d}" in body
+        assert debit["trace_number"] in _traces(body) and f"{48000:010d}" in body
         sent = await s.pool.fetchrow("SELECT * FROM ach_entries WHERE id = $1", debit["id"])
         assert sent["status"] == "sent" and sent["account_number_sealed"] is None
         assert await _no_full_number_anywhere(s.pool, account) == []
@@ -218,13 +223,21 @@ async def test_an_upload_failing_at_cutoff_stays_unsent_tells_staff_and_is_sent_
         mails = await outbox_messages(s.harness.app_pool or s.pool, STAFF_EMAIL)
         assert any(str(down.file_name) in m["subject"] for m in mails)
 
+        # Meanwhile another customer pays: that entry is not in the waiting file; it goes in the
+        # same run, in a file of its own, once the waiting file is up.
+        _, later_payment = await _paid(s, _account(47))
+        later_prenote, _ = await _entries(s.pool, later_payment)
         sshd.start()
         sent = await _send(s)
         assert sent.uploaded and sent.reused_unsent_file and sent.file_name == down.file_name, sent
+        assert len(sent.more_files) == 1 and sent.error is None, sent
         assert (await _send(s)).nothing_due
-        holding = [p for p in s.outbound_files() if prenote["trace_number"] in p.read_text()]
+        holding = [p for p in s.outbound_files() if prenote["trace_number"] in _traces(p.read_text())]
         assert [p.name for p in holding] == [down.file_name]
         _valid(holding[0].read_text())
+        later = [p for p in s.outbound_files() if later_prenote["trace_number"] in _traces(p.read_text())]
+        assert [p.name for p in later] == sent.more_files
+        _valid(later[0].read_text())
         assert await s.pool.fetchval("SELECT status FROM ach_entries WHERE id = $1", prenote["id"]) == "sent"
 
 
@@ -312,7 +325,7 @@ async def test_a_returned_prenote_fails_the_payment_before_any_money_moves(
         assert (left["status"], left["file_id"], left["account_number_sealed"]) == ("failed", None, None)
         await _pass_prenote_wait(s.pool, prenote["id"])
         second = await _send(s)
-        assert debit["trace_number"] not in "".join(p.read_text() for p in s.outbound_files()), second
+        assert all(debit["trace_number"] not in _traces(p.read_text()) for p in s.outbound_files()), second
         assert await s.pool.fetchval("SELECT status FROM invoices WHERE id = $1", invoice_id) == "open"
         assert await s.pool.fetchval(
             "SELECT count(*) FROM ach_unknown_traces WHERE trace_number = '011000019999999'"
