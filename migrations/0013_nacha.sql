@@ -17,7 +17,8 @@ CREATE TABLE ach_files (
     prenote_count       integer NOT NULL,
     batch_count         integer NOT NULL,
     debit_total_cents   bigint NOT NULL,
-    -- The file as written (it holds full account numbers): AES-GCM under NACHA_ACCOUNT_KEY.
+    -- The file as written (full account numbers), AES-GCM under NACHA_ACCOUNT_KEY; once uploaded,
+    -- replaced by the same file with each account number cut to its last four.
     body_sealed         bytea NOT NULL,
     status              text NOT NULL CHECK (status IN ('written', 'uploaded', 'failed')),
     created_at          timestamptz NOT NULL DEFAULT now(),

@@ -24,7 +24,7 @@ from domain.attempt import ClientContext
 from domain.audit import AuditEventType
 from domain.nacha.file_ids import next_file_id_modifier
 from infra.nacha import calendar
-from infra.nacha.file_format import OutgoingEntry, check_written, write_ach_file
+from infra.nacha.file_format import OutgoingEntry, check_written, mask_account_numbers, write_ach_file
 from infra.nacha.sealing import Sealer
 from infra.nacha.transfer_errors import UploadFailed
 from infra.nacha_config import NachaConfig
@@ -180,12 +180,16 @@ class Origination:
                 await conn.execute("UPDATE ach_files SET staff_notified_at = now() WHERE id = $1", file["id"])
                 report.staff_told = True
             return
+        # Once sent, the file is kept as `nacha show` prints it: account numbers cut to their last
+        # four (SPEC §9: a full number is held only until its file is sent). sha256 stays the sent one.
+        kept = self.sealer.seal(mask_account_numbers(body.decode("ascii")).encode(), bound_to=file["id"])
         async with conn.transaction():
             row = await conn.fetchrow(
-                "UPDATE ach_files SET status = 'uploaded', uploaded_at = now(),"
+                "UPDATE ach_files SET status = 'uploaded', uploaded_at = now(), body_sealed = $2,"
                 " upload_attempts = upload_attempts + 1, last_attempt_at = now(), last_error = NULL"
                 " WHERE id = $1 AND status <> 'uploaded' RETURNING *",
                 file["id"],
+                kept,
             )
             if row is None:
                 return

@@ -125,7 +125,7 @@ async def _show(settings: Settings, name: str) -> str:
         row = await pool.fetchrow("SELECT id, body_sealed FROM ach_files WHERE name = $1 OR id = $1", name)
     if row is None:
         raise ExpectedFailure(f"no NACHA file named {name} (see `portalpay nacha files`)")
-    return mask_account_numbers(sealer.open(row["body_sealed"], bound_to=row["id"]).decode("ascii"))
+    return mask_account_numbers(sealer.open(row["body_sealed"], bound_to=row["id"]).decode("utf-8"))
 
 
 @nacha_app.command("show")

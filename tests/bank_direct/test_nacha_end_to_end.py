@@ -11,7 +11,9 @@ import achkit
 import asyncpg
 
 from domain.ach_files import OriginationReport
+from infra.nacha.sealing import Sealer
 from tests.bank_direct.bank_files import Answered, notice_file, return_file
+from tests.bank_direct.conftest import bank_settings
 from tests.bank_direct.sshd import SshServer
 from tests.bank_direct.stack import STAFF_EMAIL, NachaStack, nacha_stack
 from tests.conftest import HarnessFactory
@@ -112,6 +114,13 @@ async def test_prenote_then_debit_then_r01_return_fails_the_payment_and_reopens_
         sent = await s.pool.fetchrow("SELECT * FROM ach_entries WHERE id = $1", debit["id"])
         assert sent["status"] == "sent" and sent["account_number_sealed"] is None
         assert await _no_full_number_anywhere(s.pool, account) == []
+        # The stored file too, opened with the key: kept as `nacha show` prints it once sent.
+        sealer = Sealer(bank_settings()["nacha_account_key"])
+        stored_file = await s.pool.fetchrow(
+            "SELECT id, body_sealed FROM ach_files WHERE name = $1", second.file_name
+        )
+        kept = sealer.open(stored_file["body_sealed"], bound_to=stored_file["id"]).decode()
+        assert account not in kept and debit["trace_number"] in _traces(kept)
         kinds = {
             r["event_type"]
             for r in await s.pool.fetch(
