@@ -8,6 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from infra.bank_accounts import needs_new_details
 from infra.nacha.inbound import Inbound
 from infra.nacha.processor import NachaProcessor
 from infra.nacha.sealing import Sealer
@@ -149,3 +150,22 @@ async def test_the_follower_hears_settled_once_the_quiet_days_have_passed(
     with pytest.raises(ProcessorRejected) as late:
         await processor.cancel(debit.id)
     assert late.value.status == 409
+
+
+async def test_only_notices_correcting_the_numbers_hold_the_account(app_pool: asyncpg.Pool) -> None:
+    file_id = await app_pool.fetchval(
+        "INSERT INTO ach_inbound_files (name, sha256, source) VALUES ('n.ach', $1, 'test') RETURNING id",
+        uuid.uuid4().hex,
+    )
+    held, free = uuid.uuid4().hex, uuid.uuid4().hex
+    for fingerprint, code in ((held, "C02"), (free, "C05")):
+        await app_pool.execute(
+            "INSERT INTO ach_notices (inbound_file_id, trace_number, change_code, corrected_data_masked,"
+            " bank_fingerprint) VALUES ($1, $2, $3, 'x', $4)",
+            file_id,
+            uuid.uuid4().hex[:15],
+            code,
+            fingerprint,
+        )
+    assert await needs_new_details(app_pool, held)
+    assert not await needs_new_details(app_pool, free)  # a transaction code: nothing the customer types
