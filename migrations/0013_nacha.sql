@@ -86,6 +86,7 @@ CREATE TABLE ach_inbound_files (
     id           bigserial PRIMARY KEY,
     name         text NOT NULL,
     sha256       text NOT NULL UNIQUE,
+    size_bytes   integer,  -- with the name: a file already read is not downloaded again
     returns      integer NOT NULL DEFAULT 0,
     notices      integer NOT NULL DEFAULT 0,
     unknown      integer NOT NULL DEFAULT 0,

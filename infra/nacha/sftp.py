@@ -8,7 +8,7 @@ caller treats the file as not sent.
 
 import hashlib
 import posixpath
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -92,14 +92,17 @@ async def _already_there(sftp: asyncssh.SFTPClient, path: str, body: bytes) -> b
     return hashlib.sha256(data).digest() == hashlib.sha256(body).digest()
 
 
-async def list_returns(target: SftpTarget) -> list[RemoteFile]:
-    """Every regular file in NACHA_RETURNS_FOLDER (the caller skips those already ingested)."""
+async def list_returns(target: SftpTarget, *, known: Collection[tuple[str, int]] = ()) -> list[RemoteFile]:
+    """The regular files in NACHA_RETURNS_FOLDER, except those `known` by name and size (already
+    ingested: not downloaded again; the caller still skips any other copy by its sha256)."""
     found: list[RemoteFile] = []
     try:
         async with bank_sftp(target) as sftp:
             for entry in await sftp.readdir(target.returns_folder):
                 name = str(entry.filename)
                 if name.startswith(".") or entry.attrs.type != asyncssh.FILEXFER_TYPE_REGULAR:
+                    continue
+                if (name, entry.attrs.size) in known:
                     continue
                 async with sftp.open(posixpath.join(target.returns_folder, name), "rb") as remote:
                     data = await remote.read()
