@@ -3,6 +3,7 @@ idempotency keys, the prenote for an unseen account, cancel before sending, even
 and the bank's files read leniently (every published sample and crasher) without a traceback."""
 
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -18,14 +19,20 @@ from tests.bank_direct.conftest import bank_settings
 from tests.bank_direct.sshd import SshServer
 from tests.support import GOOD_ROUTING, test_settings
 
+SEALER = Sealer(bank_settings()["nacha_account_key"])
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "nacha"
 
 
 @pytest.fixture
-def processor(app_pool: asyncpg.Pool, tmp_path: Path) -> NachaProcessor:
+async def processor(app_pool: asyncpg.Pool, tmp_path: Path) -> AsyncIterator[NachaProcessor]:
     server = SshServer(tmp_path / "sshd")  # not started: its settings make a valid configuration
     settings = Settings(_env_file=None, portalpay_env="dev", **{**bank_settings(), **server.settings()})
-    return NachaProcessor(app_pool, settings.nacha_config(), Sealer("k" * 40), uuid.uuid4().bytes)
+    yield NachaProcessor(app_pool, settings.nacha_config(), SEALER, uuid.uuid4().bytes)
+    # Entries with no payment are this module's: never left waiting for another test's file.
+    await app_pool.execute(
+        "UPDATE ach_entries SET status = 'canceled', account_number_sealed = NULL"
+        " WHERE payment_id IS NULL AND status = 'waiting' AND file_id IS NULL"
+    )
 
 
 async def _debit(
@@ -116,7 +123,7 @@ async def test_every_published_sample_is_ingested_without_a_crash(
     processor: NachaProcessor, app_pool: asyncpg.Pool, sample: Path
 ) -> None:
     settings = test_settings()
-    inbound = Inbound(app_pool, processor._config, Sealer("k" * 40), settings.audit_key(), None, "unused")
+    inbound = Inbound(app_pool, processor._config, SEALER, settings.audit_key(), None, "unused")
     body = sample.read_bytes() + uuid.uuid4().hex.encode()  # a new sha256 per run: ingested here
     report = await inbound.ingest(sample.name, body, source="test")
     assert not report.already_ingested
