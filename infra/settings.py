@@ -230,10 +230,8 @@ class Settings(BaseSettings):
     def refuse_unsafe_prod(self) -> None:
         """SPEC §11: prod never starts with a console provider, plain http, or a short secret.
 
-        With PROCESSOR=nacha the bank's settings are checked here too, in dev as well: a wrong
-        routing number or an unreadable key must stop the start, not the first cut-off."""
-        if self.processor == "nacha":
-            self.nacha_config()
+        The bank's NACHA_* settings are checked by the worker (`nacha_config()`), which sends the
+        files: the portal, facing the internet, never needs the SFTP key."""
         if self.is_dev:
             return
         for setting, provider in (

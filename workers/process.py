@@ -18,6 +18,9 @@ async def run_worker_process(
     settings: Settings, *, client: Client | None = None, stop: asyncio.Event | None = None
 ) -> None:
     settings.refuse_unsafe_prod()
+    if settings.processor == "nacha":
+        # SPEC §13: a wrong routing number or an unreadable key stops the start, not the cut-off.
+        settings.nacha_config()
     async with open_pool(settings) as pool:
         senders = build_code_senders(settings, pool)
         try:

@@ -1,5 +1,8 @@
 """SPEC §13 settings, checked at start-up with one clear line each; prod refuses PROCESSOR=sandbox."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +68,7 @@ def test_each_wrong_setting_is_one_line_naming_it(
 ) -> None:
     settings = _settings(keys, **overrides)
     with pytest.raises(SettingsError) as refused:
-        settings.refuse_unsafe_prod()  # the start-up check, in dev too when PROCESSOR=nacha
+        settings.nacha_config()  # what the worker checks at start, in dev too
     assert name in str(refused.value) and "\n" not in str(refused.value)
 
 
@@ -84,3 +87,34 @@ def test_sshd_fixture_settings_parse(tmp_path: Path) -> None:
     config = _settings(server.settings()).nacha_config()
     assert config.sftp.folder == str(server.outbound)
     assert config.sftp.returns_folder == str(server.returns)
+
+
+def test_the_worker_refuses_to_start_with_a_wrong_bank_setting_in_one_line(
+    keys: dict[str, str], tmp_path: Path
+) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PORTALPAY_", "TEMPORAL_", "DATABASE_", "NACHA_", "PROCESSOR"))
+    }
+    values = {**bank_settings(), **keys, "nacha_immediate_destination": "011000016"}
+    env.update({k.upper(): str(v) for k, v in values.items()})
+    # No database and an unreachable Temporal: the refusal comes before either is used.
+    env.update(
+        PORTALPAY_ENV="dev",
+        PORTALPAY_STATE_DIR=str(tmp_path / "state"),
+        TEMPORAL_ADDRESS="127.0.0.1:9",
+        DATABASE_URL="postgresql://nobody@127.0.0.1:9/none",
+        COLUMNS="250",
+    )
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "portalpay"), "worker"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1, result.stderr
+    assert "NACHA_IMMEDIATE_DESTINATION" in lines[0] and "Traceback" not in result.stderr
