@@ -9,7 +9,7 @@ LOCK := requirements.lock
 PROD_LOCK := requirements-prod.lock
 UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --custom-compile-command "make lock" -q
 
-.PHONY: install lock run test lint typecheck browser fonts sshd bench chaos clean
+.PHONY: install lock run test lint typecheck browser fonts bench chaos clean
 
 # The project itself goes in without its dependencies: they are exactly the lock's. `pip check`
 # fails when pyproject.toml names a package the lock lacks (run `make lock`).
@@ -47,6 +47,17 @@ browser:
 		else echo "no chromium and no root apt-get: browser tests will be skipped"; fi; \
 	fi
 
+# The NACHA tests upload to a real OpenSSH sshd on loopback (tests/bank_direct/sshd.py), never a mock.
+.PHONY: sshd
+test: sshd
+sshd:
+	@if [ ! -x /usr/sbin/sshd ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null) \
+				|| { echo "openssh-server could not be installed: the NACHA SFTP tests cannot run"; exit 1; }; \
+		else echo "no /usr/sbin/sshd and no root apt-get: install openssh-server for the NACHA SFTP tests"; exit 1; fi; \
+	fi
+
 # The proof of authorization PDF draws masked destinations ("•") with DejaVu (infra/proof_pdf.py).
 fonts:
 	@if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then \
@@ -56,17 +67,8 @@ fonts:
 		else echo "no DejaVu font and no root apt-get: proof PDFs fall back to core fonts"; fi; \
 	fi
 
-# The NACHA tests upload to a real OpenSSH sshd on loopback (tests/bank_direct/sshd.py), never a mock.
-sshd:
-	@if [ ! -x /usr/sbin/sshd ]; then \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null) \
-				|| { echo "openssh-server could not be installed: the NACHA SFTP tests cannot run"; exit 1; }; \
-		else echo "no /usr/sbin/sshd and no root apt-get: install openssh-server for the NACHA SFTP tests"; exit 1; fi; \
-	fi
-
 # -rs: every skipped test is listed with its reason. The last line says when the browser tests could not run.
-test: $(STAMP) lint typecheck browser fonts sshd
+test: $(STAMP) lint typecheck browser fonts
 	@status=0; $(BIN)/python -m pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS) || status=$$?; \
 	if [ ! -x /usr/bin/chromium ]; then echo "NOTE: no Chromium could be installed here: the browser tests (tests/portal/test_browser.py) were skipped"; fi; \
 	exit $$status

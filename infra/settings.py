@@ -33,8 +33,8 @@ OWN_SECRETS = (
     "otp_hmac_key",
     "audit_chain_key",
     "bank_fingerprint_key",
-    "processor_webhook_secret",
     "nacha_account_key",
+    "processor_webhook_secret",
 )
 
 
@@ -150,9 +150,6 @@ class Settings(BaseSettings):
     ach_return_window_days: int = Field(default=60, gt=0)
     # After the expected settlement date passes without news, ask the processor this often.
     ach_status_check_seconds: int = Field(default=3600, gt=0)
-    staff_notify_email: str | None = None
-    bank_fingerprint_key: SecretStr | None = None
-
     # --- bank-direct ACH (SPEC §13), checked by nacha_config() when PROCESSOR=nacha ---------------
     nacha_immediate_destination: str | None = None
     nacha_immediate_origin: str | None = None
@@ -171,6 +168,8 @@ class Settings(BaseSettings):
     nacha_account_key: SecretStr | None = None
     nacha_prenote_wait_days: int = Field(default=3, ge=0)
     nacha_settle_after_banking_days: int = Field(default=2, ge=0)
+    staff_notify_email: str | None = None
+    bank_fingerprint_key: SecretStr | None = None
 
     @model_validator(mode="after")
     def _policy_lists_parse(self) -> "Settings":
@@ -329,8 +328,8 @@ _DEV_SECRET_MAKERS = {
     "codec_keys": lambda: "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
     "audit_chain_key": lambda: secrets.token_urlsafe(32),
     "bank_fingerprint_key": lambda: secrets.token_urlsafe(32),
-    "processor_webhook_secret": lambda: secrets.token_urlsafe(32),
     "nacha_account_key": lambda: secrets.token_urlsafe(32),
+    "processor_webhook_secret": lambda: secrets.token_urlsafe(32),
 }
 
 

@@ -16,9 +16,9 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
+app.add_typer(nacha_app, name="nacha")
 app.add_typer(ops_app, name="ops")
 app.add_typer(staff_app, name="staff")
-app.add_typer(nacha_app, name="nacha")
 app.command("replay")(replay)
 
 
