@@ -47,6 +47,17 @@ browser:
 		else echo "no chromium and no root apt-get: browser tests will be skipped"; fi; \
 	fi
 
+# The NACHA tests upload to a real OpenSSH sshd on loopback (tests/bank_direct/sshd.py), never a mock.
+.PHONY: sshd
+test: sshd
+sshd:
+	@if [ ! -x /usr/sbin/sshd ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssh-server >/dev/null) \
+				|| { echo "openssh-server could not be installed: the NACHA SFTP tests cannot run"; exit 1; }; \
+		else echo "no /usr/sbin/sshd and no root apt-get: install openssh-server for the NACHA SFTP tests"; exit 1; fi; \
+	fi
+
 # The proof of authorization PDF draws masked destinations ("•") with DejaVu (infra/proof_pdf.py).
 fonts:
 	@if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then \

@@ -14,12 +14,19 @@ from domain.activity_io import AuditEventInput
 from domain.audit import AuditEventType
 from domain.bank_account import (
     BLOCKED_MESSAGE,
+    NEEDS_NEW_DETAILS_MESSAGE,
     VALIDATION_FAILED_MESSAGE,
     ScreenAccountRequest,
     ScreenAccountResult,
 )
 from domain.masking import last4
-from infra.bank_accounts import bank_fingerprint, is_blocked, is_validated, remember_validated
+from infra.bank_accounts import (
+    bank_fingerprint,
+    is_blocked,
+    is_validated,
+    needs_new_details,
+    remember_validated,
+)
 from infra.providers.processor.client import ProcessorClient, ProcessorRejected
 from infra.stores.audit_trail import append_event
 
@@ -45,6 +52,13 @@ class AccountScreen:
         if blocked is not None:
             return ScreenAccountResult(
                 allowed=False, fingerprint=fingerprint, reason="blocked", message=BLOCKED_MESSAGE
+            )
+        if await needs_new_details(self._pool, fingerprint):
+            return ScreenAccountResult(
+                allowed=False,
+                fingerprint=fingerprint,
+                reason="needs_new_details",
+                message=NEEDS_NEW_DETAILS_MESSAGE,
             )
         if await is_validated(self._pool, fingerprint):
             # A retry of the try that validated it says so too: its audit row is this screening's.

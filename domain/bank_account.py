@@ -14,6 +14,11 @@ BLOCKED_MESSAGE = (
 VALIDATION_FAILED_MESSAGE = (
     "We could not verify this bank account. Please check the routing and account numbers and try again."
 )
+# A notice of change from the bank (SPEC §13): the numbers as entered are out of date.
+NEEDS_NEW_DETAILS_MESSAGE = (
+    "Your bank has told us this account's details have changed. Please enter your routing and "
+    "account numbers again, as your bank now shows them."
+)
 # The processor could not be reached to screen the account: nothing was written; press again.
 CHECK_UNAVAILABLE_MESSAGE = "the bank account could not be checked just now; please try again"
 CHECK_UNAVAILABLE_RETRY_AFTER_SECONDS = 30
@@ -31,13 +36,14 @@ class ScreenAccountRequest(BaseModel):
 class ScreenAccountResult(BaseModel):
     allowed: bool
     fingerprint: str
-    reason: str | None = None  # "blocked" | "validation_failed"
+    reason: str | None = None  # "blocked" | "validation_failed" | "needs_new_details"
     message: str | None = None
     validated_now: bool = False
 
     @property
     def refusal(self) -> ErrorType:
-        """The customer-facing refusal (422) when the account is not allowed."""
+        """The customer-facing refusal (422) when the account is not allowed. An account needing new
+        details is refused as a failed validation: the customer re-enters the numbers."""
         if self.reason == "blocked":
             return ErrorType.BANK_ACCOUNT_BLOCKED
         return ErrorType.ACCOUNT_VALIDATION_FAILED

@@ -34,3 +34,21 @@ async def remember_validated(
         fingerprint,
         validation_id,
     )
+
+
+# Notices of change whose correction is to the routing or account number (C01 account, C02 routing,
+# C03 both, C06 account and transaction code, C07 all three): the numbers as the customer knows them
+# are out of date. The others (a transaction code, a name, an id) change nothing the customer types:
+# refusing their numbers would leave no way to pay, so those are for staff only.
+NUMBER_CHANGE_CODES = ("C01", "C02", "C03", "C06", "C07")
+
+
+async def needs_new_details(pool: asyncpg.Pool | asyncpg.Connection, fingerprint: str) -> bool:
+    """A notice of change corrected this account's numbers (SPEC §13): its next debit waits for new ones."""
+    found = await pool.fetchval(
+        "SELECT 1 FROM ach_notices WHERE bank_fingerprint = $1 AND resolved_at IS NULL"
+        " AND change_code = ANY($2::text[]) LIMIT 1",
+        fingerprint,
+        list(NUMBER_CHANGE_CODES),
+    )
+    return found is not None

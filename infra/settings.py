@@ -7,13 +7,16 @@ import secrets
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.policy import AttemptTimers, InvoiceKind, OtpPolicy, PaymentMethod, SendCaps
+
+if TYPE_CHECKING:
+    from infra.nacha_config import NachaConfig
 
 STATE_DIR = Path(os.environ.get("PORTALPAY_STATE_DIR", ".portalpay"))
 # Written by `portalpay dev` so other commands in the same folder join the dev stack; the
@@ -37,6 +40,7 @@ OWN_SECRETS = (
     "otp_hmac_key",
     "audit_chain_key",
     "bank_fingerprint_key",
+    "nacha_account_key",
     "processor_webhook_secret",
 )
 
@@ -154,7 +158,7 @@ class Settings(BaseSettings):
     temporal_api_key: SecretStr | None = None
 
     # --- the payment after PAID (SPEC §9) ------------------------------------------------
-    processor: Literal["sandbox"] = "sandbox"
+    processor: Literal["sandbox", "nacha"] = "sandbox"
     processor_sandbox_url: str = "http://127.0.0.1:8010"
     processor_webhook_secret: SecretStr | None = None
     # Unset: <PORTAL_BASE_URL>/webhooks/processor/sandbox.
@@ -176,6 +180,24 @@ class Settings(BaseSettings):
     ach_return_window_days: int = Field(default=60, gt=0)
     # After the expected settlement date passes without news, ask the processor this often.
     ach_status_check_seconds: int = Field(default=3600, gt=0)
+    # --- bank-direct ACH (SPEC §13), checked by nacha_config() when PROCESSOR=nacha ---------------
+    nacha_immediate_destination: str | None = None
+    nacha_immediate_origin: str | None = None
+    nacha_destination_name: str | None = None
+    nacha_origin_name: str | None = None
+    nacha_company_name: str | None = None
+    nacha_company_id: str | None = None
+    nacha_odfi_id: str | None = None
+    nacha_entry_description: str = "INVOICE"
+    nacha_cutoff: str = "15:00 America/Chicago"
+    nacha_sftp_url: str | None = None
+    nacha_sftp_key_file: str | None = None
+    nacha_sftp_host_key: str | None = None
+    nacha_returns_folder: str = "/returns"
+    # Encrypts account numbers (and each file's body) until the file is uploaded.
+    nacha_account_key: SecretStr | None = None
+    nacha_prenote_wait_days: int = Field(default=3, ge=0)
+    nacha_settle_after_banking_days: int = Field(default=2, ge=0)
     staff_notify_email: str | None = None
     bank_fingerprint_key: SecretStr | None = None
 
@@ -209,10 +231,37 @@ class Settings(BaseSettings):
             ip_network(item.strip(), strict=False) for item in self.trusted_proxies.split(",") if item.strip()
         )
 
+    def nacha_config(self) -> "NachaConfig":
+        """The bank's NACHA_* values, checked; a SettingsError names the first one wrong."""
+        from infra.nacha_config import NachaSettingsError, parse_nacha_config
+
+        try:
+            return parse_nacha_config(
+                immediate_destination=self.nacha_immediate_destination,
+                immediate_origin=self.nacha_immediate_origin,
+                destination_name=self.nacha_destination_name,
+                origin_name=self.nacha_origin_name,
+                company_name=self.nacha_company_name,
+                company_id=self.nacha_company_id,
+                odfi_id=self.nacha_odfi_id,
+                entry_description=self.nacha_entry_description,
+                cutoff=self.nacha_cutoff,
+                sftp_url=self.nacha_sftp_url,
+                sftp_key_file=self.nacha_sftp_key_file,
+                sftp_host_key=self.nacha_sftp_host_key,
+                returns_folder=self.nacha_returns_folder,
+                prenote_wait_days=self.nacha_prenote_wait_days,
+                settle_after_banking_days=self.nacha_settle_after_banking_days,
+            )
+        except NachaSettingsError as exc:
+            raise SettingsError(str(exc)) from None
+
     def refuse_unsafe_prod(self, needs: tuple[str, ...] | None = None) -> None:
         """SPEC §11: prod never starts with a console provider, plain http, a short or repeated
         secret, OTP switched off, the database owner's connection, or dev state lying around.
-        `needs`: the secrets this process reads (default: all); others are checked only if set."""
+        `needs`: the secrets this process reads (default: all); others are checked only if set.
+        The bank's NACHA_* settings are checked by the worker (`nacha_config()`), which sends the
+        files: the portal, facing the internet, never needs the SFTP key."""
         if self.is_dev:
             if DEV_ENV_FILE.exists() and _explicit_env() != "dev":
                 # A stray state file must not turn a server into a dev one (finding 4).
@@ -255,6 +304,10 @@ class Settings(BaseSettings):
         self._refuse_equal_secrets()
         self._refuse_weak_otp_policy()
         self._refuse_owner_database_url()
+        if self.processor == "sandbox":
+            raise SettingsError(
+                "PROCESSOR=sandbox moves no money and is for dev only: set PROCESSOR=nacha in prod"
+            )
         if (needs is None or "operator_api_token" in needs) and set(
             parse_origin_list(self.codec_cors_origins)
         ) & set(parse_origin_list(DEV_CODEC_CORS_ORIGINS)):
@@ -370,6 +423,7 @@ _DEV_SECRET_MAKERS = {
     "codec_keys": lambda: "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
     "audit_chain_key": lambda: secrets.token_urlsafe(32),
     "bank_fingerprint_key": lambda: secrets.token_urlsafe(32),
+    "nacha_account_key": lambda: secrets.token_urlsafe(32),
     "processor_webhook_secret": lambda: secrets.token_urlsafe(32),
 }
 

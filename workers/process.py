@@ -10,7 +10,7 @@ from infra.providers.delivery.factory import build_code_senders, close_code_send
 from infra.resources import open_pool
 from infra.settings import WORKER_SECRETS, Settings
 from infra.temporal import connect
-from workers.schedules import ensure_reconciliation_schedule
+from workers.schedules import ensure_nacha_schedules, ensure_reconciliation_schedule
 from workers.worker import WorkerDeps, build_worker, run_until_signalled
 
 
@@ -18,6 +18,9 @@ async def run_worker_process(
     settings: Settings, *, client: Client | None = None, stop: asyncio.Event | None = None
 ) -> None:
     settings.refuse_unsafe_prod(WORKER_SECRETS)
+    if settings.processor == "nacha":
+        # SPEC §13: a wrong routing number or an unreadable key stops the start, not the cut-off.
+        settings.nacha_config()
     async with open_pool(settings) as pool:
         senders = build_code_senders(settings, pool)
         try:
@@ -29,6 +32,8 @@ async def run_worker_process(
             temporal = client or await connect(settings, runtime=runtime)
             deps = WorkerDeps.from_settings(settings, pool, senders, metrics=PORTALPAY_METRICS)
             await ensure_reconciliation_schedule(temporal, settings.temporal_task_queue)
+            if deps.nacha is not None:
+                await ensure_nacha_schedules(temporal, settings.temporal_task_queue, deps.nacha.config)
             worker = build_worker(
                 temporal,
                 settings.temporal_task_queue,

@@ -4,9 +4,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 from temporalio.client import Client
@@ -15,6 +16,7 @@ from temporalio.worker import Worker
 from activities.audit import AuditActivities
 from activities.bank_accounts import AccountScreen, BankAccountActivities
 from activities.metrics_port import NO_METRICS, PaymentMetrics
+from activities.nacha import NachaActivities
 from activities.otp import OtpActivities
 from activities.payer import PayerActivities
 from activities.payments import PaymentActivities
@@ -25,9 +27,10 @@ from domain.policy import AttemptTimers, OtpPolicy, SendCaps
 from infra.providers.delivery.base import CodeSender
 from infra.providers.processor.client import HttpProcessorClient, ProcessorClient
 from infra.settings import Settings
-from workers.lifecycle import lifecycle_config, processor_client
+from workers.lifecycle import NachaWiring, lifecycle_config, nacha_wiring, processor_client
 from workers.sandbox import WORKFLOW_RUNNER
 from workflows.ach_payment import AchPaymentWorkflow
+from workflows.nacha_files import NachaInboundWorkflow, NachaOriginationWorkflow
 from workflows.pay_invoice import PayInvoiceWorkflow
 from workflows.reconciliation import ProcessorReconciliationWorkflow
 
@@ -52,6 +55,8 @@ class WorkerDeps:
     policy: OtpPolicy = field(default_factory=OtpPolicy)
     timers: AttemptTimers = field(default_factory=AttemptTimers)
     caps: SendCaps = field(default_factory=SendCaps)
+    # SPEC §13: set when PROCESSOR=nacha (the NACHA jobs' activities are registered only then).
+    nacha: NachaWiring | None = None
 
     @classmethod
     def from_settings(
@@ -72,7 +77,8 @@ class WorkerDeps:
             policy=settings.otp_policy,
             timers=settings.attempt_timers(),
             caps=settings.send_caps(),
-            processor=processor_client(settings),
+            processor=processor_client(settings, pool),
+            nacha=nacha_wiring(settings),
             lifecycle=lifecycle_config(settings),
             bank_fingerprint_key=settings.secret("bank_fingerprint_key").encode(),
         )
@@ -105,11 +111,29 @@ def build_worker(
     )
     reconciliation = ReconciliationActivities(deps.pool, processor)
     bank_accounts = BankAccountActivities(screen)
+    nacha_jobs: list[Callable[..., Any]] = []
+    if deps.nacha is not None:
+        nacha = NachaActivities(
+            deps.pool,
+            deps.nacha.config,
+            deps.nacha.sealer,
+            deps.senders,
+            audit_key=deps.audit_key,
+            staff_notify_email=deps.lifecycle.staff_notify_email,
+        )
+        nacha_jobs = [nacha.originate_nacha_file, nacha.ingest_nacha_inbound]
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PayInvoiceWorkflow, AchPaymentWorkflow, ProcessorReconciliationWorkflow],
+        workflows=[
+            PayInvoiceWorkflow,
+            AchPaymentWorkflow,
+            ProcessorReconciliationWorkflow,
+            NachaOriginationWorkflow,
+            NachaInboundWorkflow,
+        ],
         activities=[
+            *nacha_jobs,
             payer.resolve_payer,
             otp.send_code,
             otp.check_code,

@@ -5,6 +5,7 @@ import logging
 import typer
 
 from infra.db import migrate_url, resolve_migration_url
+from starters.cli.nacha import nacha_app
 from starters.cli.ops import ops_app
 from starters.cli.plumbing import console, run_async, settings_or_exit
 from starters.cli.replay import replay
@@ -15,6 +16,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 demo_app = typer.Typer(help="Demo data.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
+app.add_typer(nacha_app, name="nacha")
 app.add_typer(ops_app, name="ops")
 app.add_typer(staff_app, name="staff")
 app.command("replay")(replay)

@@ -206,7 +206,8 @@ async def _serve(
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     worker_task = asyncio.create_task(run_worker_process(settings, client=client, stop=stop), name="worker")
     portal_task = asyncio.create_task(server.serve(), name="portal")
-    processor_server = _sandbox_processor_server(settings, pool)
+    # PROCESSOR=nacha (SPEC §13): files to the bank's SFTP server instead; no sandbox to run.
+    processor_server = _sandbox_processor_server(settings, pool) if settings.processor == "sandbox" else None
     processor_task = (
         asyncio.create_task(processor_server.serve(), name="processor") if processor_server else None
     )
@@ -217,9 +218,8 @@ async def _serve(
             f"[bold]Portal[/]         http://127.0.0.1:{portal_port}\n"
             f'[bold]Temporal UI[/]    http://127.0.0.1:{ui_port}  (filter: PaymentStatus="AWAITING_CODE")\n'
             f"[bold]Dev outbox[/]     http://127.0.0.1:{portal_port}/dev/outbox  (codes also print here)\n"
-            f"[bold]Processor[/]      {settings.processor_sandbox_url}  (sandbox; settles in"
-            f" {settings.sandbox_settlement_seconds:g} s)\n"
-            f"[bold]Staff token[/]    {settings.secret('staff_api_token')}\n"
+            + _processor_line(settings)
+            + f"[bold]Staff token[/]    {settings.secret('staff_api_token')}\n"
             f"[bold]Operator token[/] {settings.secret('operator_api_token')}  (codec endpoint)\n"
             "[bold]Try it[/]         .venv/bin/portalpay try INV-1001  (another terminal, same folder)\n"
             "Ctrl-C stops everything.",
@@ -245,6 +245,15 @@ async def _serve(
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
     done_waiter.cancel()
+
+
+def _processor_line(settings: Settings) -> str:
+    if settings.processor == "nacha":
+        return f"[bold]Processor[/]      nacha: files to {settings.nacha_sftp_url} (`portalpay nacha send-now`)\n"
+    return (
+        f"[bold]Processor[/]      {settings.processor_sandbox_url}  (sandbox; settles in"
+        f" {settings.sandbox_settlement_seconds:g} s)\n"
+    )
 
 
 def _sandbox_processor_server(settings: Settings, pool: object) -> Any:

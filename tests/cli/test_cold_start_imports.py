@@ -5,7 +5,7 @@ Structure, not time: which modules a fresh interpreter has loaded."""
 import subprocess
 import sys
 
-HEAVY_AND_UNUSED_BY_THE_WORKER = ("fpdf", "fontTools", "numpy", "argon2")
+HEAVY_AND_UNUSED_BY_THE_WORKER = ("fpdf", "fontTools", "numpy", "argon2", "asyncssh")
 
 
 def test_the_worker_command_loads_no_pdf_or_password_stack() -> None:

@@ -3,9 +3,11 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 from temporalio.service import TLSConfig
 
@@ -14,6 +16,23 @@ from infra.temporal import connect_options
 from tests.support import TEST_CODEC_KEYS
 
 LONG = "s" * 32
+# SPEC §11/§13: prod moves money through the company's bank (PROCESSOR=sandbox is refused).
+_SSH = Path(tempfile.mkdtemp(prefix="portalpay-prod-settings-"))
+asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(_SSH / "client"))
+NACHA = {
+    "processor": "nacha",
+    "nacha_immediate_destination": "011000015",
+    "nacha_immediate_origin": "1234567890",
+    "nacha_destination_name": "FIRST TEST BANK",
+    "nacha_origin_name": "PORTALPAY MOVERS",
+    "nacha_company_name": "PORTALPAY MOVERS",
+    "nacha_company_id": "1234567890",
+    "nacha_odfi_id": "01100001",
+    "nacha_sftp_url": "sftp://portalpay@bank.example.com/outbound",
+    "nacha_sftp_key_file": str(_SSH / "client"),
+    "nacha_sftp_host_key": asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip(),
+    "nacha_account_key": LONG,
+}
 
 
 def prod(**overrides: Any) -> Settings:
@@ -34,6 +53,7 @@ def prod(**overrides: Any) -> Settings:
         "portal_base_url": "https://pay.example.com",
         "database_url": "postgresql://portalpay_app:pw@db.internal:5432/portalpay",
         "codec_cors_origins": "https://temporal.example.com",
+        **NACHA,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
@@ -56,6 +76,8 @@ def test_a_safe_prod_configuration_starts() -> None:
         ({"otp_hmac_key": "é" * 15}, "OTP_HMAC_KEY"),  # 30 bytes: counted in bytes, not characters
         ({"audit_chain_key": None}, "AUDIT_CHAIN_KEY"),  # missing: prod never generates its own
         ({"codec_keys": None}, "CODEC_KEYS"),
+        ({"nacha_account_key": None}, "NACHA_ACCOUNT_KEY"),
+        ({"processor": "sandbox"}, "PROCESSOR=sandbox"),
     ],
 )
 def test_prod_refuses_unsafe_settings_in_one_line(overrides: dict[str, Any], names: str) -> None:

@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse
 
 from domain.money import format_amount
 from infra.resources import ExpectedFailure
+from infra.stores import ach_attention
 from infra.stores import console_reads as reads
 from starters.attempt_reads import StuckAttempt, find_stuck
 from starters.portal.dependencies import Deps
@@ -48,6 +49,9 @@ async def attention_page(request: Request, deps: Deps, staff: Staff) -> HTMLResp
             "blocked_columns": columns,
             "locks": await reads.recent_locks(deps.pool),
             "format_amount": format_amount,
+            "ach_notices": await ach_attention.open_notices(deps.pool),
+            "ach_unknown": await ach_attention.unknown_traces(deps.pool),
+            "ach_unsent": await ach_attention.unsent_files(deps.pool),
         },
         staff=staff,
     )
