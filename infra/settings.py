@@ -47,7 +47,13 @@ OWN_SECRETS = (
 
 # What each process reads (issue 21): compose hands each container these and no others, and prod
 # requires exactly these where that process starts. None: every secret (the CLI's own commands).
-WORKER_SECRETS = ("otp_hmac_key", "audit_chain_key", "bank_fingerprint_key", "codec_keys")
+WORKER_SECRETS = (
+    "otp_hmac_key",
+    "audit_chain_key",
+    "bank_fingerprint_key",
+    "nacha_account_key",
+    "codec_keys",
+)
 PORTAL_SECRETS = (
     "staff_api_token",
     "operator_api_token",

@@ -312,6 +312,7 @@ SECRET_HOLDERS = {
     "AUDIT_CHAIN_KEY": {"worker", "portal"},
     "CODEC_KEYS": {"worker", "portal"},
     "PROCESSOR_WEBHOOK_SECRET": {"portal", "processor"},
+    "NACHA_ACCOUNT_KEY": {"worker"},
 }
 
 

@@ -31,7 +31,7 @@ NACHA = {
     "nacha_sftp_url": "sftp://portalpay@bank.example.com/outbound",
     "nacha_sftp_key_file": str(_SSH / "client"),
     "nacha_sftp_host_key": asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().strip(),
-    "nacha_account_key": LONG,
+    "nacha_account_key": "n" * 32,
 }
 
 
