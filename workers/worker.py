@@ -113,6 +113,7 @@ def build_worker(
             otp.send_code,
             otp.check_code,
             payments.submit_debit,
+            payments.submit_screened_debit,
             audit.append_audit_event,
             settlement.load_ach_payment,
             settlement.begin_payment_lifecycle,
