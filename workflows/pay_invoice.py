@@ -73,6 +73,9 @@ OPERATOR_CANCEL_REASON = "cancelled in Temporal by an operator"
 # Patch: `submit_debit` screens the bank account and starts the payment's AchPaymentWorkflow, where
 # earlier runs scheduled `screen_bank_account` before it and `begin_payment_lifecycle` after it.
 DEBIT_SCREENS_AND_FOLLOWS = "debit-screens-and-follows"
+# Patch: the folded debit is scheduled as `submit_screened_debit`, a name only workers built with the
+# fold register, where runs recorded before it scheduled the folded input as `submit_debit`.
+DEBIT_UNDER_OWN_NAME = "debit-under-own-name"
 _SCREEN_REFUSALS = frozenset(
     {
         ErrorType.BANK_ACCOUNT_BLOCKED.value,
@@ -450,26 +453,7 @@ class PayInvoiceWorkflow:
                 )
             self._check_seq += 1
             locking = self._attempts_remaining() == 1
-            checked: CheckCodeResult = await workflow.execute_activity(
-                opts.CHECK_CODE,
-                CheckCodeRequest(
-                    attempt=self._ref(),
-                    send_seq=code.send_seq,
-                    check_seq=self._check_seq,
-                    code=input.code,
-                    client=input.client,
-                    channel=code.channel,
-                    destination=code.destination,
-                    attempts_remaining_if_wrong=self._attempts_remaining() - 1,
-                    failed_checks_if_wrong=self._failed_checks + 1,
-                    lock_until_if_wrong=self._clock.lockout_until(workflow.now()) if locking else None,
-                ),
-                result_type=CheckCodeResult,
-                start_to_close_timeout=opts.DATABASE_TIMEOUT,
-                schedule_to_close_timeout=opts.MUST_FINISH_WITHIN,
-                retry_policy=opts.DATABASE_RETRY,
-                summary=f"check code entry #{self._check_seq} against code #{code.send_seq}",
-            )
+            checked = await self._check_code(input, code, locking)
             # The verdict's audit row (and a lockout it earned) was written with the check.
             if checked.ok:
                 self._verified_at = workflow.now()
@@ -493,6 +477,41 @@ class PayInvoiceWorkflow:
                 attempts_remaining=self._attempts_remaining(),
                 reason=checked.reason,
             )
+
+    async def _check_code(
+        self, input: VerifyCodeInput, code: CodeChallengeView, locking: bool
+    ) -> CheckCodeResult:
+        """The check, bounded (the customer waits on it under the lock): a database that does not
+        answer in time judged no guess, so the customer is asked to try again and nothing counts."""
+        try:
+            checked: CheckCodeResult = await workflow.execute_activity(
+                opts.CHECK_CODE,
+                CheckCodeRequest(
+                    attempt=self._ref(),
+                    send_seq=code.send_seq,
+                    check_seq=self._check_seq,
+                    code=input.code,
+                    client=input.client,
+                    channel=code.channel,
+                    destination=code.destination,
+                    attempts_remaining_if_wrong=self._attempts_remaining() - 1,
+                    failed_checks_if_wrong=self._failed_checks + 1,
+                    lock_until_if_wrong=self._clock.lockout_until(workflow.now()) if locking else None,
+                ),
+                result_type=CheckCodeResult,
+                start_to_close_timeout=opts.DATABASE_TIMEOUT,
+                schedule_to_close_timeout=opts.CUSTOMER_STEP_WITHIN,
+                retry_policy=opts.DATABASE_RETRY,
+                summary=f"check code entry #{self._check_seq} against code #{code.send_seq}",
+            )
+        except ActivityError:
+            raise _refuse(
+                ErrorType.ATTEMPT_BUSY,
+                "the code could not be checked just now; please try again",
+                status=self._status.value,
+                retry_after=opts.CUSTOMER_STEP_RETRY_AFTER_SECONDS,
+            ) from None
+        return checked
 
     @verify_code.validator
     def _validate_verify_code(self, input: VerifyCodeInput) -> None:
@@ -600,7 +619,7 @@ class PayInvoiceWorkflow:
         while True:
             try:
                 receipt: PaymentReceipt = await workflow.execute_activity(
-                    opts.SUBMIT_DEBIT,
+                    self._debit_activity(request),
                     request,
                     result_type=PaymentReceipt,
                     start_to_close_timeout=opts.DEBIT_TIMEOUT,
@@ -636,6 +655,12 @@ class PayInvoiceWorkflow:
                     "retried with its key until it answers (see `portalpay ops show`)."
                 )
                 await workflow.sleep(opts.DEBIT_ROUND_PAUSE)
+
+    @staticmethod
+    def _debit_activity(request: ProcessorDebitRequest) -> str:
+        if request.screen_seq is not None and workflow.patched(DEBIT_UNDER_OWN_NAME):
+            return opts.SUBMIT_SCREENED_DEBIT
+        return opts.SUBMIT_DEBIT
 
     # ---- signals -----------------------------------------------------------------------------
 
