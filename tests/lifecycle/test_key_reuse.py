@@ -13,17 +13,23 @@ from typing import Any
 
 import asyncpg
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from temporalio.client import WorkflowExecutionStatus
 
+from activities.bank_accounts import AccountScreen
 from activities.debit_answers import NEVER_SENT, resolve_orphaned_debits
+from activities.payments import PaymentActivities
 from domain.ach_payment import ach_workflow_id
-from domain.attempt import PaymentDetails
+from domain.activity_io import AttemptRef, ProcessorDebitRequest
+from domain.attempt import ClientContext, PaymentDetails
 from domain.errors import ErrorType
 from domain.policy import PaymentMethod
 from infra.bank_accounts import debit_request_digest
+from infra.providers.processor.client import HttpProcessorClient, ProcessorUnavailable
 from starters.workflow_client import AttemptRefused
 from tests.conftest import HarnessFactory
-from tests.lifecycle.services import wait_for
+from tests.lifecycle.services import serve, wait_for
 from tests.lifecycle.stack import Stack, lifecycle_stack
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, TestInvoice, create_invoice
 from tests.workflow.steps import Attempt, audit_rows, unique_email
@@ -205,3 +211,71 @@ async def test_reconciliation_resolves_an_orphan_at_the_processor_by_its_key(
         )
         assert (invoice["status"], invoice["balance_cents"]) == ("pending", 0)
         assert await ledger_debits(s, inv.invoice_id) == 1
+
+
+def _processor_answering_key_in_use(found: dict[str, Any] | None) -> FastAPI:
+    """A processor whose POST says only "this key is in use" (409); GET by key shows what it holds."""
+    app = FastAPI()
+
+    @app.post("/v1/debits")
+    async def debit() -> JSONResponse:
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "idempotency_key_in_use",
+                    "message": "a request with this key is in progress",
+                }
+            },
+            status_code=409,
+        )
+
+    @app.get("/v1/debits")
+    async def by_key(idempotency_key: str) -> dict[str, Any]:
+        return {"data": [found] if found is not None and idempotency_key == found["key"] else []}
+
+    return app
+
+
+def _debit_request(inv_id: str = "INV-KEY") -> ProcessorDebitRequest:
+    now = datetime.now(UTC)
+    return ProcessorDebitRequest(
+        attempt=AttemptRef(
+            workflow_id=f"pay-invoice-{inv_id}",
+            run_id=str(uuid.uuid4()),
+            invoice_id=inv_id,
+            customer_id="C-KEY",
+            payer_contact_id="CT-KEY",
+        ),
+        amount_cents=AMOUNT,
+        currency="USD",
+        details=savings(),
+        client=ClientContext(),
+        authorization_text="I authorize",
+        authorized_at=now,
+        otp_audit_event_id=None,
+    )
+
+
+async def test_a_key_in_use_answer_is_looked_up_never_a_decline(db_pool: asyncpg.Pool) -> None:
+    held = {
+        "key": "PAY-KEYINUSE",
+        "id": "dbt_held",
+        "status": "processing",
+        "amount_cents": AMOUNT,
+        "currency": "USD",
+        "decline_reason": None,
+        "return_code": None,
+        "metadata": {},
+        "expected_settlement_at": None,
+    }
+    async with serve(_processor_answering_key_in_use(held)) as url:
+        processor = HttpProcessorClient(url, timeout=5)
+        screen = AccountScreen(db_pool, processor, b"k" * 32, audit_key=b"a" * 32)
+        payments = PaymentActivities(db_pool, processor, screen, audit_key=b"a" * 32)
+        answer = await payments._ask_processor(_debit_request(), "PAY-KEYINUSE", "PAY-KEYINUSE")
+        assert (answer.accepted, answer.reference, answer.decline_reason) == (True, "dbt_held", None)
+
+        # Nothing under the key yet: still unknown, so the activity retries; never a decline.
+        with pytest.raises(ProcessorUnavailable):
+            await payments._ask_processor(_debit_request(), "PAY-OTHERKEY", "PAY-OTHERKEY")
+        await processor.aclose()
