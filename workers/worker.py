@@ -102,7 +102,7 @@ def build_worker(
     settlement = SettlementActivities(
         deps.pool, processor, deps.senders, deps.lifecycle, audit_key=deps.audit_key
     )
-    reconciliation = ReconciliationActivities(deps.pool, processor)
+    reconciliation = ReconciliationActivities(deps.pool, processor, audit_key=deps.audit_key)
     bank_accounts = BankAccountActivities(screen)
     return Worker(
         client,

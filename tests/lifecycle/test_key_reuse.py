@@ -33,6 +33,7 @@ from tests.lifecycle.services import serve, wait_for
 from tests.lifecycle.stack import Stack, lifecycle_stack
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, TestInvoice, create_invoice
 from tests.workflow.steps import Attempt, audit_rows, unique_email
+from workers.schedules import reconcile_now
 
 AMOUNT = 20000  # a deposit: no code needed, the customer goes straight to payment
 
@@ -279,3 +280,23 @@ async def test_a_key_in_use_answer_is_looked_up_never_a_decline(db_pool: asyncpg
         with pytest.raises(ProcessorUnavailable):
             await payments._ask_processor(_debit_request(), "PAY-OTHERKEY", "PAY-OTHERKEY")
         await processor.aclose()
+
+
+async def test_ops_reconcile_resolves_an_orphan_and_its_debit_is_followed_to_settlement(
+    harness_factory: HarnessFactory, db_pool: asyncpg.Pool
+) -> None:
+    """`portalpay ops reconcile` (and its Schedule): the orphan's real debit is found by its key,
+    the row takes it, and its follower applies the processor's webhooks."""
+    async with lifecycle_stack(harness_factory, db_pool) as s:
+        inv = await create_invoice(s.pool, kind="deposit", amount_cents=AMOUNT, email=unique_email())
+        first = await stuck_submission(s, inv, reached_processor=True)
+        report = await reconcile_now(s.harness.client, s.harness.task_queue)
+        assert first in report.orphans_resolved
+        await wait_for(
+            lambda: payment_rows(s.pool, inv.invoice_id),
+            lambda r: r[first]["status"] == "settled",
+            timeout=60,
+            what="the orphan's debit settled",
+        )
+        assert await s.pool.fetchval("SELECT status FROM invoices WHERE id = $1", inv.invoice_id) == "paid"
+        assert await ledger_debits(s, inv.invoice_id) == 1
