@@ -53,8 +53,9 @@ from infra.stores.audit_trail import append_event
 AUTHORIZATION_RETENTION = timedelta(days=2 * 365)
 SUBMIT_SCREENED_DEBIT = "submit_screened_debit"
 
-# A debit the processor accepted, whatever became of it since (SPEC §9 statuses).
-_ACCEPTED = frozenset({"accepted", "processing", "settled", "failed", "returned", "canceled"})
+# A debit the processor accepted, whatever became of it since (SPEC §9 statuses). A debit found
+# canceled when its outcome was looked up took no money: its receipt says so on every try.
+_ACCEPTED = frozenset({"accepted", "processing", "settled", "failed", "returned"})
 # Debits that hold the invoice: one at most (a unique index).
 _OPEN = ("submitting", "accepted", "processing", "settled")
 _ROW = f"SELECT {PAYMENT_COLUMNS} FROM payments"

@@ -300,3 +300,32 @@ async def test_ops_reconcile_resolves_an_orphan_and_its_debit_is_followed_to_set
         )
         assert await s.pool.fetchval("SELECT status FROM invoices WHERE id = $1", inv.invoice_id) == "paid"
         assert await ledger_debits(s, inv.invoice_id) == 1
+
+
+async def test_an_orphan_whose_debit_was_canceled_is_recorded_canceled_with_its_event(
+    harness_factory: HarnessFactory, db_pool: asyncpg.Pool
+) -> None:
+    async with lifecycle_stack(harness_factory, db_pool) as s:
+        inv = await create_invoice(s.pool, kind="deposit", amount_cents=AMOUNT, email=unique_email())
+        first = await stuck_submission(s, inv, reached_processor=True)
+        debit = await s.processor.find_debit(first)
+        assert debit is not None
+        assert (await s.processor.cancel(debit.id)).status == "canceled"
+
+        async def follow(payment_id: str) -> None:
+            raise AssertionError("a canceled debit has nothing to follow")
+
+        resolved = await resolve_orphaned_debits(
+            s.pool, s.processor, s.harness.client, audit_key=s.harness.settings.audit_key(), follow=follow
+        )
+        assert first in resolved
+        assert (await payment_rows(s.pool, inv.invoice_id))[first]["status"] == "canceled"
+        assert await s.pool.fetchval("SELECT status FROM invoices WHERE id = $1", inv.invoice_id) == "open"
+        assert (
+            await s.pool.fetchval(
+                "SELECT count(*) FROM events WHERE type = 'payment.canceled'"
+                " AND data->'object'->>'payment_id' = $1",
+                first,
+            )
+            == 1
+        )
