@@ -152,19 +152,19 @@ async def resolve_unanswered(
     *,
     audit_key: bytes,
     follow: Callable[[str], Awaitable[None]],
-) -> bool:
-    """Settle a `submitting` row no live try owns, at the processor, by its key. True when the row
-    now has its answer (or had one already); False when it may still be in flight (too young)."""
+) -> DebitAnswer | None:
+    """Settle a `submitting` row no live try owns, at the processor, by its key: the answer the row
+    now holds; None when it may still be in flight (too young to call never sent)."""
     answer = await look_up(processor, row["idempotency_key"])
     if answer is None:
         if row["submitted_at"] > datetime.now(UTC) - ORPHANED_AFTER:
-            return False
+            return None
         answer = DebitAnswer("declined", NEVER_SENT, None)
     async with pool.acquire() as conn, conn.transaction():
         await record_answer(conn, row, answer, audit_key=audit_key, client=SYSTEM)
     if answer.accepted:
         await follow(row["id"])
-    return True
+    return answer
 
 
 async def resolve_orphaned_debits(
@@ -190,7 +190,7 @@ async def resolve_orphaned_debits(
     for row in rows:
         if await _run_is_running(client, row["workflow_id"], row["run_id"]):
             continue
-        if await resolve_unanswered(pool, processor, row, audit_key=audit_key, follow=follow):
+        if await resolve_unanswered(pool, processor, row, audit_key=audit_key, follow=follow) is not None:
             resolved.append(row["id"])
     return resolved
 

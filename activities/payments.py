@@ -185,10 +185,13 @@ class PaymentActivities:
         try:
             return await self._open_payment(request, fingerprint, digest)
         except _UnansweredDebit as unanswered:
-            resolved = await resolve_unanswered(
+            answer = await resolve_unanswered(
                 self._pool, self._processor, unanswered.row, audit_key=self._audit_key, follow=follow_payment
             )
-            if not resolved:
+            if answer is None or answer.accepted:
+                # Still possibly in flight, or found accepted and now processing: either way another
+                # debit of this invoice awaits the bank; this request sends nothing (SPEC §9: the
+                # invoice is pending). The attempt stays AWAITING_PAYMENT with a 409.
                 raise _in_flight(unanswered.row["id"]) from None
         return await self._open_payment(request, fingerprint, digest)
 

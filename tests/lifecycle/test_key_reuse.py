@@ -25,6 +25,7 @@ from domain.activity_io import AttemptRef, ProcessorDebitRequest
 from domain.attempt import ClientContext, PaymentDetails
 from domain.errors import ErrorType
 from domain.policy import PaymentMethod
+from domain.status import PaymentStatus
 from infra.bank_accounts import debit_request_digest
 from infra.providers.processor.client import HttpProcessorClient, ProcessorUnavailable
 from starters.workflow_client import AttemptRefused
@@ -125,10 +126,13 @@ async def test_runbook_second_attempt_from_savings_debits_once_and_the_first_deb
         first = await stuck_submission(s, inv, reached_processor=True)
 
         attempt = await Attempt.open(s.harness, inv)
-        second = await attempt.pay(savings())
+        with pytest.raises(AttemptRefused) as refused:
+            await attempt.pay(savings())
 
-        # The first request's debit holds the invoice: nothing is sent for the second.
-        assert second.payment is not None and not second.payment.accepted
+        # The first request's debit holds the invoice: nothing is sent for the second, whose
+        # customer is told another payment is being confirmed (409), not that the bank declined.
+        assert refused.value.type is ErrorType.DEBIT_IN_FLIGHT
+        assert (await attempt.current()).status is PaymentStatus.AWAITING_PAYMENT
         assert await ledger_debits(s, inv.invoice_id) == 1
         rows = await payment_rows(s.pool, inv.invoice_id)
         assert list(rows) == [first], rows
