@@ -8,7 +8,6 @@ attempts whose history scheduled it before the fold (see docs/versioning.md).
 
 import asyncpg
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from domain.activity_io import AuditEventInput
 from domain.audit import AuditEventType
@@ -22,12 +21,14 @@ from domain.bank_account import (
 from domain.masking import last4
 from infra.bank_accounts import (
     bank_fingerprint,
+    debit_request_digest,
     is_blocked,
     is_validated,
+    known_fingerprints,
     needs_new_details,
     remember_validated,
 )
-from infra.providers.processor.client import ProcessorClient, ProcessorRejected
+from infra.providers.processor.client import AccountValidation, ProcessorClient, ProcessorRejected
 from infra.stores.audit_trail import append_event
 
 
@@ -45,10 +46,25 @@ class AccountScreen:
     def fingerprint(self, routing_number: str, account_number: str) -> str:
         return bank_fingerprint(self._key, routing_number, account_number)
 
+    def request_digest(
+        self, *, amount_cents: int, currency: str, routing_number: str, account_number: str, account_type: str
+    ) -> str:
+        """The keyed digest of a debit request, under the same server key as the fingerprints."""
+        return debit_request_digest(
+            self._key,
+            amount_cents=amount_cents,
+            currency=currency,
+            routing_number=routing_number,
+            account_number=account_number,
+            account_type=account_type,
+        )
+
     async def screen(self, request: ScreenAccountRequest) -> ScreenAccountResult:
         """ProcessorUnavailable propagates: the caller decides whether to retry or to say "later"."""
         fingerprint = self.fingerprint(request.routing_number, request.account_number)
-        blocked = await is_blocked(self._pool, fingerprint)
+        blocked = await is_blocked(
+            self._pool, known_fingerprints(self._key, request.routing_number, request.account_number)
+        )
         if blocked is not None:
             return ScreenAccountResult(
                 allowed=False, fingerprint=fingerprint, reason="blocked", message=BLOCKED_MESSAGE
@@ -70,7 +86,9 @@ class AccountScreen:
                 routing_number=request.routing_number, account_number=request.account_number
             )
         except ProcessorRejected as exc:
-            raise ApplicationError(str(exc), type="ProcessorRejected", non_retryable=True) from None
+            # The processor refused to check these numbers (a 4xx): no debit exists, so this is not
+            # a decline. SPEC §9: the customer is asked to check the numbers and may try again.
+            answer = AccountValidation(id="", valid=False, reason=f"rejected: {exc.code or exc.status}")
         # The account remembered as validated and its audit row: both or neither, so a retry
         # after a crash never finds a validated account whose validation the trail lacks.
         async with self._pool.acquire() as conn, conn.transaction():

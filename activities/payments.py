@@ -16,12 +16,20 @@ payment row: the account was screened before that row was written.
 
 A retry, a worker crash, or an operator's reset or re-run finds the same row (by run, else the
 invoice's one open debit) and so presents the same key: the processor answers with the same
-debit. A database error after the processor answered leaves the row `submitting`, and the next
-try completes it. One open debit per invoice is a unique index.
+debit. The key is reused only for the same request (SPEC §9: a keyed digest of amount, currency,
+routing, account and account type on the row); an open row for another request whose run is gone is
+first resolved at the processor by its key (`activities/debit_answers.py`), and a 409 or "key in
+use" answer is looked up the same way, never recorded as a decline. A database error after the
+processor answered leaves the row `submitting`, and the next try completes it. One open debit per
+invoice is a unique index.
+
+Rolling deploys (docs/versioning.md): the folded submission runs under its own activity name,
+`submit_screened_debit`, so a worker built before the fold (which knows only `submit_debit` and
+would drop `screen_seq`) can never run it. `submit_debit` stays registered for histories that
+scheduled it, folded or not.
 """
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +38,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.bank_accounts import AccountScreen
+from activities.debit_answers import PAYMENT_COLUMNS, DebitAnswer, look_up, record_answer, resolve_unanswered
 from activities.metrics_port import NO_METRICS, PaymentMetrics
 from activities.settlement import follow_payment
 from domain.activity_io import AuditEventInput, ProcessorDebitRequest
@@ -43,28 +52,26 @@ from infra.stores.audit_trail import append_event
 
 # NACHA: keep the authorization (and the authentication behind it) two years.
 AUTHORIZATION_RETENTION = timedelta(days=2 * 365)
+SUBMIT_SCREENED_DEBIT = "submit_screened_debit"
 
-_COLUMNS = (
-    "id, idempotency_key, status, routing_number, account_last4, amount_cents, method, decline_reason,"
-    " processor_reference"
-)
-# A debit the processor accepted, whatever became of it since (SPEC §9 statuses).
-_ACCEPTED = frozenset({"accepted", "processing", "settled", "failed", "returned", "canceled"})
+# A debit the processor accepted, whatever became of it since (SPEC §9 statuses). A debit found
+# canceled when its outcome was looked up took no money: its receipt says so on every try.
+_ACCEPTED = frozenset({"accepted", "processing", "settled", "failed", "returned"})
 # Debits that hold the invoice: one at most (a unique index).
 _OPEN = ("submitting", "accepted", "processing", "settled")
-_ROW = f"SELECT {_COLUMNS} FROM payments"
+_ROW = f"SELECT {PAYMENT_COLUMNS} FROM payments"
 
 
 class _InvoiceAlreadyPaid(Exception):
     """Another payment of this invoice was accepted: nothing to debit."""
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    accepted: bool
-    decline_reason: str | None
-    reference: str | None
-    expected_settlement_at: datetime | None = None
+class _UnansweredDebit(Exception):
+    """The invoice's open `submitting` row belongs to another run and another request."""
+
+    def __init__(self, row: asyncpg.Record) -> None:
+        super().__init__(row["id"])
+        self.row = row
 
 
 class PaymentActivities:
@@ -85,11 +92,26 @@ class PaymentActivities:
 
     @activity.defn(name="submit_debit")
     async def submit_debit(self, request: ProcessorDebitRequest) -> PaymentReceipt:
+        """The name histories recorded before `debit-under-own-name` scheduled, folded or not."""
+        return await self._submit(request)
+
+    @activity.defn(name=SUBMIT_SCREENED_DEBIT)
+    async def submit_screened_debit(self, request: ProcessorDebitRequest) -> PaymentReceipt:
+        """The folded submission under a name no worker built before the fold knows."""
+        if request.screen_seq is None:
+            raise ApplicationError(
+                "submit_screened_debit needs screen_seq",
+                type=ErrorType.INVALID_INPUT.value,
+                non_retryable=True,
+            )
+        return await self._submit(request)
+
+    async def _submit(self, request: ProcessorDebitRequest) -> PaymentReceipt:
         fingerprint, validated = None, False
         if request.screen_seq is not None and not await self._has_row(request):
             fingerprint, validated = await self._screened(request)
         try:
-            row = await self._open_payment(request, fingerprint)
+            row = await self._payment_row(request, fingerprint)
         except _InvoiceAlreadyPaid:
             # Never debit an invoice another payment already paid; no row, nothing sent.
             return _receipt(request, "", False, "invoice_already_paid", None, validated)
@@ -100,12 +122,12 @@ class PaymentActivities:
             return _receipt(
                 request, row["id"], accepted, row["decline_reason"], row["processor_reference"], validated
             )
-        outcome = await self._ask_processor(request, row["idempotency_key"], row["id"])
-        await self._record_outcome(request, row["id"], outcome)
-        if outcome.accepted:
+        answer = await self._ask_processor(request, row["idempotency_key"], row["id"])
+        await self._record_outcome(request, row, answer)
+        if answer.accepted:
             await follow_payment(row["id"])
         return _receipt(
-            request, row["id"], outcome.accepted, outcome.decline_reason, outcome.reference, validated
+            request, row["id"], answer.accepted, answer.decline_reason, answer.reference, validated
         )
 
     async def _has_row(self, request: ProcessorDebitRequest) -> bool:
@@ -147,7 +169,36 @@ class PaymentActivities:
             )
         return screen.fingerprint, screen.validated_now
 
-    async def _open_payment(self, request: ProcessorDebitRequest, fingerprint: str | None) -> asyncpg.Record:
+    def _digest(self, request: ProcessorDebitRequest) -> str:
+        details = request.details
+        return self._screen.request_digest(
+            amount_cents=request.amount_cents,
+            currency=request.currency,
+            routing_number=details.routing_number,
+            account_number=details.account_number,
+            account_type=details.account_type,
+        )
+
+    async def _payment_row(self, request: ProcessorDebitRequest, fingerprint: str | None) -> asyncpg.Record:
+        """The payment this submission debits. An open row of another run for another request is
+        first resolved at the processor by its key (finding 2): never reused, never guessed."""
+        digest = self._digest(request)
+        try:
+            return await self._open_payment(request, fingerprint, digest)
+        except _UnansweredDebit as unanswered:
+            answer = await resolve_unanswered(
+                self._pool, self._processor, unanswered.row, audit_key=self._audit_key, follow=follow_payment
+            )
+            if answer is None or answer.accepted:
+                # Still possibly in flight, or found accepted and now processing: either way another
+                # debit of this invoice awaits the bank; this request sends nothing (SPEC §9: the
+                # invoice is pending). The attempt stays AWAITING_PAYMENT with a 409.
+                raise _in_flight(unanswered.row["id"]) from None
+        return await self._open_payment(request, fingerprint, digest)
+
+    async def _open_payment(
+        self, request: ProcessorDebitRequest, fingerprint: str | None, digest: str
+    ) -> asyncpg.Record:
         """The payment this submission debits, committed before any money moves."""
         ref = request.attempt
         details = request.details
@@ -162,25 +213,21 @@ class PaymentActivities:
                 f"{_ROW} WHERE invoice_id = $1 AND status = ANY($2::text[])", ref.invoice_id, list(_OPEN)
             )
             if open_debit is not None:
-                if open_debit["status"] == "submitting" and _same_debit(open_debit, request):
-                    # A reset or re-run of the attempt that wrote it: finish that debit, never a second.
-                    return open_debit
                 if open_debit["status"] in _ACCEPTED:
                     raise _InvoiceAlreadyPaid
-                raise ApplicationError(
-                    "another debit of this invoice awaits the processor",
-                    {"payment_id": open_debit["id"]},
-                    type=ErrorType.DEBIT_IN_FLIGHT.value,
-                    non_retryable=True,
-                )
+                if open_debit["request_digest"] == digest:
+                    # A reset or re-run of the attempt that wrote it, for the same request: finish
+                    # that debit under its key, never a second.
+                    return open_debit
+                raise _UnansweredDebit(open_debit)
             payment_id = "PAY-" + uuid.uuid4().hex[:16].upper()
             row = await conn.fetchrow(
                 "INSERT INTO payments (id, idempotency_key, invoice_id, customer_id, payer_contact_id,"
                 " workflow_id, run_id, method, amount_cents, currency, account_holder, account_type,"
                 " routing_number, account_last4, status, authorization_text, authorized_at, ip, user_agent,"
-                " otp_audit_event_id, retain_until, bank_fingerprint)"
-                " VALUES ($1,$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,'submitting',$14,$15,$16,$17,$18,$19,$20)"
-                f" RETURNING {_COLUMNS}",
+                " otp_audit_event_id, retain_until, bank_fingerprint, request_digest)"
+                " VALUES ($1,$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,'submitting',$14,$15,$16,$17,$18,$19,$20,$21)"
+                f" RETURNING {PAYMENT_COLUMNS}",
                 payment_id,
                 ref.invoice_id,
                 ref.customer_id,
@@ -201,6 +248,7 @@ class PaymentActivities:
                 request.otp_audit_event_id,
                 request.authorized_at + AUTHORIZATION_RETENTION,
                 fingerprint,
+                digest,
             )
             await append_event(
                 conn,
@@ -222,11 +270,11 @@ class PaymentActivities:
             )
             return row
 
-    async def _ask_processor(self, request: ProcessorDebitRequest, key: str, payment_id: str) -> _Outcome:
+    async def _ask_processor(self, request: ProcessorDebitRequest, key: str, payment_id: str) -> DebitAnswer:
         details = request.details
         try:
             # ProcessorUnavailable (5xx, timeouts) propagates: the activity retries with the same key.
-            answer = await self._processor.debit(
+            debit = await self._processor.debit(
                 idempotency_key=key,
                 amount_cents=request.amount_cents,
                 currency=request.currency,
@@ -237,55 +285,33 @@ class PaymentActivities:
                 metadata={"payment_id": payment_id, "invoice_id": request.attempt.invoice_id},
             )
         except ProcessorRejected as exc:
+            if exc.is_key_conflict:
+                # SPEC §9: "key already used / in use" says nothing of the debit sent under it.
+                found = await look_up(self._processor, key)
+                if found is None:
+                    raise ProcessorUnavailable(f"key in use, no debit under it yet ({exc.status})") from None
+                return found
             # The processor refused the request itself: no debit exists and none ever will.
-            return _Outcome(False, f"processor_rejected: {exc}", None)
-        return _Outcome(answer.accepted, answer.decline_reason, answer.id, answer.expected_settlement_at)
+            return DebitAnswer("declined", f"processor_rejected: {exc}", None)
+        return DebitAnswer.of(debit)
 
     async def _record_outcome(
-        self, request: ProcessorDebitRequest, payment_id: str, outcome: _Outcome
+        self, request: ProcessorDebitRequest, row: asyncpg.Record, answer: DebitAnswer
     ) -> None:
-        ref = request.attempt
-        status = "processing" if outcome.accepted else "declined"
         async with self._pool.acquire() as conn, conn.transaction():
-            updated = await conn.execute(
-                "UPDATE payments SET status = $2, decline_reason = $3, processor_reference = $4, answered_at = now(),"
-                " expected_settlement_at = $5, status_changed_at = now() WHERE id = $1 AND status = 'submitting'",
-                payment_id,
-                status,
-                outcome.decline_reason,
-                outcome.reference,
-                outcome.expected_settlement_at,
+            recorded = await record_answer(
+                conn, row, answer, audit_key=self._audit_key, client=request.client
             )
-            if outcome.accepted and updated.endswith(" 1"):
-                # SPEC §9: accepted is not settled. The invoice is pending (no new attempt) with the
-                # debit's amount held; it becomes paid on settlement, open again on failure or return.
-                await conn.execute(
-                    "UPDATE invoices SET status = 'pending', balance_cents = GREATEST(balance_cents - $2, 0)"
-                    " WHERE id = $1 AND status = 'open'",
-                    ref.invoice_id,
-                    request.amount_cents,
-                )
-                await conn.execute(
-                    "INSERT INTO payment_status_history (payment_id, status, occurred_at)"
-                    " VALUES ($1, 'processing', now()) ON CONFLICT DO NOTHING",
-                    payment_id,
-                )
-            event = AuditEventType.PAYMENT_ACCEPTED if outcome.accepted else AuditEventType.PAYMENT_DECLINED
-            details: dict[str, Any] = {"payment_id": payment_id}
-            if outcome.accepted:
-                details["processor_reference"] = outcome.reference
-            else:
-                details["decline_reason"] = outcome.decline_reason
-            await append_event(conn, _audit(request, payment_id, event, details), key=self._audit_key)
-        if updated.endswith(" 1"):
-            self._metrics.payments("paid" if outcome.accepted else "declined")
+        if recorded:
+            self._metrics.payments("paid" if answer.accepted else "declined")
 
 
-def _same_debit(row: asyncpg.Record, request: ProcessorDebitRequest) -> bool:
-    return bool(
-        row["routing_number"] == request.details.routing_number
-        and row["account_last4"] == last4(request.details.account_number)
-        and row["amount_cents"] == request.amount_cents
+def _in_flight(payment_id: str) -> ApplicationError:
+    return ApplicationError(
+        "another debit of this invoice awaits the processor",
+        {"payment_id": payment_id},
+        type=ErrorType.DEBIT_IN_FLIGHT.value,
+        non_retryable=True,
     )
 
 

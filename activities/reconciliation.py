@@ -10,6 +10,8 @@ from datetime import timedelta
 import asyncpg
 from temporalio import activity
 
+from activities.debit_answers import resolve_orphaned_debits
+from activities.settlement import follow_payment
 from domain.ach_payment import DeliveredEvent, ReconcileInput, ReconcileReport, StatusMismatch
 from infra.providers.processor.client import ProcessorClient, ProcessorRejected
 from infra.stores.processor_events import (
@@ -24,9 +26,12 @@ _OURS_LIVE = ("accepted", "processing", "settled")
 
 
 class ReconciliationActivities:
-    def __init__(self, pool: asyncpg.Pool, processor: ProcessorClient) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, processor: ProcessorClient, *, audit_key: bytes | None = None
+    ) -> None:
         self._pool = pool
         self._processor = processor
+        self._audit_key = audit_key
 
     @activity.defn(name="reconcile_processor")
     async def reconcile_processor(self, input: ReconcileInput) -> ReconcileReport:
@@ -57,6 +62,10 @@ class ReconciliationActivities:
             if not page.has_more:
                 break
         report.cursor_to = cursor
+        if self._audit_key is not None:
+            report.orphans_resolved = await resolve_orphaned_debits(
+                self._pool, self._processor, client, audit_key=self._audit_key, follow=follow_payment
+            )
 
         touched: set[str] = set()
         for event in await undelivered_events(self._pool, limit=5000):

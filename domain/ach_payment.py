@@ -162,3 +162,5 @@ class ReconcileReport(BaseModel):
     unknown_events: list[str] = Field(default_factory=list)
     payments_checked: int = 0
     mismatches: list[StatusMismatch] = Field(default_factory=list)
+    # `submitting` rows no run owns any more, settled at the processor by their key (issue 20).
+    orphans_resolved: list[str] = Field(default_factory=list)

@@ -55,3 +55,28 @@ class BeginLifecycleRequest(BaseModel):
     payment_id: str
     # The keyed fingerprint from the screening, kept on the payment so a return can block the account.
     bank_fingerprint: str | None = None
+
+
+# SPEC §9: "a blocked bank account is known by its normalised numbers". Separators a person may
+# type, and leading zeros a bank ignores, never make another account.
+_SEPARATORS = str.maketrans("", "", " -\t")
+# The longest account number the input rules accept (SPEC §11): bounds the legacy spellings.
+MAX_ACCOUNT_DIGITS = 17
+
+
+def normalised_routing_number(routing_number: str) -> str:
+    return routing_number.translate(_SEPARATORS)
+
+
+def normalised_account_number(account_number: str) -> str:
+    """The account as the bank knows it: no separators, no leading zeros (all zeros stay one)."""
+    return account_number.translate(_SEPARATORS).lstrip("0") or "0"
+
+
+def zero_padded_spellings(account_number: str) -> list[str]:
+    """Every spelling of the account with leading zeros up to the longest accepted number.
+
+    Fingerprints stored before normalisation were taken of the number as typed; a customer may have
+    typed any of these, so a lookup of stored rows tries them all (at most 17 HMACs)."""
+    core = normalised_account_number(account_number)
+    return [core.rjust(width, "0") for width in range(len(core), MAX_ACCOUNT_DIGITS + 1)]

@@ -115,6 +115,7 @@ async def test_deprecating_the_patch_keeps_new_histories_and_drops_old_ones(harn
     screen = AccountScreen(
         pool, processor, b"versioning-fingerprint-key", audit_key=harness.settings.audit_key()
     )
+    payments = PaymentActivities(pool, processor, screen, audit_key=harness.settings.audit_key())
     worker = Worker(
         client,
         task_queue=task_queue,
@@ -128,7 +129,8 @@ async def test_deprecating_the_patch_keeps_new_histories_and_drops_old_ones(harn
                 audit_key=harness.settings.audit_key(),
             ).resolve_payer,
             AuditActivities(pool, audit_key=harness.settings.audit_key()).append_audit_event,
-            PaymentActivities(pool, processor, screen, audit_key=harness.settings.audit_key()).submit_debit,
+            payments.submit_debit,
+            payments.submit_screened_debit,
             BankAccountActivities(screen).screen_bank_account,
             SettlementActivities(
                 pool, processor, {}, LifecycleConfig(), audit_key=harness.settings.audit_key()

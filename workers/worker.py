@@ -109,7 +109,7 @@ def build_worker(
     settlement = SettlementActivities(
         deps.pool, processor, deps.senders, deps.lifecycle, audit_key=deps.audit_key
     )
-    reconciliation = ReconciliationActivities(deps.pool, processor)
+    reconciliation = ReconciliationActivities(deps.pool, processor, audit_key=deps.audit_key)
     bank_accounts = BankAccountActivities(screen)
     nacha_jobs: list[Callable[..., Any]] = []
     if deps.nacha is not None:
@@ -138,6 +138,7 @@ def build_worker(
             otp.send_code,
             otp.check_code,
             payments.submit_debit,
+            payments.submit_screened_debit,
             audit.append_audit_event,
             settlement.load_ach_payment,
             settlement.begin_payment_lifecycle,

@@ -13,14 +13,31 @@ RESOLVE_PAYER = "resolve_payer"
 SEND_CODE = "send_code"
 CHECK_CODE = "check_code"
 SUBMIT_DEBIT = "submit_debit"
+# The folded submission (screening, debit, follower start) under its own name, behind the
+# `debit-under-own-name` patch: a worker built before the fold knows only `submit_debit` and would
+# drop the screening it cannot read (issue 20 finding 6, docs/versioning.md).
+SUBMIT_SCREENED_DEBIT = "submit_screened_debit"
 APPEND_AUDIT_EVENT = "append_audit_event"
 
-ALL_ACTIVITY_NAMES = (RESOLVE_PAYER, SEND_CODE, CHECK_CODE, SUBMIT_DEBIT, APPEND_AUDIT_EVENT)
+ALL_ACTIVITY_NAMES = (
+    RESOLVE_PAYER,
+    SEND_CODE,
+    CHECK_CODE,
+    SUBMIT_DEBIT,
+    SUBMIT_SCREENED_DEBIT,
+    APPEND_AUDIT_EVENT,
+)
 
 # Database steps the attempt must complete (audit rows, checks, lockouts) retry until the database
 # answers: a long schedule-to-close outlasts any outage, where a small attempt count would leave a
 # handler halfway (money taken, nothing recorded). Every step is idempotent by its key.
 MUST_FINISH_WITHIN = timedelta(days=7)
+# A step the customer is waiting on under the attempt's lock (checking a code) is bounded: after
+# this the customer is told to try again (429 with retry_after) instead of every other message of
+# the attempt waiting behind the lock for days. A check that could not reach the database judged
+# no guess, so nothing is counted.
+CUSTOMER_STEP_WITHIN = timedelta(minutes=2)
+CUSTOMER_STEP_RETRY_AFTER_SECONDS = 30
 DATABASE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     backoff_coefficient=2.0,
@@ -47,12 +64,14 @@ DELIVERY_RETRY = RetryPolicy(
     ],
 )
 
-# The payment row owns the idempotency key, so retrying is always the same debit.
+# The payment row owns the idempotency key, so retrying is always the same debit. Without a cap
+# (SPEC §11: retried until the processor answers): the retry round lives in the activity's policy,
+# visible as a pending activity; the workflow's round loop only serves histories recorded with it.
 DEBIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
-    maximum_attempts=10,
+    maximum_attempts=0,
     non_retryable_error_types=[
         ErrorType.DEBIT_IN_FLIGHT.value,
         ErrorType.PROCESSOR_REJECTED.value,

@@ -22,6 +22,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.attempt_refusals import SCREEN_REFUSALS, application_cause, error_details
     from workflows.otp_progress import OtpProgress
 
+# Patch: the folded debit (screening, debit, follower start) is scheduled as `submit_screened_debit`,
+# a name only workers built with the fold register, where runs recorded before it scheduled the
+# folded input as `submit_debit` (issue 20 finding 6: an old worker would drop the screening).
+DEBIT_UNDER_OWN_NAME = "debit-under-own-name"
+
 WAITING_FOR_THE_PROCESSOR = (
     "Waiting for the payment processor: the debit is recorded as `submitting` and is "
     "retried with its key until it answers (see `portalpay ops show`)."
@@ -70,7 +75,7 @@ async def debit_until_answered(request: ProcessorDebitRequest, audit: AttemptAud
     while True:
         try:
             receipt: PaymentReceipt = await workflow.execute_activity(
-                opts.SUBMIT_DEBIT,
+                debit_activity(request),
                 request,
                 result_type=PaymentReceipt,
                 start_to_close_timeout=opts.DEBIT_TIMEOUT,
@@ -104,3 +109,10 @@ async def debit_until_answered(request: ProcessorDebitRequest, audit: AttemptAud
             workflow.logger.warning("debit did not complete; retrying with the payment row's key")
             workflow.set_current_details(WAITING_FOR_THE_PROCESSOR)
             await workflow.sleep(opts.DEBIT_ROUND_PAUSE)
+
+
+def debit_activity(request: ProcessorDebitRequest) -> str:
+    """Which activity takes the debit: the folded input (with `screen_seq`) under its own name."""
+    if request.screen_seq is not None and workflow.patched(DEBIT_UNDER_OWN_NAME):
+        return opts.SUBMIT_SCREENED_DEBIT
+    return opts.SUBMIT_DEBIT

@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import ErrorType
     from domain.otp_code import OTP_CODE_DIGITS, is_well_formed_code
     from domain.status import CANCELLABLE_STATUSES, PaymentStatus
-    from workflows import attempt_steps
+    from workflows import attempt_steps, debit_rounds
     from workflows import payment_lifecycle_steps as lifecycle_steps
     from workflows.attempt_refusals import (
         RESOLUTION_REFUSALS,
@@ -61,6 +61,8 @@ OPERATOR_CANCEL_REASON = "cancelled in Temporal by an operator"
 # Patch: `submit_debit` screens the bank account and starts the payment's AchPaymentWorkflow, where
 # earlier runs scheduled `screen_bank_account` before it and `begin_payment_lifecycle` after it.
 DEBIT_SCREENS_AND_FOLLOWS = "debit-screens-and-follows"
+# Patch `debit-under-own-name` (workflows/debit_rounds.py): the folded debit's own activity name.
+DEBIT_UNDER_OWN_NAME = debit_rounds.DEBIT_UNDER_OWN_NAME
 
 
 @workflow.defn
@@ -303,7 +305,7 @@ class PayInvoiceWorkflow(AttemptSession):
             if workflow.now() >= code.expires_at:
                 return self._verdict(False, reason="code_expired")
             otp.check_seq += 1
-            checked = await attempt_steps.check_code(self._ref(), code, input, otp, self._clock)
+            checked = await attempt_steps.check_code(self._ref(), code, input, otp, self._clock, self._status)
             # The verdict's audit row (and a lockout it earned) was written with the check.
             if checked.ok:
                 otp.verified_at = workflow.now()

@@ -70,6 +70,11 @@ def render_reconcile(out: Console, report: ReconcileReport) -> None:
         out.print(table)
     else:
         out.print("No status mismatches.")
+    if report.orphans_resolved:
+        out.print(
+            "Debits left `submitting` by a run that is gone, settled at the processor by their key: "
+            + ", ".join(report.orphans_resolved)
+        )
 
 
 def report_json(report: ReconcileReport) -> str:

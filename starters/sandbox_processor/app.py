@@ -1,6 +1,7 @@
 """The sandbox processor's HTTP API (SPEC §9) and its clock, one process.
 
-`POST /v1/debits` (header `Idempotency-Key`), `GET /v1/debits/{id}`, `POST /v1/debits/{id}/cancel`,
+`POST /v1/debits` (header `Idempotency-Key`), `GET /v1/debits/{id}`,
+`GET /v1/debits?idempotency_key=<key>` (the debit sent under a key, to resolve an unknown outcome), `POST /v1/debits/{id}/cancel`,
 `POST /v1/account-validations`, `GET /v1/events?after=<cursor>`. The clock (settlements, failures,
 returns) and the webhook deliveries run as background tasks polling the tables, so a restart
 resumes where the last process stopped.
@@ -150,6 +151,11 @@ def create_processor_app(settings: Settings, pool: asyncpg.Pool, *, run_clock: b
         except ledger.IdempotencyConflict as exc:
             return _error(409, "idempotency_conflict", str(exc))
         return JSONResponse(ledger.debit_view(row), status_code=201 if created else 200)
+
+    @app.get("/v1/debits")
+    async def find_debits(idempotency_key: Annotated[str, Query(min_length=1, max_length=255)]) -> Any:
+        row = await ledger.find_debit(pool, instance, idempotency_key)
+        return {"data": [ledger.debit_view(row)] if row is not None else [], "has_more": False}
 
     @app.get("/v1/debits/{debit_id}")
     async def get_debit(debit_id: str) -> Any:

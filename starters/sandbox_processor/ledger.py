@@ -168,6 +168,13 @@ async def get_debit(pool: asyncpg.Pool, instance: str, debit_id: str) -> asyncpg
     return row
 
 
+async def find_debit(pool: asyncpg.Pool, instance: str, idempotency_key: str) -> asyncpg.Record | None:
+    row: asyncpg.Record | None = await pool.fetchrow(
+        "SELECT * FROM sandbox_debits WHERE instance = $1 AND idempotency_key = $2", instance, idempotency_key
+    )
+    return row
+
+
 async def cancel_debit(
     pool: asyncpg.Pool, instance: str, debit_id: str, faults: FaultPlan
 ) -> asyncpg.Record | None:

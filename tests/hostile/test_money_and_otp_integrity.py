@@ -6,6 +6,7 @@ but the failure a test needs (an audit write that fails, a processor answer lost
 
 import asyncio
 import dataclasses
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -353,9 +354,17 @@ async def test_a_reset_of_a_submitting_attempt_never_debits_twice(
 ) -> None:
     """The debit is accepted but never recorded; an operator terminates the run and the customer
     pays again: the payment row owns the key, so the processor answers with the same debit."""
+    # The same request is known by a digest keyed under BANK_FINGERPRINT_KEY, one setting across
+    # deploys; the harness draws a fresh key per worker, so both workers get the same one here.
+    key = uuid.uuid4().bytes
+
+    def same_key(deps: Any) -> Any:
+        deps.bank_fingerprint_key = key
+        return deps
+
     with monkeypatch.context() as patched:
         patched.setattr(worker_module, "PaymentActivities", AnswerNeverRecorded)
-        async with harness_factory() as h:
+        async with harness_factory(wrap_deps=same_key) as h:
             inv = await new_invoice(h.pool, kind="deposit", amount_cents=20_000)
             attempt = await Attempt.open(h, inv)
             paying = asyncio.create_task(attempt.pay())
@@ -368,7 +377,7 @@ async def test_a_reset_of_a_submitting_attempt_never_debits_twice(
             assert row["status"] == "submitting"  # committed before the processor was called
             await attempt.handle.terminate("operator: stuck in SUBMITTING")
             await asyncio.gather(paying, return_exceptions=True)
-    async with harness_factory() as h2:
+    async with harness_factory(wrap_deps=same_key) as h2:
         again = await Attempt.open(h2, inv)
         paid = await again.pay()
         assert paid.status is PaymentStatus.PAID and paid.payment.payment_id == row["id"]

@@ -26,6 +26,8 @@ class Stack:
     portal_url: str
     processor_url: str
     processor: HttpProcessorClient
+    # The worker's BANK_FINGERPRINT_KEY (fresh per harness), for tests that write rows as it would.
+    fingerprint_key: bytes = b""
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -52,7 +54,10 @@ async def lifecycle_stack(
         client = HttpProcessorClient(processor_url, timeout=5)
         stack.push_async_callback(client.aclose)
 
+        keys: list[bytes] = []
+
         def wire(deps: Any) -> Any:
+            keys.append(deps.bank_fingerprint_key)
             deps.lifecycle = lifecycle_config()
             deps.processor = client
             return deps
@@ -64,4 +69,4 @@ async def lifecycle_stack(
         )
         app = build_portal_app(harness.settings, harness.client, harness.pool, task_queue=harness.task_queue)
         portal_url = await stack.enter_async_context(serve(app, port=portal_port))
-        yield Stack(harness, portal_url, processor_url, client)
+        yield Stack(harness, portal_url, processor_url, client, keys[0])

@@ -18,7 +18,7 @@ from domain.channels import Channel
 from domain.status import PaymentStatus
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, TEST_CODEC_KEYS, Harness
 from tests.workflow.steps import Attempt, audit_rows, bank_details, new_invoice, wrong_code_for
-from workflows.pay_invoice import DEBIT_SCREENS_AND_FOLLOWS
+from workflows.pay_invoice import DEBIT_SCREENS_AND_FOLLOWS, DEBIT_UNDER_OWN_NAME
 
 
 def payloads_in(message: Message) -> Iterator[Payload]:
@@ -106,8 +106,11 @@ async def test_completed_attempt_history_holds_no_secret(
         for p in payloads_in(event)
         if p.metadata.get("encoding") != b"binary/encrypted"
     ]
-    patch = {"id": DEBIT_SCREENS_AND_FOLLOWS, "deprecated": False}
-    assert markers and all(json.loads(p.data) == patch for p in markers), markers
+    patches = [
+        {"id": patch_id, "deprecated": False}
+        for patch_id in (DEBIT_SCREENS_AND_FOLLOWS, DEBIT_UNDER_OWN_NAME)
+    ]
+    assert markers and all(json.loads(p.data) in patches for p in markers), markers
     payloads = [p for event in history.events for p in payloads_in(event) if p not in markers]
     assert len(payloads) > 20
     assert all(p.metadata.get("encoding") == b"binary/encrypted" for p in payloads)

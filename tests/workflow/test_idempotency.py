@@ -59,6 +59,10 @@ class LosesFirstDebitAnswer(PaymentActivities):
             raise AnswerLost("debited, then the answer was lost")
         return receipt
 
+    @activity.defn(name="submit_screened_debit")
+    async def submit_screened_debit(self, request: ProcessorDebitRequest) -> PaymentReceipt:
+        return await self.submit_debit(request)
+
 
 class LosesFirstAuditAnswer(AuditActivities):
     attempts: Counter[str] = Counter()

@@ -132,6 +132,10 @@ class ProcessorRefusesRequest(PaymentActivities):
     async def submit_debit(self, request: ProcessorDebitRequest) -> PaymentReceipt:
         raise ApplicationError("request malformed", type="ProcessorRejected", non_retryable=True)
 
+    @activity.defn(name="submit_screened_debit")
+    async def submit_screened_debit(self, request: ProcessorDebitRequest) -> PaymentReceipt:
+        return await self.submit_debit(request)
+
 
 async def test_processor_rejection_declines_instead_of_retrying_forever(
     harness_factory: HarnessFactory, monkeypatch: pytest.MonkeyPatch

@@ -48,11 +48,27 @@ def bench(
     ),
     task_queue: str | None = typer.Option(None, help="The task queue of a given portal's worker."),
     work_dir: Path | None = typer.Option(None, help="Where logs and the dedicated PostgreSQL go."),
+    lifecycle: int = typer.Option(
+        0, "--lifecycle", min=0, help="Lifecycle mode: load this many live payments, time one reconciliation."
+    ),
+    lifecycle_days: int = typer.Option(
+        7, "--lifecycle-days", min=1, help="Lifecycle mode: simulated days of a follower's steady cost."
+    ),
 ) -> None:
     """Drive N attempts at concurrency C end to end, beside the bare-Temporal floor."""
     from rich.console import Console
 
     from infra.settings import STATE_DIR
+
+    if lifecycle:
+        from tools.bench.lifecycle import run_lifecycle_bench
+
+        directory = (work_dir or STATE_DIR / f"bench-lifecycle-{int(time.time())}").resolve()
+        figures = asyncio.run(
+            run_lifecycle_bench(lifecycle, days=lifecycle_days, work_dir=directory, database_url=database_url)
+        )
+        sys.stdout.write(json.dumps(figures, indent=2, default=str) + "\n")
+        return
     from tools.bench.report import targets, write_chart
     from tools.bench.stack import StackConfig
     from tools.bench.suite import BENCH_ENV, _levels, render, run_bench

@@ -207,6 +207,8 @@ async def _history_audit_keys(client: Client, workflow_id: str, run_id: str) -> 
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
             name = attrs.activity_type.name
+            if name == opts.SUBMIT_SCREENED_DEBIT:  # the folded debit under its own name (issue 20)
+                name = DEBIT_ACTIVITY
             if name in inputs:
                 kind = inputs[name]
                 decoded = None

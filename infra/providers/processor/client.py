@@ -1,8 +1,10 @@
 """The processor interface the worker uses, and its HTTP client for the sandbox service.
 
-A real processor adapter implements `ProcessorClient` with the same five calls and the same two
+A real processor adapter implements `ProcessorClient` with the same calls and the same two
 failure classes: `ProcessorRejected` (the processor refused the request itself, a 4xx: never
 retry) and `ProcessorUnavailable` (5xx, 429, timeouts, dropped connections: retry with backoff).
+A rejection that only says the idempotency key was used before (`is_key_conflict`) is not a
+refusal of the debit: its outcome is unknown and is looked up with `find_debit` (SPEC §9).
 """
 
 from dataclasses import dataclass
@@ -18,11 +20,23 @@ class ProcessorError(Exception):
     pass
 
 
+# Answers meaning "this key was used before, or is being used now": what became of the debit sent
+# under it is not in the answer.
+KEY_CONFLICT_CODES = frozenset(
+    {"idempotency_conflict", "idempotency_key_in_use", "idempotency_key_reused", "key_in_use", "conflict"}
+)
+
+
 class ProcessorRejected(ProcessorError):
     def __init__(self, message: str, *, status: int, code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+
+    @property
+    def is_key_conflict(self) -> bool:
+        """A 409, or any answer naming the key as already used or in use: never a decline."""
+        return self.status == 409 or (self.code or "").lower() in KEY_CONFLICT_CODES
 
 
 class ProcessorUnavailable(ProcessorError):
@@ -79,6 +93,10 @@ class ProcessorClient(Protocol):
     ) -> Debit: ...
 
     async def get_debit(self, debit_id: str) -> Debit: ...
+
+    async def find_debit(self, idempotency_key: str) -> Debit | None:
+        """The debit sent under this key, or None when the processor never received one."""
+        ...
 
     async def cancel(self, debit_id: str) -> Debit: ...
 
@@ -171,6 +189,11 @@ class HttpProcessorClient:
 
     async def get_debit(self, debit_id: str) -> Debit:
         return _debit(await self._call("GET", f"/v1/debits/{debit_id}"))
+
+    async def find_debit(self, idempotency_key: str) -> Debit | None:
+        body = await self._call("GET", "/v1/debits", params={"idempotency_key": idempotency_key})
+        found = body.get("data") or []
+        return _debit(found[0]) if found else None
 
     async def cancel(self, debit_id: str) -> Debit:
         return _debit(await self._call("POST", f"/v1/debits/{debit_id}/cancel"))
