@@ -29,5 +29,10 @@ def test_passed_through_modules_exist_and_define_no_workflow() -> None:
 
 def test_every_workflow_file_stays_sandboxed() -> None:
     workflow_files = {f"workflows.{p.stem}" for p in WORKFLOWS.glob("*.py") if _defines_a_workflow(p)}
-    assert workflow_files == {"workflows.pay_invoice", "workflows.ach_payment", "workflows.reconciliation"}
+    assert workflow_files == {
+        "workflows.pay_invoice",
+        "workflows.ach_payment",
+        "workflows.reconciliation",
+        "workflows.nacha_files",
+    }
     assert not workflow_files & set(HELPER_MODULES)
