@@ -81,23 +81,6 @@ class AttemptNotFound(Exception):
     pass
 
 
-# How a refusal reads over HTTP: the portal answers with these, the CLI prints the message.
-HTTP_STATUS_FOR: dict[str, int] = {
-    RefusalType.INVALID_STATE: 409,
-    RefusalType.INVALID_INPUT: 422,
-    RefusalType.CHANNEL_UNAVAILABLE: 422,
-    RefusalType.RESEND_TOO_SOON: 429,
-    RefusalType.TOO_MANY_SENDS: 429,
-    RefusalType.DELIVERY_FAILED: 502,
-    RefusalType.INVOICE_NOT_FOUND: 404,
-    RefusalType.INVOICE_ALREADY_PAID: 409,
-    RefusalType.INVOICE_LOCKED: 429,
-    RefusalType.CONTACT_CHANGED: 409,
-    RefusalType.DEBIT_IN_FLIGHT: 409,
-    RefusalType.ATTEMPT_BUSY: 429,
-    RefusalType.BANK_ACCOUNT_BLOCKED: 422,
-    RefusalType.ACCOUNT_VALIDATION_FAILED: 422,
-}
 _REFUSAL_STATUS_NAME = {
     RefusalType.INVOICE_ALREADY_PAID: PaymentStatus.PAID,
     RefusalType.INVOICE_LOCKED: PaymentStatus.LOCKED,

@@ -189,7 +189,7 @@ async def _serve(
 
     from infra.pay_links import make_pay_link
     from infra.stores.demo import INVOICES
-    from starters.portal.assembly import build_portal_app
+    from starters.portal.app import build_portal_app
     from starters.portal.process import portal_server_config
     from workers.process import run_worker_process
 

@@ -28,6 +28,7 @@ from temporalio.api.common.v1 import Payload, Payloads
 
 from infra.codec import AesGcmPayloadCodec, CodecError
 from infra.settings import Settings, load_settings
+from starters.portal.auth import bearer_credential
 from starters.portal.edge import RequestGuard
 
 CODEC_PREFIX = "/codec"
@@ -74,8 +75,7 @@ def codec_router(
         return given is not None and hmac.compare_digest(given.encode(), expected)
 
     def require_operator(request: Request) -> None:
-        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and _same(credential.strip(), token):
+        if _same(bearer_credential(request), token):
             return
         if _same(request.cookies.get(SESSION_COOKIE), session_key):
             return

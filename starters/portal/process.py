@@ -19,7 +19,7 @@ from infra.metrics import start_metrics_server
 from infra.resources import open_pool
 from infra.settings import Settings
 from infra.temporal import connect
-from starters.portal.assembly import build_portal_app
+from starters.portal.app import build_portal_app
 
 REDACTED = "…"
 ACCESS_LOGGER = "uvicorn.access"

@@ -31,7 +31,8 @@ from domain.errors import ErrorType
 from domain.status import PaymentStatus
 from infra.providers.delivery.base import DeliveryReceipt, OtpMessage, PermanentDeliveryError
 from infra.providers.delivery.console import ConsoleSender
-from starters.workflow_client import HTTP_STATUS_FOR, AttemptRefused, _busy, _is_transient
+from starters.portal.errors import HTTP_STATUS_FOR
+from starters.workflow_client import AttemptRefused, _busy, _is_transient
 from tests.conftest import HarnessFactory
 from tests.support import Harness
 from tests.workflow.steps import (

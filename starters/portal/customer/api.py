@@ -26,15 +26,9 @@ from domain.errors import RefusalType
 from domain.payment_notice import lifecycle_status
 from domain.status import PaymentStatus
 from infra.stores.payment_records import fetch_payment
-from starters.portal.dependencies import (
-    ERROR_RESPONSES,
-    Claims,
-    Deps,
-    PortalDeps,
-    client_context,
-    request_id_for,
-    session_for_invoice,
-)
+from starters.portal.auth import Claims, session_for_invoice
+from starters.portal.deps import Deps, PortalDeps, client_context, request_id_for
+from starters.portal.errors import ERROR_RESPONSES
 from starters.portal.schemas import (
     CancelView,
     ChannelView,

@@ -24,7 +24,7 @@ from infra.pay_links import PayLinkExpired, PayLinkForged
 from infra.stores.invoices import fetch_standing
 from starters.portal.customer.payment_status import link_payment_status
 from starters.portal.customer.revoked_links import LINK_REVOKED_MESSAGE, link_is_revoked
-from starters.portal.dependencies import Deps, client_context
+from starters.portal.deps import Deps, client_context
 from starters.portal.payment_schemas import LinkPaymentStatusView
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"

@@ -23,14 +23,9 @@ from infra.providers.delivery.base import DeliveryError, OtpMessage
 from infra.stores.audit_trail import append_event, chain_ok, fetch_trail
 from infra.stores.invoices import fetch_standing
 from infra.stores.payers import fetch_payer
-from starters.portal.dependencies import (
-    ERROR_RESPONSES,
-    Deps,
-    PortalDeps,
-    PortalError,
-    client_context,
-    require_staff,
-)
+from starters.portal.auth import require_staff
+from starters.portal.deps import Deps, PortalDeps, client_context
+from starters.portal.errors import ERROR_RESPONSES, PortalError
 from starters.portal.schemas import (
     AuditTrailView,
     ContactsView,
