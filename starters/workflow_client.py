@@ -187,7 +187,17 @@ class AttemptGateway:
         # We joined an attempt that is ending (cancelled, expired): once it closes, start anew.
         await self._wait_closed(self.client.get_workflow_handle(workflow_id_for(invoice_id)))
         summary = await self.check_can_open(invoice_id)
-        return await self._open_or_start(invoice_id, ctx, summary)
+        try:
+            return await self._open_or_start(invoice_id, ctx, summary)
+        except AttemptRefused as refused:
+            # An attempt that can only end NO_CONTACT_METHOD is an answer (the caller must have the
+            # payer's contact updated), not an error: answer with the run that said so.
+            if refused.status is not PaymentStatus.NO_CONTACT_METHOD:
+                raise
+            state = await self.state(invoice_id)
+            if state.status is not PaymentStatus.NO_CONTACT_METHOD:
+                raise
+            return state
 
     async def _running_state(self, invoice_id: str) -> AttemptState | None:
         """The state of a running attempt that a new tab can join as it is, else None."""
