@@ -29,7 +29,7 @@ from domain.attempt import (
 from domain.channels import Channel
 from domain.errors import ErrorType
 from domain.status import PaymentStatus
-from infra.providers.delivery.base import DeliveryReceipt, OtpMessage, PermanentDeliveryError
+from infra.providers.delivery.base import DeliveryReceipt, OutboundMessage, PermanentDeliveryError
 from infra.providers.delivery.console import ConsoleSender
 from starters.portal.errors import HTTP_STATUS_FOR
 from starters.workflow_client import AttemptRefused, _busy, _is_transient
@@ -190,7 +190,7 @@ class SmsFailsAfterFirst:
         self._inner = inner
         self.sends = 0
 
-    async def send(self, message: OtpMessage) -> DeliveryReceipt:
+    async def send(self, message: OutboundMessage) -> DeliveryReceipt:
         self.sends += 1
         if self.sends > 1:
             raise PermanentDeliveryError("carrier refused", provider=self.name, provider_code="21610")
