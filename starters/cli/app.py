@@ -85,7 +85,7 @@ def portal(
 @app.command()
 def processor() -> None:
     """Run the sandbox payment processor on the host and port of PROCESSOR_SANDBOX_URL (SPEC §9)."""
-    from starters.sandbox_processor.process import serve_processor
+    from sandbox_processor.process import serve_processor
 
     settings = settings_or_exit()
     run_async(serve_processor)(settings)

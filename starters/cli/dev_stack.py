@@ -252,8 +252,8 @@ def _sandbox_processor_server(settings: Settings, pool: object) -> Any:
     import asyncpg
     import uvicorn
 
-    from starters.sandbox_processor.app import create_processor_app
-    from starters.sandbox_processor.process import listen_address
+    from sandbox_processor.app import create_processor_app
+    from sandbox_processor.process import listen_address
 
     host, port = listen_address(settings)
     if port_in_use(port, host):

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.routing import is_valid_aba_routing
 from infra.settings import Settings
 from infra.webhook_signature import SIGNATURE_HEADER, sign
-from starters.sandbox_processor import ledger
+from sandbox_processor import ledger
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import uvicorn
 
 from infra.db import create_pool, resolve_database_url
 from infra.settings import Settings
-from starters.sandbox_processor.app import create_processor_app
+from sandbox_processor.app import create_processor_app
 
 
 def listen_address(settings: Settings) -> tuple[str, int]:
