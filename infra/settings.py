@@ -291,6 +291,11 @@ def _dev_secrets() -> dict[str, str]:
     return values
 
 
+def dev_secret(name: str) -> str:
+    """The dev secret `name` generated under `.portalpay/` (shared by every dev process that reads it)."""
+    return _dev_secrets()[name]
+
+
 def load_settings() -> Settings:
     try:
         return Settings()

@@ -250,17 +250,16 @@ async def _serve(
 def _sandbox_processor_server(settings: Settings, pool: object) -> Any:
     """The sandbox processor (SPEC §9) in the same process (a uvicorn server), unless its port is served."""
     import asyncpg
-    import uvicorn
 
-    from sandbox_processor.app import create_processor_app
-    from sandbox_processor.process import listen_address
+    from sandbox_processor.process import processor_server
+    from sandbox_processor.settings import ProcessorSettings
 
-    host, port = listen_address(settings)
+    processor_settings = ProcessorSettings.from_settings(settings)
+    host, port = processor_settings.listen_address()
     if port_in_use(port, host):
         console.print(f"using the processor already on {settings.processor_sandbox_url}")
         return None
     assert isinstance(pool, asyncpg.Pool)
-    app = create_processor_app(settings, pool)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    server = processor_server(processor_settings, pool)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     return server
