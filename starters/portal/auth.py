@@ -15,7 +15,7 @@ from starlette.requests import HTTPConnection
 
 from infra.pay_links import PayLinkClaims, PayLinkExpired, PayLinkForged, bearer_token, token_matches
 from starters.portal.customer.revoked_links import LINK_REVOKED_MESSAGE, LINK_REVOKED_REASON, link_is_revoked
-from starters.portal.deps import Deps, client_context
+from starters.portal.deps import Deps, PortalDeps, client_context
 from starters.portal.errors import PortalError
 from starters.workflow_client import parse_session_id
 
@@ -44,6 +44,26 @@ _pay_link_bearer = _BearerScheme(
 _staff_bearer = _BearerScheme(scheme_name="StaffToken", description="STAFF_API_TOKEN")
 
 
+class PayLinkRevoked(Exception):
+    """The link was issued before the invoice's payer contact changed (SPEC §11); audited once."""
+
+
+async def verify_pay_link(token: str, request: Request, deps: PortalDeps) -> PayLinkClaims:
+    """The claims of a genuine, unexpired, unrevoked pay link, else `PayLinkExpired`, `PayLinkForged`
+    or `PayLinkRevoked`. The API (`pay_link_claims`) and the page (`GET /pay/{token}`) read a link
+    this one way and differ only in how they answer."""
+    claims = deps.signer.verify(token)
+    if await link_is_revoked(
+        deps.pool,
+        claims,
+        client_context(request),
+        link_ttl_seconds=deps.settings.link_ttl_seconds,
+        audit_key=deps.audit_key,
+    ):
+        raise PayLinkRevoked(LINK_REVOKED_MESSAGE)
+    return claims
+
+
 async def pay_link_claims(
     request: Request,
     deps: Deps,
@@ -52,26 +72,19 @@ async def pay_link_claims(
     if credentials is None:
         raise PortalError(401, "TokenMissing", "A pay-link token is required.", headers=UNAUTHORIZED_HEADERS)
     try:
-        claims = deps.signer.verify(credentials.credentials)
+        return await verify_pay_link(credentials.credentials, request, deps)
     except PayLinkExpired as exc:
         raise PortalError(401, "TokenExpired", str(exc), headers=UNAUTHORIZED_HEADERS) from None
     except PayLinkForged as exc:
         raise PortalError(401, "TokenInvalid", str(exc), headers=UNAUTHORIZED_HEADERS) from None
-    if await link_is_revoked(
-        deps.pool,
-        claims,
-        client_context(request),
-        link_ttl_seconds=deps.settings.link_ttl_seconds,
-        audit_key=deps.audit_key,
-    ):
+    except PayLinkRevoked:
         raise PortalError(
             401,
             "TokenRevoked",
             LINK_REVOKED_MESSAGE,
             headers=UNAUTHORIZED_HEADERS,
             reason=LINK_REVOKED_REASON,
-        )
-    return claims
+        ) from None
 
 
 def require_staff(
