@@ -2,7 +2,7 @@
 
 import pytest
 
-from infra.settings import SettingsError
+from infra.settings import Settings, SettingsError
 from sandbox_processor.settings import ProcessorSettings
 from tests.support import test_settings
 
@@ -43,3 +43,18 @@ def test_served_in_process_it_takes_the_products_values_and_secret() -> None:
     for name in ProcessorSettings.model_fields:
         if name != "processor_webhook_secret":
             assert getattr(narrowed, name) == getattr(product, name), name
+
+
+def test_its_declarations_agree_with_the_products() -> None:
+    """The service declares what it reads (it never loads the product's settings); the product's
+    `Settings` declares the same variables for the in-process service and its own client. The two
+    declarations must not drift apart: same type, default and bounds for every shared variable."""
+    product_fields = Settings.model_fields
+    for name, field in ProcessorSettings.model_fields.items():
+        assert name in product_fields, name
+        theirs = product_fields[name]
+        assert (field.annotation, field.default, field.metadata) == (
+            theirs.annotation,
+            theirs.default,
+            theirs.metadata,
+        ), name
