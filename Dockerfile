@@ -23,6 +23,7 @@ COPY workers/ workers/
 COPY starters/ starters/
 COPY infra/ infra/
 COPY migrations/ migrations/
+COPY sandbox_processor/ sandbox_processor/
 RUN pip install --no-deps . && rm -rf build ./*.egg-info
 
 # Run from the home directory, not the source tree: the installed package is what runs.

@@ -20,7 +20,7 @@ from infra.nacha.inbound import Inbound
 from infra.nacha.origination import Origination
 from infra.nacha.sealing import Sealer
 from infra.nacha_config import NachaConfig
-from infra.providers.delivery.base import CodeSender, OtpMessage
+from infra.providers.delivery.base import CodeSender, OutboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class NachaActivities:
             return
         day = datetime.now(UTC).strftime("%Y%m%d")
         await sender.send(
-            OtpMessage(
+            OutboundMessage(
                 channel=Channel.EMAIL,
                 to=self._staff,
                 subject=subject,

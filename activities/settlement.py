@@ -38,7 +38,11 @@ from domain.attempt import ClientContext
 from domain.audit import AuditEventType
 from domain.bank_account import BeginLifecycleRequest
 from domain.channels import Channel
-from infra.providers.delivery.base import CodeSender, OtpMessage, PermanentDeliveryError
+from infra.providers.delivery.base import CodeSender, OutboundMessage, PermanentDeliveryError
+from infra.providers.delivery.messages import (
+    compose_payment_failed_payer_notice,
+    compose_payment_failed_staff_notice,
+)
 from infra.providers.processor.client import ProcessorClient, ProcessorRejected
 from infra.stores.audit_trail import append_event
 
@@ -293,42 +297,46 @@ class SettlementActivities:
             )
         code = return_code(request.return_code)
         amount = _dollars(row["amount_cents"], row["currency"])
-        what = "failed" if request.status is AchStatus.FAILED else "was returned"
         key = f"{ach_workflow_id(row['id'])}/{request.status.value}"
         if self._config.staff_notify_email:
-            flag = (
-                " FLAGGED: the account holder says the debit was not authorized." if code.unauthorized else ""
-            )
             await self._send(
-                Channel.EMAIL,
-                self._config.staff_notify_email,
-                f"Payment {what}: invoice {row['number']} ({code.code})",
-                f"Payment {row['id']} of {amount} for invoice {row['number']} (account ending {row['account_last4']})"
-                f" {what}: {code.code} {code.meaning}. The invoice is open again.{flag}",
-                key + "/staff",
+                compose_payment_failed_staff_notice(
+                    self._config.staff_notify_email,
+                    payment_id=row["id"],
+                    amount=amount,
+                    invoice_number=row["number"],
+                    account_last4=row["account_last4"],
+                    failed=request.status is AchStatus.FAILED,
+                    return_code=code.code,
+                    meaning=code.meaning,
+                    unauthorized=code.unauthorized,
+                    key=key + "/staff",
+                )
             )
-        if code.unauthorized or self._config.pay_link is None:
-            follow_up = "Please contact us about this invoice."
-        else:
-            follow_up = f"You can pay again here: {self._config.pay_link(row['invoice_id'])}"
-        text = (
-            f"Hello {row['name']}, your payment of {amount} for invoice {row['number']} did not go through"
-            f" ({code.meaning}). {follow_up}"
-        )
-        subject = f"Your payment for invoice {row['number']} did not go through"
-        if row["email"]:
-            await self._send(Channel.EMAIL, row["email"], subject, text, key + "/payer")
-        elif row["phone"]:
-            await self._send(Channel.SMS, row["phone"], "", text, key + "/payer")
+        pay_again = None
+        if not code.unauthorized and self._config.pay_link is not None:
+            pay_again = self._config.pay_link(row["invoice_id"])
+        if row["email"] or row["phone"]:
+            channel, to = (Channel.EMAIL, row["email"]) if row["email"] else (Channel.SMS, row["phone"])
+            await self._send(
+                compose_payment_failed_payer_notice(
+                    channel,
+                    to,
+                    payer_name=row["name"],
+                    amount=amount,
+                    invoice_number=row["number"],
+                    meaning=code.meaning,
+                    pay_again_url=pay_again,
+                    key=key + "/payer",
+                )
+            )
 
-    async def _send(self, channel: Channel, to: str, subject: str, text: str, key: str) -> None:
-        sender = self._senders.get(channel)
+    async def _send(self, message: OutboundMessage) -> None:
+        sender = self._senders.get(message.channel)
         if sender is None:
             return
         try:
-            await sender.send(
-                OtpMessage(channel=channel, to=to, subject=subject, text=text, html=None, idempotency_key=key)
-            )
+            await sender.send(message)
         except PermanentDeliveryError as exc:
             raise ApplicationError(str(exc), type="PermanentDeliveryFailure", non_retryable=True) from None
 

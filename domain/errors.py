@@ -2,7 +2,7 @@
 
 The workflow raises them to refuse a message, activities raise them as non-retryable failures
 that retry policies and the workflow match on, and the portal maps them to HTTP statuses
-(`starters.portal.dependencies`). The strings are a contract: they are recorded in histories.
+(`starters.portal.errors`). The strings are a contract: they are recorded in histories.
 """
 
 from enum import StrEnum

@@ -477,6 +477,11 @@ def _explicit_env() -> str | None:
     return None
 
 
+def dev_secret(name: str) -> str:
+    """The dev secret `name` generated under `.portalpay/` (shared by every dev process that reads it)."""
+    return _dev_secrets()[name]
+
+
 def load_settings() -> Settings:
     try:
         return Settings()

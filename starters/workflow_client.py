@@ -81,23 +81,6 @@ class AttemptNotFound(Exception):
     pass
 
 
-# How a refusal reads over HTTP: the portal answers with these, the CLI prints the message.
-HTTP_STATUS_FOR: dict[str, int] = {
-    RefusalType.INVALID_STATE: 409,
-    RefusalType.INVALID_INPUT: 422,
-    RefusalType.CHANNEL_UNAVAILABLE: 422,
-    RefusalType.RESEND_TOO_SOON: 429,
-    RefusalType.TOO_MANY_SENDS: 429,
-    RefusalType.DELIVERY_FAILED: 502,
-    RefusalType.INVOICE_NOT_FOUND: 404,
-    RefusalType.INVOICE_ALREADY_PAID: 409,
-    RefusalType.INVOICE_LOCKED: 429,
-    RefusalType.CONTACT_CHANGED: 409,
-    RefusalType.DEBIT_IN_FLIGHT: 409,
-    RefusalType.ATTEMPT_BUSY: 429,
-    RefusalType.BANK_ACCOUNT_BLOCKED: 422,
-    RefusalType.ACCOUNT_VALIDATION_FAILED: 422,
-}
 _REFUSAL_STATUS_NAME = {
     RefusalType.INVOICE_ALREADY_PAID: PaymentStatus.PAID,
     RefusalType.INVOICE_LOCKED: PaymentStatus.LOCKED,
@@ -204,7 +187,17 @@ class AttemptGateway:
         # We joined an attempt that is ending (cancelled, expired): once it closes, start anew.
         await self._wait_closed(self.client.get_workflow_handle(workflow_id_for(invoice_id)))
         summary = await self.check_can_open(invoice_id)
-        return await self._open_or_start(invoice_id, ctx, summary)
+        try:
+            return await self._open_or_start(invoice_id, ctx, summary)
+        except AttemptRefused as refused:
+            # An attempt that can only end NO_CONTACT_METHOD is an answer (the caller must have the
+            # payer's contact updated), not an error: answer with the run that said so.
+            if refused.status is not PaymentStatus.NO_CONTACT_METHOD:
+                raise
+            state = await self.state(invoice_id)
+            if state.status is not PaymentStatus.NO_CONTACT_METHOD:
+                raise
+            return state
 
     async def _running_state(self, invoice_id: str) -> AttemptState | None:
         """The state of a running attempt that a new tab can join as it is, else None."""

@@ -55,7 +55,7 @@ async def processor_url(db_pool: asyncpg.Pool) -> AsyncIterator[str]:
     No portal listens for its webhooks here: deliveries are dropped, and a payment's workflow learns
     the outcome by asking the processor once the expected settlement date passes.
     """
-    from starters.sandbox_processor.app import create_processor_app
+    from sandbox_processor.app import create_processor_app
     from tests.lifecycle.services import serve
 
     settings = test_settings(

@@ -10,7 +10,16 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT_PACKAGES = {"domain", "workflows", "activities", "workers", "starters", "infra", "migrations"}
+PRODUCT_PACKAGES = {
+    "domain",
+    "workflows",
+    "activities",
+    "workers",
+    "starters",
+    "infra",
+    "migrations",
+    "sandbox_processor",
+}
 
 
 def test_the_wheel_ships_the_product_and_no_tools_or_tests(tmp_path: Path) -> None:

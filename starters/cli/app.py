@@ -5,9 +5,10 @@ import logging
 import typer
 
 from infra.db import migrate_url, resolve_migration_url
+from infra.settings import SettingsError
 from starters.cli.nacha import nacha_app
 from starters.cli.ops import ops_app
-from starters.cli.plumbing import console, run_async, settings_or_exit
+from starters.cli.plumbing import console, err_console, run_async, settings_or_exit
 from starters.cli.replay import replay
 from starters.cli.staff import staff_app
 
@@ -87,9 +88,14 @@ def portal(
 @app.command()
 def processor() -> None:
     """Run the sandbox payment processor on the host and port of PROCESSOR_SANDBOX_URL (SPEC §9)."""
-    from starters.sandbox_processor.process import serve_processor
+    from sandbox_processor.process import serve_processor
+    from sandbox_processor.settings import load_processor_settings
 
-    settings = settings_or_exit()
+    try:
+        settings = load_processor_settings()  # the service's own settings, not the product's
+    except SettingsError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None
     run_async(serve_processor)(settings)
 
 

@@ -130,12 +130,10 @@ async def run_dev(*, portal_port: int, temporal_port: int, ui_port: int) -> None
         console.print(f"using the Temporal server already on port {temporal_port}")
     else:
         console.print("starting the Temporal dev server…")
-        from starters.portal.codec_api import codec_ui_endpoint
+        from starters.portal.process import temporal_ui_codec_endpoint
 
         proc = start_temporal_dev_server(
-            port=temporal_port,
-            ui_port=ui_port,
-            codec_endpoint=codec_ui_endpoint(settings.portal_base_url, settings.secret("operator_api_token")),
+            port=temporal_port, ui_port=ui_port, codec_endpoint=temporal_ui_codec_endpoint(settings)
         )
     try:
         client = await wait_for_temporal(settings, proc)
@@ -185,12 +183,9 @@ async def _serve(
     ui_port: int,
     staff_password: str,
 ) -> None:
-    import uvicorn
-
     from infra.pay_links import make_pay_link
     from infra.stores.demo import INVOICES
-    from starters.portal.assembly import build_portal_app
-    from starters.portal.process import portal_server_config
+    from starters.portal.process import portal_server
     from workers.process import run_worker_process
 
     stop = asyncio.Event()
@@ -198,10 +193,7 @@ async def _serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    app = build_portal_app(settings, client, pool)
-    server = uvicorn.Server(
-        portal_server_config(app, host="127.0.0.1", port=portal_port, log_level="warning")
-    )
+    server = portal_server(settings, client, pool, host="127.0.0.1", port=portal_port, log_level="warning")
     # uvicorn installs its own signal handlers; ours (above) must stay in charge of shutdown.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     worker_task = asyncio.create_task(run_worker_process(settings, client=client, stop=stop), name="worker")
@@ -259,17 +251,16 @@ def _processor_line(settings: Settings) -> str:
 def _sandbox_processor_server(settings: Settings, pool: object) -> Any:
     """The sandbox processor (SPEC §9) in the same process (a uvicorn server), unless its port is served."""
     import asyncpg
-    import uvicorn
 
-    from starters.sandbox_processor.app import create_processor_app
-    from starters.sandbox_processor.process import listen_address
+    from sandbox_processor.process import processor_server
+    from sandbox_processor.settings import ProcessorSettings
 
-    host, port = listen_address(settings)
+    processor_settings = ProcessorSettings.from_settings(settings)
+    host, port = processor_settings.listen_address()
     if port_in_use(port, host):
         console.print(f"using the processor already on {settings.processor_sandbox_url}")
         return None
     assert isinstance(pool, asyncpg.Pool)
-    app = create_processor_app(settings, pool)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    server = processor_server(processor_settings, pool)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     return server

@@ -1,7 +1,9 @@
-"""The portal as one FastAPI app: customer API, staff API, pages, health, and the dev outbox.
+"""The portal's one app factory: customer API, staff API, pages, health, the dev outbox, and (in
+`build_portal_app`) the codec endpoint, provider webhooks and request metrics.
 
-`create_app` takes what it talks to (settings, the attempt gateway, the PostgreSQL pool) so the
-CLI, `portalpay dev` and the tests wire it the same way; it opens no connection itself.
+`build_portal_app` is the whole portal process's app, so `portalpay portal`, `portalpay dev`, the
+bench and the tests serve the same app. `create_app` is the part that needs no Temporal client of
+its own (the gateway is handed in); both take what they talk to and open no connection themselves.
 """
 
 import hashlib
@@ -13,27 +15,43 @@ from typing import Annotated
 import asyncpg
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.staticfiles import StaticFiles
-from temporalio.service import RPCError
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
+from domain.attempt import DeliveryStatusEvent
 from domain.channels import Channel
+from infra.codec import AesGcmPayloadCodec
+from infra.metrics import add_request_metrics
 from infra.pay_links import signer_from_settings
 from infra.providers.delivery.base import CodeSender
 from infra.providers.delivery.console import ConsoleSender
+from infra.providers.delivery.factory import build_code_senders
 from infra.settings import Settings
-from starters.portal.codec_api import CODEC_PREFIX
+from starters.portal.codec_api import (
+    CODEC_PREFIX,
+    OperatorSignIn,
+    add_codec_cors,
+    add_codec_security_headers,
+    codec_router,
+    parse_origins,
+)
 from starters.portal.codec_api import MAX_BODY_BYTES as CODEC_MAX_BODY_BYTES
 from starters.portal.customer import api as customer_api
 from starters.portal.customer import pages
 from starters.portal.customer import payment_status as payment_status_api
-from starters.portal.dependencies import Deps, PortalDeps, error_response, install_error_handlers
+from starters.portal.deps import Deps, PortalDeps
 from starters.portal.edge import ForwardedClient, RequestGuard
+from starters.portal.errors import install_error_handlers
 from starters.portal.schemas import Health, OutboxMessage
 from starters.portal.staff import api as staff_api
 from starters.portal.staff import invoice_api as staff_invoice_api
 from starters.portal.staff import proof_routes
 from starters.portal.staff.actions import StaffServices
 from starters.portal.staff.console import install_staff_console
+from starters.portal.webhooks.processor import processor_webhook_router
+from starters.portal.webhooks.twilio import twilio_status_router
 from starters.workflow_client import AttemptGateway
+from workflows.pay_invoice import PayInvoiceWorkflow
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -80,7 +98,6 @@ def create_app(
         senders=dict(notice_senders or {Channel.EMAIL: console_sender, Channel.SMS: console_sender}),
     )
     install_error_handlers(app)
-    _install_unavailable_handlers(app)
 
     @app.middleware("http")
     async def _no_store(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -150,22 +167,38 @@ def create_app(
     return app
 
 
-def _install_unavailable_handlers(app: FastAPI) -> None:
-    """A dependency being down is a 503 the customer can retry, not a 500."""
+def build_portal_app(
+    settings: Settings, client: Client, pool: asyncpg.Pool, *, task_queue: str | None = None
+) -> FastAPI:
+    """The whole portal process's app: `create_app` plus the codec endpoint, webhooks and metrics."""
+    gateway = AttemptGateway(client, pool, settings, task_queue=task_queue)
+    # Payment-request links go out through the same email provider as codes.
+    senders = build_code_senders(settings, pool)
+    link_sender = senders[Channel.EMAIL]
+    app = create_app(settings, gateway, pool, link_sender=link_sender, notice_senders=senders)
 
-    @app.exception_handler(RPCError)
-    async def _temporal_down(_: Request, exc: RPCError):  # type: ignore[no-untyped-def]
-        return error_response(503, "Unavailable", "Payments are briefly unavailable. Please try again.")
+    codec = AesGcmPayloadCodec(settings.codec_key_ring())
+    app.include_router(
+        codec_router(
+            codec,
+            settings.secret("operator_api_token"),
+            sign_in=OperatorSignIn.from_settings(settings, pool),
+            secure_cookie=None if settings.is_dev else True,
+        )
+    )
+    add_codec_cors(app, parse_origins(settings.codec_cors_origins))
+    add_codec_security_headers(app, settings)
 
-    async def _db_down(_: Request, exc: Exception):  # type: ignore[no-untyped-def]
-        return error_response(503, "Unavailable", "Payments are briefly unavailable. Please try again.")
+    async def signal_attempt(workflow_id: str, run_id: str, event: DeliveryStatusEvent) -> None:
+        handle = client.get_workflow_handle_for(PayInvoiceWorkflow.run, workflow_id, run_id=run_id)
+        try:
+            await handle.signal(PayInvoiceWorkflow.delivery_status, event)
+        except RPCError as err:
+            # A report about an attempt that already ended changes nothing; the row keeps the status.
+            if err.status is not RPCStatusCode.NOT_FOUND:
+                raise
 
-    # A PostgreSQL restart surfaces as any of these, depending on where the connection broke.
-    for down in (
-        asyncpg.PostgresConnectionError,
-        asyncpg.InterfaceError,
-        asyncpg.CannotConnectNowError,
-        ConnectionError,
-        OSError,
-    ):
-        app.add_exception_handler(down, _db_down)
+    app.include_router(twilio_status_router(settings, pool, signal_attempt))
+    app.include_router(processor_webhook_router(settings, pool, client, gateway.task_queue))
+    add_request_metrics(app)
+    return app

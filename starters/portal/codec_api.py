@@ -36,6 +36,7 @@ from domain.contact_details import has_control_characters
 from infra.codec import AesGcmPayloadCodec, CodecError
 from infra.settings import Settings, load_settings, parse_origin_list
 from infra.stores import operator_sessions
+from starters.portal.auth import bearer_credential
 from starters.portal.edge import RequestGuard
 
 CODEC_PREFIX = "/codec"
@@ -118,8 +119,7 @@ def codec_router(
         return given is not None and hmac.compare_digest(given.encode(), expected)
 
     async def require_operator(request: Request) -> None:
-        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and _same(credential.strip(), token):
+        if _same(bearer_credential(request), token):
             return
         cookie = request.cookies.get(SESSION_COOKIE)
         if (

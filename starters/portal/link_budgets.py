@@ -27,7 +27,8 @@ from domain.channels import Channel
 from domain.errors import RefusalType
 from infra.pay_links import PayLinkClaims
 from infra.stores import pay_link_budgets as store
-from starters.portal.dependencies import PortalDeps, PortalError
+from starters.portal.deps import PortalDeps
+from starters.portal.errors import PortalError
 from starters.workflow_client import AttemptRefused
 
 LINK_SPENT = "LinkBudgetSpent"

@@ -11,15 +11,18 @@ import logging
 import re
 from typing import Any
 
+import asyncpg
 import uvicorn
 from fastapi import FastAPI
+from temporalio.client import Client
 from uvicorn.config import LOGGING_CONFIG
 
 from infra.metrics import start_metrics_server
 from infra.resources import open_pool
 from infra.settings import PORTAL_SECRETS, Settings
 from infra.temporal import connect
-from starters.portal.assembly import build_portal_app
+from starters.portal.app import build_portal_app
+from starters.portal.codec_api import codec_ui_endpoint
 
 REDACTED = "…"
 ACCESS_LOGGER = "uvicorn.access"
@@ -95,13 +98,26 @@ def portal_server_config(app: FastAPI, *, host: str, port: int, log_level: str =
     )
 
 
+def temporal_ui_codec_endpoint(settings: Settings) -> str:
+    """What `temporal server start-dev --ui-codec-endpoint` is given: this portal's codec UI path."""
+    return codec_ui_endpoint(settings.portal_base_url, settings.secret("operator_api_token"))
+
+
+def portal_server(
+    settings: Settings, client: Client, pool: asyncpg.Pool, *, host: str, port: int, log_level: str = "info"
+) -> uvicorn.Server:
+    """The whole portal app under uvicorn, not yet serving: `portalpay portal` and `portalpay dev`
+    (which serves it beside the worker) launch the portal only through this module."""
+    app = build_portal_app(settings, client, pool)
+    return uvicorn.Server(portal_server_config(app, host=host, port=port, log_level=log_level))
+
+
 async def run_portal_process(settings: Settings, *, host: str, port: int) -> None:
     settings.refuse_unsafe_prod(PORTAL_SECRETS)
     client = await connect(settings)
     async with open_pool(settings) as pool:
-        app = build_portal_app(settings, client, pool)
+        server = portal_server(settings, client, pool, host=host, port=port)
         if settings.portal_metrics_port:
             start_metrics_server(settings.portal_metrics_port)
-        server = uvicorn.Server(portal_server_config(app, host=host, port=port))
         install_access_log_redaction()
         await server.serve()

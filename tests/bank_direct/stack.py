@@ -14,7 +14,7 @@ from temporalio.client import Client
 
 from domain.ach_files import InboundInput, InboundReport
 from infra.nacha.processor import NachaProcessor
-from starters.portal.assembly import build_portal_app
+from starters.portal.app import build_portal_app
 from tests.bank_direct.conftest import bank_settings
 from tests.bank_direct.sshd import SshServer
 from tests.conftest import HarnessFactory

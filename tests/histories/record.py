@@ -42,9 +42,9 @@ from domain.policy import PaymentMethod
 from infra.bank_accounts import bank_fingerprint
 from infra.converter import build_data_converter
 from infra.db import create_pool, embedded_database_url, migrate_url
-from infra.providers.delivery.base import DeliveryReceipt, OtpMessage, PermanentDeliveryError
+from infra.providers.delivery.base import DeliveryReceipt, OutboundMessage, PermanentDeliveryError
 from infra.providers.delivery.console import ConsoleSender
-from starters.sandbox_processor.app import create_processor_app
+from sandbox_processor.app import create_processor_app
 from starters.workflow_client import AttemptGateway, AttemptRefused
 from tests.lifecycle.services import serve
 from tests.support import BIN_DIR, GOOD_ACCOUNT, GOOD_ROUTING, create_invoice, latest_code, test_settings
@@ -201,7 +201,7 @@ class RefusesSms:
 
     name = "refusing-sms"
 
-    async def send(self, message: OtpMessage) -> DeliveryReceipt:
+    async def send(self, message: OutboundMessage) -> DeliveryReceipt:
         raise PermanentDeliveryError("invalid number", provider=self.name, provider_code="21211")
 
     async def aclose(self) -> None:

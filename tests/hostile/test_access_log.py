@@ -11,7 +11,7 @@ import httpx
 import pytest
 import uvicorn
 
-from starters.portal.assembly import build_portal_app
+from starters.portal.app import build_portal_app
 from starters.portal.codec_api import codec_ui_key
 from starters.portal.process import install_access_log_redaction, portal_server_config, redact_path
 from tests.hostile.helpers import bank, session_path, unique_email, unique_phone

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
 
-from starters.portal.assembly import build_portal_app
+from starters.portal.app import build_portal_app
 from starters.portal.codec_api import MAX_BODY_BYTES as CODEC_MAX_BODY_BYTES
 from starters.portal.webhooks.twilio import STATUS_PATH
 from tests.hostile.helpers import bank, session_path, unique_email, unique_phone

@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 import pytest
 
-from starters.portal.assembly import build_portal_app
+from starters.portal.app import build_portal_app
 from starters.portal.codec_api import SESSION_COOKIE
 from tests.hostile.helpers import bank, session_path, unique_phone
 from tests.portal.conftest import CLIENT_IP, Portal, PortalFactory

@@ -8,7 +8,7 @@ from typing import Any
 from temporalio.api.enums.v1 import EventType
 
 from domain.attempt import workflow_id_for
-from starters.sandbox_processor.ledger import VALIDATION_FAILS
+from sandbox_processor.ledger import VALIDATION_FAILS
 from tests.console.support import console_client, make_staff, signed_in
 from tests.hostile.helpers import bank, history_event_types, session_path
 from tests.portal.conftest import Portal, PortalFactory

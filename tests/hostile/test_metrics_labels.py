@@ -8,7 +8,7 @@ import httpx
 from prometheus_client import REGISTRY, generate_latest
 
 from infra.metrics import HTTP_METHODS, HTTP_REQUEST_SECONDS
-from starters.portal.assembly import build_portal_app
+from starters.portal.app import build_portal_app
 from tests.portal.conftest import CLIENT_IP, Portal
 
 

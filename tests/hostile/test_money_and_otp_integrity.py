@@ -30,9 +30,10 @@ from domain.attempt import (
 from domain.channels import Channel
 from domain.errors import ErrorType
 from domain.status import PaymentStatus
-from infra.providers.delivery.base import DeliveryReceipt, OtpMessage, PermanentDeliveryError
+from infra.providers.delivery.base import DeliveryReceipt, OutboundMessage, PermanentDeliveryError
 from infra.providers.delivery.console import ConsoleSender
-from starters.workflow_client import HTTP_STATUS_FOR, AttemptRefused, _busy, _is_transient
+from starters.portal.errors import HTTP_STATUS_FOR
+from starters.workflow_client import AttemptRefused, _busy, _is_transient
 from tests.conftest import HarnessFactory
 from tests.support import Harness
 from tests.workflow.steps import (
@@ -190,7 +191,7 @@ class SmsFailsAfterFirst:
         self._inner = inner
         self.sends = 0
 
-    async def send(self, message: OtpMessage) -> DeliveryReceipt:
+    async def send(self, message: OutboundMessage) -> DeliveryReceipt:
         self.sends += 1
         if self.sends > 1:
             raise PermanentDeliveryError("carrier refused", provider=self.name, provider_code="21610")

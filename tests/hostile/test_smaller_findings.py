@@ -10,7 +10,7 @@ import pytest
 from domain.channels import Channel
 from domain.errors import ErrorType
 from infra.pay_links import PayLinkForged, PayLinkSigner
-from infra.providers.delivery.base import DeliveryReceipt, OtpMessage, PermanentDeliveryError
+from infra.providers.delivery.base import DeliveryReceipt, OutboundMessage, PermanentDeliveryError
 from infra.providers.delivery.console import ConsoleSender
 from starters.portal.app import create_app
 from starters.workflow_client import AttemptRefused
@@ -66,7 +66,7 @@ class AlwaysRefused:
         self.name = inner.name
         self._inner = inner
 
-    async def send(self, message: OtpMessage) -> DeliveryReceipt:
+    async def send(self, message: OutboundMessage) -> DeliveryReceipt:
         raise PermanentDeliveryError("carrier refused", provider=self.name, provider_code="21610")
 
     async def aclose(self) -> None:

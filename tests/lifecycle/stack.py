@@ -10,8 +10,8 @@ from typing import Any
 import asyncpg
 
 from infra.providers.processor.client import HttpProcessorClient
-from starters.portal.assembly import build_portal_app
-from starters.sandbox_processor.app import create_processor_app
+from sandbox_processor.app import create_processor_app
+from starters.portal.app import build_portal_app
 from tests.conftest import HarnessFactory
 from tests.lifecycle.conftest import lifecycle_config
 from tests.lifecycle.services import free_port, serve

@@ -15,7 +15,7 @@ import httpx
 
 from domain.ach_payment import ProcessorEvent
 from infra.webhook_signature import SIGNATURE_HEADER, sign
-from starters.portal.assembly import build_portal_app
+from starters.portal.app import build_portal_app
 from tests.conftest import HarnessFactory
 from tests.lifecycle.conftest import insert_accepted_payment, lifecycle_config
 from tests.lifecycle.services import wait_for

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from domain.status import PaymentStatus
-from starters.sandbox_processor import ledger
+from sandbox_processor import ledger
 from tests.conftest import HarnessFactory
 from tests.lifecycle.conftest import STAFF_EMAIL
 from tests.lifecycle.services import wait_for

@@ -15,7 +15,7 @@ from domain.ach_payment import AchPaymentInput, AchStatus, ProcessorEvent, ach_w
 from domain.channels import Channel
 from infra.providers.delivery.console import ConsoleSender
 from infra.providers.processor.client import HttpProcessorClient
-from starters.sandbox_processor.app import create_processor_app
+from sandbox_processor.app import create_processor_app
 from tests.lifecycle.conftest import STAFF_EMAIL, SkippingLifecycle, insert_accepted_payment, lifecycle_config
 from tests.lifecycle.services import serve, wait_for
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, create_invoice, outbox_messages, test_settings

@@ -10,7 +10,7 @@ import pytest
 
 from infra.providers.processor.client import HttpProcessorClient, ProcessorRejected, ProcessorUnavailable
 from infra.webhook_signature import SIGNATURE_HEADER, verify
-from starters.sandbox_processor.app import create_processor_app
+from sandbox_processor.app import create_processor_app
 from tests.lifecycle.services import WebhookRecorder, free_port, serve, wait_for
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, test_settings
 

@@ -22,7 +22,7 @@ from playwright.async_api import Browser, Page, ViewportSize, async_playwright, 
 
 from domain.status import PaymentStatus
 from infra.pay_links import signer_from_settings
-from starters.portal.assembly import build_portal_app
+from starters.portal.app import build_portal_app
 from tests.portal.conftest import DemoClone, clone_demo_customer
 from tests.support import GOOD_ROUTING, Harness
 from workflows.pay_invoice import PayInvoiceWorkflow

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from domain.channels import Channel
-from infra.providers.delivery.base import OtpMessage
+from infra.providers.delivery.base import OutboundMessage
 from infra.providers.delivery.console import ConsoleSender
 from infra.providers.delivery.factory import build_code_senders, check_provider_settings, close_code_senders
 from infra.providers.delivery.messages import compose_otp_message
@@ -47,7 +47,7 @@ def settings(**values: Any) -> Settings:
     return Settings(_env_file=None, **merged)
 
 
-def otp_message(channel: Channel, to: str, code: str = "123456") -> OtpMessage:
+def otp_message(channel: Channel, to: str, code: str = "123456") -> OutboundMessage:
     return compose_otp_message(
         channel=channel,
         to=to,

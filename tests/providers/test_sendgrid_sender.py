@@ -9,7 +9,7 @@ from openapi_core import OpenAPI
 from openapi_core.exceptions import OpenAPIError
 
 from domain.channels import Channel
-from infra.providers.delivery.base import OtpMessage, PermanentDeliveryError, TransientDeliveryError
+from infra.providers.delivery.base import OutboundMessage, PermanentDeliveryError, TransientDeliveryError
 from infra.providers.delivery.messages import compose_otp_message
 from infra.providers.delivery.sendgrid_email import SendGridEmailSender
 from tools.standins.providers import Drop, Hang, Reply, SendGridStandIn
@@ -21,7 +21,7 @@ TO = "charles.babbage@example.com"
 TIMEOUT = 0.5
 
 
-def email_message(key: str = "pay-invoice-INV-1001/run-1/1") -> OtpMessage:
+def email_message(key: str = "pay-invoice-INV-1001/run-1/1") -> OutboundMessage:
     return compose_otp_message(
         channel=Channel.EMAIL,
         to=TO,

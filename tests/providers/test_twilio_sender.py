@@ -9,7 +9,7 @@ from openapi_core import OpenAPI
 from openapi_core.exceptions import OpenAPIError
 
 from domain.channels import Channel
-from infra.providers.delivery.base import OtpMessage, PermanentDeliveryError, TransientDeliveryError
+from infra.providers.delivery.base import OutboundMessage, PermanentDeliveryError, TransientDeliveryError
 from infra.providers.delivery.messages import compose_otp_message
 from infra.providers.delivery.twilio_sms import BaseUrlTwilioHttpClient, TwilioSmsSender
 from tools.standins.providers import Captured, Drop, Hang, Reply, TwilioStandIn, basic_auth, twilio_error
@@ -27,7 +27,7 @@ TIMEOUT = 0.5
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 
 
-def sms_message() -> OtpMessage:
+def sms_message() -> OutboundMessage:
     return compose_otp_message(
         channel=Channel.SMS,
         to=TO,

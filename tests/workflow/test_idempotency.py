@@ -26,7 +26,7 @@ from domain.attempt import CancelInput, DeliveryStatusEvent, PaymentReceipt
 from domain.audit import verify_chain
 from domain.channels import Channel
 from domain.status import PaymentStatus
-from infra.providers.delivery.base import DeliveryReceipt, OtpMessage, TransientDeliveryError
+from infra.providers.delivery.base import DeliveryReceipt, OutboundMessage, TransientDeliveryError
 from infra.providers.delivery.console import ConsoleSender
 from tests.conftest import HarnessFactory
 from tests.workflow.steps import BROWSER, Attempt, audit_rows, audit_types, new_invoice, outbox_count
@@ -109,7 +109,7 @@ class ProviderAnswerLost:
         self.calls: Counter[str] = Counter()
         self.texts: list[str] = []
 
-    async def send(self, message: OtpMessage) -> DeliveryReceipt:
+    async def send(self, message: OutboundMessage) -> DeliveryReceipt:
         receipt = await self._inner.send(message)
         self.calls[message.idempotency_key] += 1
         self.texts.append(message.text)

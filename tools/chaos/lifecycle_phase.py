@@ -23,7 +23,7 @@ from temporalio.client import Client
 from domain.ach_payment import ReconcileReport
 from infra.pay_links import signer_from_settings
 from infra.settings import Settings
-from starters.sandbox_processor.ledger import FAILS_R01, RETURNS_R10, VALIDATION_FAILS
+from sandbox_processor.ledger import FAILS_R01, RETURNS_R10, VALIDATION_FAILS
 from tools.bench.driver import PAYMENT_BODY, SANDBOX_ACCOUNT, seed_invoices
 from tools.chaos.checks import Promise
 from tools.chaos.customers import Customer, CustomerRecord, Plan

@@ -13,7 +13,10 @@ from domain.channels import Channel
 
 
 @dataclass(frozen=True)
-class OtpMessage:
+class OutboundMessage:
+    """Every message PortalPay sends, whatever it carries: a one-time code, a pay link, a payer-change
+    notice, a notice that a payment did not go through. Its words come from `messages.py`."""
+
     channel: Channel
     to: str  # plaintext destination, read from the payer contact inside the activity; never logged
     subject: str
@@ -21,7 +24,7 @@ class OtpMessage:
     html: str | None
     # Stable per (attempt, send): lets a provider or our own guard refuse a duplicate send.
     idempotency_key: str
-    # Values a template may use (code, expiry minutes, invoice number, company name).
+    # Values a template may use (code, expiry minutes, invoice number, company name, url).
     template_data: dict[str, str] = field(default_factory=dict)
 
 
@@ -51,6 +54,6 @@ class CodeSender(Protocol):
 
     name: str
 
-    async def send(self, message: OtpMessage) -> DeliveryReceipt: ...
+    async def send(self, message: OutboundMessage) -> DeliveryReceipt: ...
 
     async def aclose(self) -> None: ...

@@ -7,7 +7,7 @@ tests read the code from there exactly as a person would from their phone.
 import asyncpg
 from rich.console import Console
 
-from infra.providers.delivery.base import DeliveryReceipt, OtpMessage
+from infra.providers.delivery.base import DeliveryReceipt, OutboundMessage
 
 
 class ConsoleSender:
@@ -16,7 +16,7 @@ class ConsoleSender:
         self._pool = pool
         self._echo = Console(stderr=True) if echo else None
 
-    async def send(self, message: OtpMessage) -> DeliveryReceipt:
+    async def send(self, message: OutboundMessage) -> DeliveryReceipt:
         row_id = await self._pool.fetchval(
             "INSERT INTO dev_outbox (channel, to_address, subject, body, idempotency_key)"
             " VALUES ($1, $2, $3, $4, $5)"

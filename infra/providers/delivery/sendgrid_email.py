@@ -34,7 +34,7 @@ from domain.masking import mask_email
 from infra.providers.delivery._redact import redact
 from infra.providers.delivery.base import (
     DeliveryReceipt,
-    OtpMessage,
+    OutboundMessage,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
@@ -72,7 +72,7 @@ class SendGridEmailSender:
         self._client.client.timeout = timeout
         _mute_sdk_debug()
 
-    def build_mail(self, message: OtpMessage) -> dict[str, Any]:
+    def build_mail(self, message: OutboundMessage) -> dict[str, Any]:
         """The v3 request body: plain text and HTML, or a dynamic template with its data."""
         mail = Mail(
             from_email=self._from,
@@ -97,7 +97,7 @@ class SendGridEmailSender:
     def _post(self, body: dict[str, Any]) -> python_http_client.client.Response:
         return self._client.send(body)
 
-    async def send(self, message: OtpMessage) -> DeliveryReceipt:
+    async def send(self, message: OutboundMessage) -> DeliveryReceipt:
         if message.channel is not Channel.EMAIL:
             raise PermanentDeliveryError(
                 f"{self.name} sends email only", provider=self.name, provider_code="wrong_channel"

@@ -28,7 +28,7 @@ from domain.masking import mask_phone
 from infra.providers.delivery._redact import redact
 from infra.providers.delivery.base import (
     DeliveryReceipt,
-    OtpMessage,
+    OutboundMessage,
     PermanentDeliveryError,
     TransientDeliveryError,
 )
@@ -117,7 +117,7 @@ class TwilioSmsSender:
             username=account_sid, password=auth_token, account_sid=account_sid, http_client=self._http
         )
 
-    def create_params(self, message: OtpMessage) -> dict[str, Any]:
+    def create_params(self, message: OutboundMessage) -> dict[str, Any]:
         params: dict[str, Any] = {"to": message.to, "body": message.text}
         if self._service:
             params["messaging_service_sid"] = self._service
@@ -132,7 +132,7 @@ class TwilioSmsSender:
         sid: str | None = created.sid
         return sid
 
-    async def send(self, message: OtpMessage) -> DeliveryReceipt:
+    async def send(self, message: OutboundMessage) -> DeliveryReceipt:
         if message.channel is not Channel.SMS:
             raise PermanentDeliveryError(
                 f"{self.name} sends SMS only", provider=self.name, provider_code="wrong_channel"

@@ -22,9 +22,10 @@ from domain.money import format_amount
 from domain.payment_notice import PaymentPhase
 from infra.pay_links import PayLinkExpired, PayLinkForged
 from infra.stores.invoices import fetch_standing
+from starters.portal.auth import PayLinkRevoked, verify_pay_link
 from starters.portal.customer.payment_status import link_payment_status
-from starters.portal.customer.revoked_links import LINK_REVOKED_MESSAGE, link_is_revoked
-from starters.portal.dependencies import Deps, client_context
+from starters.portal.customer.revoked_links import LINK_REVOKED_MESSAGE
+from starters.portal.deps import Deps
 from starters.portal.payment_schemas import LinkPaymentStatusView
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
@@ -110,7 +111,7 @@ def render_page(
 async def pay_page(token: str, request: Request, deps: Deps) -> HTMLResponse:
     company = deps.settings.company_name
     try:
-        claims = deps.signer.verify(token)
+        claims = await verify_pay_link(token, request, deps)
     except PayLinkExpired:
         return render_page(
             initial_view="link-invalid",
@@ -121,13 +122,7 @@ async def pay_page(token: str, request: Request, deps: Deps) -> HTMLResponse:
         )
     except PayLinkForged:
         return render_page(initial_view="link-invalid", company_name=company, status_code=401)
-    if await link_is_revoked(
-        deps.pool,
-        claims,
-        client_context(request),
-        link_ttl_seconds=deps.settings.link_ttl_seconds,
-        audit_key=deps.audit_key,
-    ):
+    except PayLinkRevoked:
         return render_page(
             initial_view="link-invalid",
             company_name=company,
@@ -155,17 +150,11 @@ async def pay_page(token: str, request: Request, deps: Deps) -> HTMLResponse:
     refusal = opening_refusal(standing, claims.invoice_id, datetime.now(UTC))
     status = await link_payment_status(deps.pool, claims.invoice_id)
     payment = status.payment if status is not None else None
-    if refusal is not None and refusal.type is ErrorType.INVOICE_ALREADY_PAID:
-        if payment is None or payment.phase is PaymentPhase.DID_NOT_GO_THROUGH:
-            # Paid some other way, or nothing left to pay: there is no payment of ours to tell.
-            return render_page(initial_view="paid", company_name=company, token=token, invoice=invoice_data)
-        return render_page(
-            initial_view=_PAYMENT_VIEW[payment.phase],
-            company_name=company,
-            token=token,
-            invoice=invoice_data,
-            payment_status=status,
-        )
+    paid = refusal is not None and refusal.type is ErrorType.INVOICE_ALREADY_PAID
+    did_not_go_through = payment is not None and payment.phase is PaymentPhase.DID_NOT_GO_THROUGH
+    if paid and (payment is None or did_not_go_through):
+        # Paid some other way, or nothing left to pay: there is no payment of ours to tell.
+        return render_page(initial_view="paid", company_name=company, token=token, invoice=invoice_data)
     if refusal is not None and refusal.type is ErrorType.INVOICE_LOCKED:
         return render_page(
             initial_view="locked",
@@ -174,8 +163,9 @@ async def pay_page(token: str, request: Request, deps: Deps) -> HTMLResponse:
             invoice=invoice_data,
             locked_until=refusal.locked_until,
         )
-    if payment is not None and payment.phase is PaymentPhase.DID_NOT_GO_THROUGH:
-        # The invoice is open again: say why the last payment did not go through and what to do.
+    if payment is not None and (paid or did_not_go_through):
+        # Paid by our payment: tell its phase. Open again: say why the last payment did not go
+        # through and what to do.
         return render_page(
             initial_view=_PAYMENT_VIEW[payment.phase],
             company_name=company,

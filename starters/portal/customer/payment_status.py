@@ -15,7 +15,9 @@ from domain.invoice_standing import opening_refusal
 from domain.payment_notice import lifecycle_status, payment_notice
 from infra.stores.invoices import fetch_standing
 from infra.stores.payment_records import PaymentRecord, latest_accepted_payment
-from starters.portal.dependencies import ERROR_RESPONSES, Claims, Deps, PortalError
+from starters.portal.auth import Claims
+from starters.portal.deps import Deps
+from starters.portal.errors import ERROR_RESPONSES, PortalError
 from starters.portal.payment_schemas import LinkInvoiceView, LinkPaymentStatusView, LinkPaymentView
 
 router = APIRouter(prefix="/api/portal", tags=["customer"], responses=ERROR_RESPONSES)

@@ -19,18 +19,14 @@ from domain.errors import RefusalType
 from domain.money import format_amount
 from domain.status import PaymentStatus
 from infra.pay_links import pay_link_url
-from infra.providers.delivery.base import DeliveryError, OtpMessage
+from infra.providers.delivery.base import DeliveryError
+from infra.providers.delivery.messages import compose_pay_link_message
 from infra.stores.audit_trail import append_event, chain_ok, fetch_trail
 from infra.stores.invoices import fetch_standing
 from infra.stores.payers import fetch_payer
-from starters.portal.dependencies import (
-    ERROR_RESPONSES,
-    Deps,
-    PortalDeps,
-    PortalError,
-    client_context,
-    require_staff,
-)
+from starters.portal.auth import require_staff
+from starters.portal.deps import Deps, PortalDeps, client_context
+from starters.portal.errors import ERROR_RESPONSES, PortalError
 from starters.portal.schemas import (
     AuditTrailView,
     ContactsView,
@@ -181,21 +177,6 @@ async def patch_contact(
     )
 
 
-def _link_message(
-    channel: Channel, to: str, *, url: str, invoice_number: str, amount: str, company: str, key: str
-) -> OtpMessage:
-    if channel is Channel.SMS:
-        text = f"{company}: invoice {invoice_number} for {amount} is ready. Pay securely: {url}"
-        return OtpMessage(channel, to, "", text, None, key, {})
-    subject = f"Pay your invoice {invoice_number} ({amount})"
-    text = (
-        f"Invoice {invoice_number} from {company} for {amount} is ready.\n\n"
-        f"Pay Your Invoice: {url}\n\n"
-        "Before paying by E-Check or ACH we will send a one-time code to this contact to verify it is you."
-    )
-    return OtpMessage(channel, to, subject, text, None, key, {"url": url, "invoice_number": invoice_number})
-
-
 @router.post(
     "/invoices/{invoice_id}/payment-requests",
     summary="Make a Pay Your Invoice link and send it to the Customer Portal Payer",
@@ -230,7 +211,7 @@ async def send_payment_request(
     if channel is not None:
         to = (payer.email if channel is Channel.EMAIL else payer.phone) or ""
         destination = mask_destination(channel, to)
-        message = _link_message(
+        message = compose_pay_link_message(
             channel,
             to,
             url=url,

@@ -8,7 +8,14 @@ a provider failure is reported to staff, never raised, because the change itself
 from collections.abc import Mapping
 
 from domain.channels import Channel, mask_destination
-from infra.providers.delivery.base import CodeSender, DeliveryError, OtpMessage
+from infra.providers.delivery.base import CodeSender, DeliveryError
+from infra.providers.delivery.messages import (
+    compose_contact_change_notice,
+    new_address_line,
+    no_longer_payer_line,
+    now_payer_line,
+    old_address_line,
+)
 from infra.stores.contact_records import ContactRecord
 from starters.portal.staff.contact_change import ContactChangeOutcome
 
@@ -29,19 +36,10 @@ async def tell_old_and_new_addresses(
     if outcome.payer_changed:
         if payer_before is not None:
             for channel, address in _addresses(payer_before):
-                notices.append(
-                    (channel, address, f"You are no longer the Customer Portal Payer for {customer_name}.")
-                )
+                notices.append((channel, address, no_longer_payer_line(customer_name)))
         if payer_after is not None:
             for channel, address in _addresses(payer_after):
-                notices.append(
-                    (
-                        channel,
-                        address,
-                        f"You are now the Customer Portal Payer for {customer_name}: payment links and "
-                        "verification codes will come to you.",
-                    )
-                )
+                notices.append((channel, address, now_payer_line(customer_name)))
     else:
         assert payer_after is not None
         for name, channel in (("email", Channel.EMAIL), ("phone", Channel.SMS)):
@@ -50,27 +48,9 @@ async def tell_old_and_new_addresses(
             old = getattr(contact_before, name)
             new = getattr(payer_after, name)
             if old:
-                notices.append(
-                    (
-                        channel,
-                        old,
-                        f"This {'address' if name == 'email' else 'number'} is no longer used to verify "
-                        f"payments for {customer_name}.",
-                    )
-                )
+                notices.append((channel, old, old_address_line(name, customer_name)))
             if new:
-                notices.append(
-                    (
-                        channel,
-                        new,
-                        f"This {'address' if name == 'email' else 'number'} will now receive verification "
-                        f"codes for {customer_name}'s payments.",
-                    )
-                )
-    tail = (
-        f"The change was made by {company} staff. Payment links sent earlier no longer work; ask for a "
-        f"new one if you need to pay. If you did not expect this, contact {company}."
-    )
+                notices.append((channel, new, new_address_line(name, customer_name)))
     seen: set[tuple[Channel, str]] = set()
     for index, (channel, address, first) in enumerate(notices):
         if (channel, address) in seen:
@@ -81,9 +61,14 @@ async def tell_old_and_new_addresses(
         if sender is None:
             outcome.problems.append(f"no {channel.value} sender for {masked}")
             continue
-        text = f"{company}: {first} {tail}"
-        subject = "" if channel is Channel.SMS else f"Payment contact changed for {customer_name}"
-        message = OtpMessage(channel, address, subject, text, None, f"notice:{change_id}:{index}", {})
+        message = compose_contact_change_notice(
+            channel,
+            address,
+            first_line=first,
+            company=company,
+            customer_name=customer_name,
+            key=f"notice:{change_id}:{index}",
+        )
         try:
             await sender.send(message)
         except DeliveryError as exc:

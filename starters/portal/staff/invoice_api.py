@@ -12,7 +12,9 @@ from domain.ach_returns import return_code
 from domain.payment_notice import lifecycle_status
 from infra.stores.invoices import fetch_standing
 from infra.stores.payment_records import PaymentRecord, invoice_payments
-from starters.portal.dependencies import ERROR_RESPONSES, Deps, PortalError, require_staff
+from starters.portal.auth import require_staff
+from starters.portal.deps import Deps
+from starters.portal.errors import ERROR_RESPONSES, PortalError
 from starters.portal.path_ids import PathId
 from starters.portal.payment_schemas import StaffInvoiceView, StaffPaymentView
 

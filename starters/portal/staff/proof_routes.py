@@ -12,7 +12,9 @@ from fastapi.responses import HTMLResponse, Response
 from domain.proof import ProofOfAuthorization
 from infra.proof_pdf import render_proof_pdf
 from infra.stores.proofs import export_proof
-from starters.portal.dependencies import ERROR_RESPONSES, Deps, PortalError, client_context, require_staff
+from starters.portal.auth import require_staff
+from starters.portal.deps import Deps, client_context
+from starters.portal.errors import ERROR_RESPONSES, PortalError
 from starters.portal.path_ids import PathId
 from starters.portal.staff.api import API_ACTOR
 from starters.portal.staff.console.web import PAGE_HEADERS, PlainId, Staff, not_found, staff_context

@@ -11,7 +11,7 @@ from infra.resources import ExpectedFailure
 from infra.stores import ach_attention
 from infra.stores import console_reads as reads
 from starters.attempt_reads import StuckAttempt, find_stuck
-from starters.portal.dependencies import Deps
+from starters.portal.deps import Deps
 from starters.portal.staff.console.web import Staff, render
 
 router = APIRouter(include_in_schema=False)

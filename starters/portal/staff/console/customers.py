@@ -17,7 +17,7 @@ from infra.stores import console_reads as reads
 from infra.stores.audit_trail import fetch_chain
 from infra.stores.contact_records import ContactRecord, customer_contacts, effective_payer
 from infra.stores.staff_sessions import StaffSession, set_flash
-from starters.portal.dependencies import Deps
+from starters.portal.deps import Deps
 from starters.portal.staff.actions import (
     StaffActionRefused,
     change_contact,

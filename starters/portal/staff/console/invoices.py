@@ -28,7 +28,8 @@ from infra.stores.contact_records import customer_contacts, effective_payer
 from infra.stores.payment_records import PaymentRecord, invoice_payments
 from infra.stores.staff_sessions import StaffSession, set_flash
 from starters.attempt_reads import literal, query_state
-from starters.portal.dependencies import Deps, PortalError
+from starters.portal.deps import Deps
+from starters.portal.errors import PortalError
 from starters.portal.staff.api import send_payment_request
 from starters.portal.staff.console.web import (
     PlainId,

@@ -22,7 +22,7 @@ from infra.staff_passwords import hash_password, needs_rehash, verify_password
 from infra.stores import staff_accounts as accounts
 from infra.stores.audit_trail import append_event
 from infra.stores.staff_sessions import StaffSession, end_session, start_session
-from starters.portal.dependencies import Deps, client_context
+from starters.portal.deps import Deps, client_context
 from starters.portal.staff.console.web import (
     LOGIN_CSRF_COOKIE,
     Staff,

@@ -22,7 +22,7 @@ from domain.contact_details import has_control_characters
 from domain.money import format_amount
 from infra.settings import Settings
 from infra.stores.staff_sessions import StaffSession, load_session, set_flash
-from starters.portal.dependencies import PortalDeps, client_context, portal_deps
+from starters.portal.deps import PortalDeps, client_context, portal_deps
 from starters.portal.path_ids import PathId
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.routing import is_valid_aba_routing
 from infra.settings import Settings
 from infra.webhook_signature import SIGNATURE_HEADER, sign
-from starters.sandbox_processor import ledger
+from sandbox_processor import ledger
+from sandbox_processor.settings import ProcessorSettings
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,11 @@ def _error(http_status: int, code: str, message: str, **extra: Any) -> JSONRespo
 class SandboxClock:
     """Background work of the service: advance debits that are due, deliver webhooks with backoff."""
 
-    def __init__(self, settings: Settings, pool: asyncpg.Pool, faults: ledger.FaultPlan) -> None:
+    def __init__(self, settings: ProcessorSettings, pool: asyncpg.Pool, faults: ledger.FaultPlan) -> None:
         self._settings = settings
         self._pool = pool
         self._faults = faults
-        self._secret = settings.secret("processor_webhook_secret")
+        self._secret = settings.webhook_secret()
         self._url = settings.effective_processor_webhook_url
         self._http = httpx.AsyncClient(timeout=5.0)
 
@@ -111,7 +112,12 @@ class SandboxClock:
         await self._http.aclose()
 
 
-def create_processor_app(settings: Settings, pool: asyncpg.Pool, *, run_clock: bool = True) -> FastAPI:
+def create_processor_app(
+    settings: ProcessorSettings | Settings, pool: asyncpg.Pool, *, run_clock: bool = True
+) -> FastAPI:
+    """The service's app; served in-process (`portalpay dev`, tests) it is handed the product's settings."""
+    if isinstance(settings, Settings):
+        settings = ProcessorSettings.from_settings(settings)
     faults = ledger.FaultPlan(settings.sandbox_webhook_drop_rate, settings.sandbox_webhook_duplicate_rate)
     instance = settings.sandbox_instance
 

@@ -1,65 +1,46 @@
-"""What every portal route shares: its dependencies, the two bearer checks, and the error mapping.
+"""How the portal answers anything but 2xx: the error envelope (`ErrorBody`), the handlers, and the
+refusal → HTTP status mapping.
 
 The workflow refuses an action with an `ApplicationError` type (`domain.errors.RefusalType`); the
 gateway raises it as `AttemptRefused`, and this module turns it into the status code SPEC §4 names.
-A customer can cause any 4xx here, never a 500.
+A customer can cause any 4xx here, never a 500; a dependency being down is a 503 to retry.
 """
 
-import hashlib
-import hmac
 import logging
-import secrets
-import uuid
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
+from temporalio.service import RPCError
 
-from domain.attempt import ClientContext
 from domain.errors import RefusalType
 from domain.status import PaymentStatus
-from infra.pay_links import PayLinkClaims, PayLinkExpired, PayLinkForged, PayLinkSigner, token_matches
-from infra.providers.delivery.base import CodeSender
-from infra.settings import Settings
-from starters.portal.customer.revoked_links import LINK_REVOKED_MESSAGE, LINK_REVOKED_REASON, link_is_revoked
 from starters.portal.schemas import ErrorBody
-from starters.workflow_client import (
-    HTTP_STATUS_FOR,
-    AttemptGateway,
-    AttemptNotFound,
-    AttemptRefused,
-    parse_session_id,
-)
+from starters.workflow_client import AttemptNotFound, AttemptRefused
 
 log = logging.getLogger(__name__)
 
-_USER_AGENT_LIMIT = 512
-
-
-@dataclass
-class PortalDeps:
-    settings: Settings
-    gateway: AttemptGateway
-    pool: asyncpg.Pool
-    signer: PayLinkSigner
-    link_sender: CodeSender
-    staff_token: str
-    request_id_key: bytes  # keys update ids derived from request bodies (see `request_id_for`)
-    audit_key: bytes  # AUDIT_CHAIN_KEY: every audit row written or checked by the portal
-
-
-def portal_deps(request: Request) -> PortalDeps:
-    deps: PortalDeps = request.app.state.portal
-    return deps
-
-
-Deps = Annotated[PortalDeps, Depends(portal_deps)]
+# How a refusal reads over HTTP (the CLI prints the refusal's message and needs no status).
+HTTP_STATUS_FOR: dict[str, int] = {
+    RefusalType.INVALID_STATE: 409,
+    RefusalType.INVALID_INPUT: 422,
+    RefusalType.CHANNEL_UNAVAILABLE: 422,
+    RefusalType.RESEND_TOO_SOON: 429,
+    RefusalType.TOO_MANY_SENDS: 429,
+    RefusalType.DELIVERY_FAILED: 502,
+    RefusalType.INVOICE_NOT_FOUND: 404,
+    RefusalType.INVOICE_ALREADY_PAID: 409,
+    RefusalType.INVOICE_LOCKED: 429,
+    RefusalType.CONTACT_CHANGED: 409,
+    RefusalType.DEBIT_IN_FLIGHT: 409,
+    RefusalType.ATTEMPT_BUSY: 429,
+    RefusalType.BANK_ACCOUNT_BLOCKED: 422,
+    RefusalType.ACCOUNT_VALIDATION_FAILED: 422,
+}
 
 
 class PortalError(Exception):
@@ -162,6 +143,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, RefusalType.INVALID_INPUT, str(first), detail=errors)
 
     install_malformed_input_handlers(app)
+    install_unavailable_handlers(app)
 
 
 def install_malformed_input_handlers(app: FastAPI) -> None:
@@ -199,90 +181,22 @@ def _route_of(request: Request) -> str:
     return str(getattr(route, "path", "<unmatched>"))
 
 
-# --- credentials -----------------------------------------------------------------------------------
+def install_unavailable_handlers(app: FastAPI) -> None:
+    """A dependency being down is a 503 the customer can retry, not a 500."""
 
-_pay_link_bearer = HTTPBearer(
-    scheme_name="PayLinkToken",
-    description="The token from the Pay Your Invoice link (`/pay/<token>`)",
-    auto_error=False,
-)
-_staff_bearer = HTTPBearer(scheme_name="StaffToken", description="STAFF_API_TOKEN", auto_error=False)
+    @app.exception_handler(RPCError)
+    async def _temporal_down(_: Request, exc: RPCError):  # type: ignore[no-untyped-def]
+        return error_response(503, "Unavailable", "Payments are briefly unavailable. Please try again.")
 
-_UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+    async def _db_down(_: Request, exc: Exception):  # type: ignore[no-untyped-def]
+        return error_response(503, "Unavailable", "Payments are briefly unavailable. Please try again.")
 
-
-async def pay_link_claims(
-    request: Request,
-    deps: Deps,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_pay_link_bearer)],
-) -> PayLinkClaims:
-    if credentials is None:
-        raise PortalError(401, "TokenMissing", "A pay-link token is required.", headers=_UNAUTHORIZED)
-    try:
-        claims = deps.signer.verify(credentials.credentials)
-    except PayLinkExpired as exc:
-        raise PortalError(401, "TokenExpired", str(exc), headers=_UNAUTHORIZED) from None
-    except PayLinkForged as exc:
-        raise PortalError(401, "TokenInvalid", str(exc), headers=_UNAUTHORIZED) from None
-    if await link_is_revoked(
-        deps.pool,
-        claims,
-        client_context(request),
-        link_ttl_seconds=deps.settings.link_ttl_seconds,
-        audit_key=deps.audit_key,
+    # A PostgreSQL restart surfaces as any of these, depending on where the connection broke.
+    for down in (
+        asyncpg.PostgresConnectionError,
+        asyncpg.InterfaceError,
+        asyncpg.CannotConnectNowError,
+        ConnectionError,
+        OSError,
     ):
-        raise PortalError(
-            401, "TokenRevoked", LINK_REVOKED_MESSAGE, headers=_UNAUTHORIZED, reason=LINK_REVOKED_REASON
-        )
-    return claims
-
-
-def require_staff(
-    deps: Deps, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)]
-) -> None:
-    if credentials is None or not token_matches(credentials.credentials, deps.staff_token):
-        raise PortalError(401, "StaffTokenInvalid", "A valid staff token is required.", headers=_UNAUTHORIZED)
-
-
-Claims = Annotated[PayLinkClaims, Depends(pay_link_claims)]
-
-
-def session_for_invoice(session_id: str, claims: PayLinkClaims) -> tuple[str, str]:
-    """(invoice_id, run_id) of a session this link may act on: 404 if unknown, 403 if another invoice's."""
-    try:
-        invoice_id, run_id = parse_session_id(session_id)
-        uuid.UUID(run_id)  # run ids are UUIDs; anything else would reach Temporal as a bad argument
-    except ValueError:
-        raise PortalError(404, "SessionNotFound", "No such payment session.") from None
-    if invoice_id != claims.invoice_id:
-        raise PortalError(403, "WrongInvoice", "This link is for a different invoice.")
-    return invoice_id, run_id
-
-
-def client_context(request: Request, actor: str = "customer") -> ClientContext:
-    user_agent = request.headers.get("user-agent")
-    return ClientContext(
-        actor=actor,
-        ip=request.client.host if request.client else None,
-        user_agent=user_agent[:_USER_AGENT_LIMIT] if user_agent else None,
-    )
-
-
-def request_id_for(request: Request, session_id: str, action: str, body: BaseModel | None) -> str:
-    """The Temporal update id for this POST, so a retried request gets the first answer.
-
-    Keyed by the client's `Idempotency-Key` (or `X-Request-Nonce`) and the body: the same key with
-    the same body is the same action. Without either header every POST is a new action, because
-    two identical wrong codes typed on purpose are two guesses, not one.
-
-    The id lands in workflow history in the clear, and the body may hold the typed code, so it is
-    an HMAC under a server key: a plain hash of a 6-digit code could be reversed (SPEC §3).
-    """
-    key = request.headers.get("idempotency-key") or request.headers.get("x-request-nonce")
-    if not key:
-        key = "fresh:" + secrets.token_hex(16)
-    payload = body.model_dump_json() if body is not None else ""
-    material = "\x1f".join((session_id, action, key[:200], payload)).encode()
-    deps = portal_deps(request)
-    digest = hmac.new(deps.request_id_key, material, hashlib.sha256).hexdigest()
-    return f"{action}-{digest[:40]}"
+        app.add_exception_handler(down, _db_down)
