@@ -36,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy domain workflows activities workers starters infra tools tests
+	$(BIN)/mypy domain workflows activities workers starters infra sandbox_processor tools tests
 
 # Browser tests drive Debian's chromium through the Python playwright package (no browser download).
 browser:
