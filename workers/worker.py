@@ -102,7 +102,9 @@ def build_worker(
     settlement = SettlementActivities(
         deps.pool, processor, deps.senders, deps.lifecycle, audit_key=deps.audit_key
     )
-    reconciliation = ReconciliationActivities(deps.pool, processor)
+    reconciliation = ReconciliationActivities(
+        deps.pool, processor, return_window_days=deps.lifecycle.return_window_days
+    )
     bank_accounts = BankAccountActivities(screen)
     return Worker(
         client,
@@ -121,6 +123,7 @@ def build_worker(
             settlement.notify_payment_outcome,
             settlement.record_late_processor_event,
             settlement.check_debit_status,
+            settlement.alert_payment_overdue,
             reconciliation.reconcile_processor,
         ],
         graceful_shutdown_timeout=graceful_shutdown,
