@@ -67,6 +67,7 @@ class LifecycleConfig:
     return_window_days: int = 60
     status_check_seconds: int = 3600
     overdue_margin_seconds: int = 3 * 86400
+    history_bound: int = 0  # 0: the follower's own bound (tests set a small one)
     staff_notify_email: str | None = None
     # invoice id → a fresh Pay Your Invoice URL; None leaves the link out.
     pay_link: Callable[[str], str] | None = None
@@ -180,6 +181,7 @@ class SettlementActivities:
             return_window_days=self._config.return_window_days,
             status_check_interval_seconds=self._config.status_check_seconds,
             overdue_margin_seconds=self._config.overdue_margin_seconds,
+            history_bound=self._config.history_bound,
             applied_event_ids=sorted(
                 {h["event_id"] for h in history if h["event_id"]} | {a["id"] for a in applied}
             ),

@@ -95,6 +95,8 @@ class AchLifecycleFacts(BaseModel):
     status_check_interval_seconds: int = 3600
     # Staff are alerted once when still processing this long after the expected settlement date.
     overdue_margin_seconds: int = 3 * 86400
+    # Continue as new past this many history events (0: the workflow's own HISTORY_BOUND, 2,000).
+    history_bound: int = 0
     applied_event_ids: list[str] = Field(default_factory=list)
 
 

@@ -204,7 +204,8 @@ class AchPaymentWorkflow:
 
     def _history_full(self) -> bool:
         info = workflow.info()
-        if info.get_current_history_length() < HISTORY_BOUND and not info.is_continue_as_new_suggested():
+        bound = self._require_facts().history_bound or HISTORY_BOUND
+        if info.get_current_history_length() < bound and not info.is_continue_as_new_suggested():
             return False
         return workflow.patched(FOLLOW_WHATEVER_FAILS)
 

@@ -59,6 +59,7 @@ async def follower_worker(
     processor: ScriptedProcessor,
     *,
     senders: dict[Channel, CodeSender] | None = None,
+    **config: object,
 ) -> AsyncIterator[str]:
     console = ConsoleSender(pool)
     deps = WorkerDeps(
@@ -66,7 +67,7 @@ async def follower_worker(
         senders=senders or {Channel.EMAIL: console, Channel.SMS: console},
         otp_hmac_key=b"otp-hmac-test-key",
         audit_key=test_settings().audit_key(),
-        lifecycle=lifecycle_config(),
+        lifecycle=lifecycle_config(**config),
         processor=processor,
     )
     task_queue = f"follow-{uuid.uuid4().hex[:12]}"
@@ -288,6 +289,39 @@ async def test_an_overdue_payment_alerts_staff_once_and_polls_less_often(
         assert processor.lookups < 20
         assert await _state(db_pool, payment_id) == ("processing", None, "pending", 0)
         await handle.terminate("test over")
+
+
+@pytest.mark.timeskipping
+async def test_a_long_follower_continues_as_new_before_its_history_bound(
+    time_skipping_env: WorkflowEnvironment, db_pool: asyncpg.Pool
+) -> None:
+    processor = ScriptedProcessor()
+    async with follower_worker(
+        time_skipping_env, db_pool, processor, history_bound=30, status_check_seconds=600
+    ) as task_queue:
+        inv = await create_invoice(db_pool, amount_cents=2700, email=unique_email())
+        payment_id = await insert_accepted_payment(
+            db_pool, inv, processor=processor, expected_settlement_at=datetime.now(UTC) + timedelta(hours=1)
+        )
+        first = await time_skipping_env.client.start_workflow(
+            AchPaymentWorkflow.run,
+            AchPaymentInput(payment_id=payment_id),
+            id=ach_workflow_id(payment_id),
+            task_queue=task_queue,
+        )
+        await time_skipping_env.sleep(timedelta(days=5))  # polls: 1 h after the date, then 10 min doubling
+        first_run = time_skipping_env.client.get_workflow_handle(
+            ach_workflow_id(payment_id), run_id=first.result_run_id
+        )
+        history = await first_run.fetch_history()
+        assert history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+        assert len(history.events) < 60  # the bound (30) plus the poll it was in
+        processor.move(_debit(payment_id), "settled", publish=False)
+        await time_skipping_env.sleep(timedelta(days=2))
+        await wait_for(lambda: _state(db_pool, payment_id), lambda s: s[0] == "settled", what="settled")
+        latest = time_skipping_env.client.get_workflow_handle(ach_workflow_id(payment_id))
+        assert (await latest.describe()).run_id != first.result_run_id
+        await latest.terminate("test over")
 
 
 # ---- Findings 3, 4 and 6: reconciliation ----------------------------------------------------------
