@@ -538,3 +538,32 @@ async def test_ops_stuck_lists_missing_failed_and_retrying_followers_with_what_t
         assert "apply_payment_outcome" in found[retrying].detail
         assert "retries by itself" in found[retrying].what_to_do
         await h.client.get_workflow_handle(ach_workflow_id(retrying)).terminate("test over")
+
+
+async def test_an_event_signalled_but_never_applied_is_delivered_again(
+    harness_factory: HarnessFactory,
+) -> None:
+    """Finding 1's aftermath: the webhook marked the event delivered, then the follower died."""
+    async with scripted_harness(harness_factory) as (h, processor):
+        inv = await create_invoice(h.pool, amount_cents=6600, email=unique_email())
+        payment_id = await insert_accepted_payment(h.pool, inv, processor=processor)
+        failed_event = processor.move(
+            _debit(payment_id), "failed", "R01", payment_id=payment_id, publish=False
+        )
+        await h.pool.execute(
+            "INSERT INTO processor_events (id, processor, type, debit_id, payment_id, payload, source,"
+            " delivered_at) VALUES ($1, 'sandbox', $2, $3, $4, $5::jsonb, 'webhook', now())",
+            failed_event.id,
+            failed_event.type,
+            failed_event.debit_id,
+            payment_id,
+            json.dumps(failed_event.model_dump(mode="json")),
+        )
+        report = await reconcile_now(h.client, h.task_queue)  # old code: only delivered_at IS NULL
+        assert failed_event.id in {d.event_id for d in report.delivered}
+        await wait_for(lambda: _state(h.pool, payment_id), lambda s: s[0] == "failed", what="failed")
+        assert await _state(h.pool, payment_id) == ("failed", "R01", "open", 6600)
+        assert (
+            await h.pool.fetchval("SELECT applied FROM processor_events WHERE id = $1", failed_event.id)
+            == "failed"
+        )
