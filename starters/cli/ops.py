@@ -55,8 +55,7 @@ def stuck(
     except ValueError as exc:
         raise _bad_argument(str(exc)) from None
     settings = settings_or_exit()
-    found, now = run_async(_stuck)(settings, threshold, statuses, customer, limit)
-    followers = [] if status else run_async(_stuck_followers)(settings, customer, limit)
+    found, now, followers = run_async(_stuck)(settings, threshold, statuses, customer, limit, not status)
     if as_json:
         typer.echo(json.dumps([a.as_json(now) for a in found] + [f.as_json() for f in followers], indent=2))
     else:
@@ -73,30 +72,30 @@ def stuck(
             )
 
 
-async def _stuck_followers(settings: Settings, customer: str | None, limit: int) -> list[StuckFollower]:
-    async with open_resources(settings) as res:
-        return await find_stuck_followers(
-            res.client,
-            res.pool,
-            return_window_days=settings.ach_return_window_days,
-            customer_id=customer,
-            limit=limit,
-        )
-
-
 async def _stuck(
     settings: Settings,
     threshold: timedelta,
     statuses: tuple[PaymentStatus, ...],
     customer: str | None,
     limit: int,
-) -> tuple[list[StuckAttempt], datetime]:
+    with_followers: bool = False,
+) -> tuple[list[StuckAttempt], datetime, list[StuckFollower]]:
     client = await connect(settings)
     now = datetime.now(UTC)
     found = await find_stuck(
         client, older_than=threshold, statuses=statuses, customer_id=customer, limit=limit, now=now
     )
-    return found, now
+    followers: list[StuckFollower] = []
+    if with_followers:  # the same client: one Temporal connection per short-lived process
+        async with open_resources(settings, client=client) as res:
+            followers = await find_stuck_followers(
+                res.client,
+                res.pool,
+                return_window_days=settings.ach_return_window_days,
+                customer_id=customer,
+                limit=limit,
+            )
+    return found, now, followers
 
 
 @ops_app.command("show")
