@@ -73,6 +73,11 @@ class ProcessorEvent(BaseModel):
 
 class AchPaymentInput(BaseModel):
     payment_id: str
+    # Carried across continue-as-new (all empty on a first run): events not yet handled, the poll
+    # count that sets the next interval, and whether the overdue alert went out.
+    pending: list[ProcessorEvent] = Field(default_factory=list)
+    polls: int = 0
+    overdue_alerted: bool = False
 
 
 class AchLifecycleFacts(BaseModel):
@@ -88,6 +93,10 @@ class AchLifecycleFacts(BaseModel):
     return_window_days: int
     # When the expected date passes without news, ask the processor, then again this often.
     status_check_interval_seconds: int = 3600
+    # Staff are alerted once when still processing this long after the expected settlement date.
+    overdue_margin_seconds: int = 3 * 86400
+    # Continue as new past this many history events (0: the workflow's own HISTORY_BOUND, 2,000).
+    history_bound: int = 0
     applied_event_ids: list[str] = Field(default_factory=list)
 
 
@@ -95,6 +104,8 @@ class ApplyOutcomeRequest(BaseModel):
     payment_id: str
     status: AchStatus
     event_id: str
+    # The debit the event names; the effect checks it is the payment's and asks the processor.
+    debit_id: str | None = None
     return_code: str | None = None
     occurred_at: datetime
 
@@ -102,6 +113,19 @@ class ApplyOutcomeRequest(BaseModel):
 class ApplyOutcomeResult(BaseModel):
     status: AchStatus  # the payment's status after the call
     changed: bool
+    # The return code as the processor gave it (it wins over the event's claim).
+    return_code: str | None = None
+    # Set when the processor did not confirm the event for this payment's debit: nothing changed.
+    refused: str | None = None
+
+
+def confirms(processor_status: str, target: AchStatus) -> bool:
+    """Does the processor's current status for the debit bear out an event claiming `target`?
+
+    A settlement is borne out by a debit now returned too (it settled first)."""
+    if target is AchStatus.SETTLED:
+        return processor_status in ("settled", "returned")
+    return processor_status == target.value
 
 
 class LateEventRequest(BaseModel):
@@ -116,6 +140,12 @@ class LateEventRequest(BaseModel):
 class DebitStatusRequest(BaseModel):
     payment_id: str
     debit_id: str
+
+
+class OverdueAlertRequest(BaseModel):
+    payment_id: str
+    expected_settlement_at: datetime | None
+    polls: int
 
 
 class DebitStatusAnswer(BaseModel):
@@ -153,6 +183,16 @@ class StatusMismatch(BaseModel):
     return_code: str | None = None
 
 
+class RefusedEvent(BaseModel):
+    """An event the processor did not bear out: a forged row or signal, or another debit's event."""
+
+    event_id: str
+    payment_id: str
+    type: str
+    source: str  # webhook | reconciliation | signal
+    reason: str
+
+
 class ReconcileReport(BaseModel):
     run_key: str
     cursor_from: str
@@ -164,3 +204,10 @@ class ReconcileReport(BaseModel):
     mismatches: list[StatusMismatch] = Field(default_factory=list)
     # `submitting` rows no run owns any more, settled at the processor by their key (issue 20).
     orphans_resolved: list[str] = Field(default_factory=list)
+    # SPEC §9 "whatever fails": events no payment of ours matches (skipped, marked; counted and the
+    # first ids named), events refused because the processor did not confirm them, mismatches
+    # repaired by delivering the processor's own status, and followers restarted.
+    unknown_event_count: int = 0
+    refused: list[RefusedEvent] = Field(default_factory=list)
+    repaired: list[StatusMismatch] = Field(default_factory=list)
+    followers_restarted: list[str] = Field(default_factory=list)

@@ -6,6 +6,7 @@ them. A failure here means the change breaks running attempts: see docs/versioni
 """
 
 import base64
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -13,13 +14,15 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from domain.ach_payment import AchPaymentInput, AchPaymentOutcome, DebitStatusRequest
 from domain.attempt import AttemptOutcome, PayInvoiceInput
 from domain.audit import AuditEventType
 from domain.status import PaymentStatus
 from infra.converter import build_data_converter
 from starters.attempt_reads import status_changes
-from starters.cli.replay import file_sources, replay_sources, run_replay
+from starters.cli.replay import ALL_WORKFLOWS, file_sources, replay_sources, run_replay
 from tests.support import test_settings as settings_for_tests
+from workflows.ach_payment import AchPaymentWorkflow
 from workflows.pay_invoice import PayInvoiceWorkflow
 
 HISTORY_DIR = Path(__file__).with_name("histories")
@@ -32,6 +35,18 @@ REQUIRED = {
     "expired",
     "deposit",
     "declined",
+}
+# The payment follower and reconciliation (SPEC §9, issue 20): tests/histories/record_followers.py.
+FOLLOWER_HISTORIES = sorted((HISTORY_DIR / "followers").glob("*.json"))
+FOLLOWERS_REQUIRED = {
+    "ach_payment_settled",
+    "ach_payment_failed",
+    "ach_payment_returned_late",
+    "ach_payment_duplicate_and_out_of_order",
+    "ach_payment_notice_bounces",
+    "ach_payment_processor_outage",
+    "ach_payment_restarted_by_reconcile",
+    "reconciliation_restarts_a_follower",
 }
 
 
@@ -55,21 +70,45 @@ class AuditsTheOpeningAgain(PayInvoiceWorkflow):
         return resolved
 
 
+@workflow.defn(name="AchPaymentWorkflow", sandboxed=False)
+class AsksTheProcessorFirst(AchPaymentWorkflow):
+    """A plausible change to the follower: ask the processor before loading, unguarded."""
+
+    @workflow.run
+    async def run(self, input: AchPaymentInput) -> AchPaymentOutcome:
+        await workflow.execute_activity(
+            "check_debit_status",
+            DebitStatusRequest(payment_id=input.payment_id, debit_id="?"),
+            start_to_close_timeout=timedelta(seconds=5),
+        )
+        return await super().run(input)
+
+
+async def test_a_changed_follower_is_caught() -> None:
+    replayer = Replayer(workflows=[AsksTheProcessorFirst], data_converter=CONVERTER)
+    history = WorkflowHistory.from_json(
+        "s", (HISTORY_DIR / "followers" / "ach_payment_settled.json").read_text()
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert isinstance(result.replay_failure, workflow.NondeterminismError)
+
+
 def test_every_required_outcome_is_recorded() -> None:
     assert {p.stem for p in HISTORIES} >= REQUIRED
+    assert {p.stem for p in FOLLOWER_HISTORIES} >= FOLLOWERS_REQUIRED
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", HISTORIES + FOLLOWER_HISTORIES, ids=lambda p: p.stem)
 async def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
-    replayer = Replayer(workflows=[PayInvoiceWorkflow], data_converter=CONVERTER)
+    replayer = Replayer(workflows=list(ALL_WORKFLOWS), data_converter=CONVERTER)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
 
 
 async def test_replay_command_replays_the_whole_folder() -> None:
-    lines = await run_replay(settings_for_tests(), HISTORIES, None, None, 100)
-    assert [line.label for line in lines] == [str(p) for p in HISTORIES]
+    lines = await run_replay(settings_for_tests(), HISTORIES + FOLLOWER_HISTORIES, None, None, 100)
+    assert [line.label for line in lines] == [str(p) for p in HISTORIES + FOLLOWER_HISTORIES]
     assert all(line.ok for line in lines), [line.render() for line in lines if not line.ok]
 
 

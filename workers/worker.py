@@ -109,7 +109,12 @@ def build_worker(
     settlement = SettlementActivities(
         deps.pool, processor, deps.senders, deps.lifecycle, audit_key=deps.audit_key
     )
-    reconciliation = ReconciliationActivities(deps.pool, processor, audit_key=deps.audit_key)
+    reconciliation = ReconciliationActivities(
+        deps.pool,
+        processor,
+        audit_key=deps.audit_key,
+        return_window_days=deps.lifecycle.return_window_days,
+    )
     bank_accounts = BankAccountActivities(screen)
     nacha_jobs: list[Callable[..., Any]] = []
     if deps.nacha is not None:
@@ -147,6 +152,7 @@ def build_worker(
             settlement.notify_payment_outcome,
             settlement.record_late_processor_event,
             settlement.check_debit_status,
+            settlement.alert_payment_overdue,
             reconciliation.reconcile_processor,
         ],
         graceful_shutdown_timeout=graceful_shutdown,

@@ -14,10 +14,11 @@ APPLY_PAYMENT_OUTCOME = "apply_payment_outcome"
 NOTIFY_PAYMENT_OUTCOME = "notify_payment_outcome"
 RECORD_LATE_PROCESSOR_EVENT = "record_late_processor_event"
 CHECK_DEBIT_STATUS = "check_debit_status"
+ALERT_PAYMENT_OVERDUE = "alert_payment_overdue"
 RECONCILE_PROCESSOR = "reconcile_processor"
 
-# Each effect is idempotent, so retrying a database or provider hiccup is always safe; bounded so a
-# broken dependency surfaces as a failed activity an operator sees instead of a silent loop.
+# Each effect is idempotent, so retrying a database or provider hiccup is always safe; bounded for the
+# attempt's steps and the reconciliation run, so a broken dependency surfaces as a failed activity.
 LIFECYCLE_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
@@ -25,13 +26,24 @@ LIFECYCLE_RETRY = RetryPolicy(
     maximum_attempts=50,
     non_retryable_error_types=["PaymentNotFound"],
 )
-# Notifications: a permanent refusal (bad address) is not worth retrying; the audit row stands.
+# The follower's effects are idempotent, so retrying is always safe, and a payment must be followed
+# to its end whatever fails: no cap on attempts (a processor or database outage of days is waited
+# out), a bounded backoff, and the failing activity stays visible as pending (`ops stuck`).
+FOLLOWER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    maximum_attempts=0,
+    non_retryable_error_types=["PaymentNotFound"],
+)
+# Notifications: a permanent refusal (bad address, dead phone) is audited PAYMENT_NOTICE_FAILED by
+# the notice itself, which then returns; anything else (a provider outage) is retried without a cap.
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(minutes=5),
-    maximum_attempts=20,
-    non_retryable_error_types=["PermanentDeliveryFailure"],
+    maximum_attempts=0,
+    non_retryable_error_types=["PaymentNotFound"],
 )
 # Account screening sits in front of the customer's submit: a bounded number of quick retries, then
 # the update fails and the customer may submit again.

@@ -23,6 +23,7 @@ from starters.cli.output import emit_table, say, to_jsonable
 from starters.cli.payment_life import payment_lives, render_payment_lives
 from starters.cli.plumbing import console, err_console, run_async, settings_or_exit
 from starters.cli.reconcile import reconcile
+from starters.cli.stuck_followers import StuckFollower, find_stuck_followers
 
 ops_app = typer.Typer(help="Operators: stuck attempts, one invoice's story.", no_args_is_help=True)
 ops_app.command("reconcile")(reconcile)
@@ -43,7 +44,8 @@ def stuck(
     limit: int = typer.Option(200, "--limit", min=1, help="At most this many attempts."),
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout instead of a table."),
 ) -> None:
-    """Attempts sitting in a non-terminal status longer than the threshold."""
+    """Attempts sitting in a non-terminal status longer than the threshold, and live payments whose
+    follower is missing, failed or waiting on an activity that keeps failing (not with --status)."""
 
     try:
         threshold = parse_duration(older_than)
@@ -53,11 +55,21 @@ def stuck(
     except ValueError as exc:
         raise _bad_argument(str(exc)) from None
     settings = settings_or_exit()
-    found, now = run_async(_stuck)(settings, threshold, statuses, customer, limit)
+    found, now, followers = run_async(_stuck)(settings, threshold, statuses, customer, limit, not status)
     if as_json:
-        typer.echo(json.dumps([a.as_json(now) for a in found], indent=2))
+        typer.echo(json.dumps([a.as_json(now) for a in found] + [f.as_json() for f in followers], indent=2))
     else:
         render_stuck(console, found, now, threshold)
+        if followers:
+            emit_table(
+                console,
+                "Payments whose follower needs a hand",
+                ("payment", "invoice", "payment status", "problem", "detail", "what to do"),
+                [
+                    (f.payment_id, f.invoice_id, f.payment_status, f.problem, f.detail, f.what_to_do)
+                    for f in followers
+                ],
+            )
 
 
 async def _stuck(
@@ -66,13 +78,24 @@ async def _stuck(
     statuses: tuple[PaymentStatus, ...],
     customer: str | None,
     limit: int,
-) -> tuple[list[StuckAttempt], datetime]:
+    with_followers: bool = False,
+) -> tuple[list[StuckAttempt], datetime, list[StuckFollower]]:
     client = await connect(settings)
     now = datetime.now(UTC)
     found = await find_stuck(
         client, older_than=threshold, statuses=statuses, customer_id=customer, limit=limit, now=now
     )
-    return found, now
+    followers: list[StuckFollower] = []
+    if with_followers:  # the same client: one Temporal connection per short-lived process
+        async with open_resources(settings, client=client) as res:
+            followers = await find_stuck_followers(
+                res.client,
+                res.pool,
+                return_window_days=settings.ach_return_window_days,
+                customer_id=customer,
+                limit=limit,
+            )
+    return found, now, followers
 
 
 @ops_app.command("show")

@@ -20,7 +20,8 @@ def reconcile(
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout instead of tables."),
     timeout: float = typer.Option(120.0, "--timeout", min=1, help="Seconds to wait for a worker to run it."),
 ) -> None:
-    """Deliver processor events a webhook missed; list payments whose status differs from the processor's."""
+    """Deliver processor events not yet applied, restart missing payment followers, and compare every
+    payment in its return window with the processor (exit 3: a mismatch or a refused event to look at)."""
 
     settings = settings_or_exit()
     report = run_async(_reconcile)(settings, wait_seconds=timeout)
@@ -33,7 +34,7 @@ def reconcile(
         typer.echo(report.model_dump_json(indent=2))
     else:
         render_reconcile(console, report)
-    _exit_now(3 if report.mismatches else 0)
+    _exit_now(3 if report.mismatches or report.refused else 0)
 
 
 def _exit_now(code: int) -> None:
@@ -55,16 +56,44 @@ async def _reconcile(settings: Settings, *, wait_seconds: float) -> ReconcileRep
 def render_reconcile(out: Console, report: ReconcileReport) -> None:
     out.print(
         f"Processor events {report.cursor_from} → {report.cursor_to}: {report.events_seen} read, "
-        f"{len(report.delivered)} delivered, {len(report.unknown_events)} for no known payment; "
-        f"{report.payments_checked} payment(s) compared."
+        f"{len(report.delivered)} delivered, {report.unknown_event_count or len(report.unknown_events)}"
+        f" for no known payment (skipped); {report.payments_checked} payment(s) compared;"
+        f" {len(report.followers_restarted)} follower(s) restarted."
     )
+    if report.followers_restarted:
+        out.print("Followers restarted: " + ", ".join(report.followers_restarted))
+    if report.refused:
+        table = Table(
+            "event",
+            "payment",
+            "type",
+            "source",
+            "why",
+            title="Refused: the processor does not bear these out",
+        )
+        for r in report.refused:
+            table.add_row(r.event_id, r.payment_id, r.type, r.source, r.reason)
+        out.print(table)
+    if report.repaired:
+        table = Table(
+            "payment", "ours", "processor", "return code", title="Repaired from the processor's status"
+        )
+        for m in report.repaired:
+            table.add_row(m.payment_id, m.ours, m.processor, m.return_code or "")
+        out.print(table)
     if report.delivered:
         table = Table("event", "payment", "type", title="Delivered (a webhook had missed them)")
         for d in report.delivered:
             table.add_row(d.event_id, d.payment_id, d.type)
         out.print(table)
     if report.mismatches:
-        table = Table("payment", "ours", "processor", "return code", title="Status mismatches")
+        table = Table(
+            "payment",
+            "ours",
+            "processor",
+            "return code",
+            title="Status mismatches (not repaired: staff look)",
+        )
         for m in report.mismatches:
             table.add_row(m.payment_id, m.ours, m.processor, m.return_code or "")
         out.print(table)

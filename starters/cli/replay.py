@@ -26,9 +26,13 @@ from infra.resources import ExpectedFailure
 from infra.settings import Settings
 from infra.temporal import connect
 from starters.cli.plumbing import console, err_console, run_async, settings_or_exit
+from workflows.ach_payment import AchPaymentWorkflow
 from workflows.pay_invoice import PayInvoiceWorkflow
+from workflows.reconciliation import ProcessorReconciliationWorkflow
 
 WORKFLOW_TYPE = "PayInvoiceWorkflow"
+# Every workflow a worker runs: the attempt, the payment follower (SPEC §9) and reconciliation.
+ALL_WORKFLOWS: tuple[type, ...] = (PayInvoiceWorkflow, AchPaymentWorkflow, ProcessorReconciliationWorkflow)
 
 
 @dataclass
@@ -58,7 +62,7 @@ class _Source:
     error: str | None = None
 
 
-def replayer(data_converter: DataConverter, workflows: Sequence[type] = (PayInvoiceWorkflow,)) -> Replayer:
+def replayer(data_converter: DataConverter, workflows: Sequence[type] = ALL_WORKFLOWS) -> Replayer:
     # Core's "failing workflow task" warnings repeat what each result line already says.
     quiet = TelemetryConfig(
         logging=LoggingConfig(filter=TelemetryFilter(core_level="ERROR", other_level="ERROR")), metrics=None
@@ -98,7 +102,7 @@ async def replay_sources(
     sources: AsyncIterator[_Source],
     data_converter: DataConverter,
     *,
-    workflows: Sequence[type] = (PayInvoiceWorkflow,),
+    workflows: Sequence[type] = ALL_WORKFLOWS,
 ) -> list[ReplayLine]:
     """Replay each history; `workflows` differs from the default only in tests of the tool itself."""
     lines: list[ReplayLine] = []

@@ -15,6 +15,7 @@ from domain.channels import Channel
 from infra.bank_accounts import bank_fingerprint
 from infra.providers.delivery.console import ConsoleSender
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, TestInvoice, test_settings
+from tools.standins.processor import ScriptedProcessor
 from workers.worker import WorkerDeps, build_worker
 
 STAFF_EMAIL = "staff-notify@example.com"
@@ -36,6 +37,8 @@ class SkippingLifecycle:
     env: WorkflowEnvironment
     pool: asyncpg.Pool
     task_queue: str
+    # The processor's truth: an event changes a payment only when this bears it out.
+    processor: ScriptedProcessor
 
 
 @pytest.fixture
@@ -43,17 +46,19 @@ async def skipping_lifecycle(
     time_skipping_env: WorkflowEnvironment, db_pool: asyncpg.Pool
 ) -> AsyncIterator[SkippingLifecycle]:
     console = ConsoleSender(db_pool)
+    processor = ScriptedProcessor()
     deps = WorkerDeps(
         pool=db_pool,
         senders={Channel.EMAIL: console, Channel.SMS: console},
         otp_hmac_key=b"otp-hmac-test-key",
         audit_key=test_settings().audit_key(),
         lifecycle=lifecycle_config(),
+        processor=processor,
     )
     task_queue = f"life-{uuid.uuid4().hex[:12]}"
     worker = build_worker(time_skipping_env.client, task_queue, deps, graceful_shutdown=timedelta(seconds=5))
     async with worker:
-        yield SkippingLifecycle(time_skipping_env, db_pool, task_queue)
+        yield SkippingLifecycle(time_skipping_env, db_pool, task_queue, processor)
 
 
 async def insert_accepted_payment(
@@ -64,6 +69,7 @@ async def insert_accepted_payment(
     debit_id: str | None = None,
     expected_settlement_at: datetime | None = None,
     payment_id: str | None = None,
+    processor: ScriptedProcessor | None = None,
 ) -> str:
     """The payment row and invoice as an accepted debit leaves them: processing, invoice pending."""
     payment_id = payment_id or f"PAY-T{uuid.uuid4().hex[:14].upper()}"
@@ -96,4 +102,6 @@ async def insert_accepted_payment(
         await conn.execute(
             "UPDATE invoices SET status = 'pending', balance_cents = 0 WHERE id = $1", inv.invoice_id
         )
+    if processor is not None:
+        processor.open(debit_id or f"dbt_{payment_id.lower()}", amount)
     return payment_id

@@ -97,10 +97,15 @@ async def test_ops_reconcile_prints_what_it_delivered(
         report = json.loads(out)
         assert {
             (d["payment_id"], d["type"]) for d in report["delivered"] if d["payment_id"] == payment_id
-        } == {
-            (payment_id, "debit.processing"),
-            (payment_id, "debit.settled"),
-        }
+        } == {(payment_id, "debit.settled")}
+        # `debit.processing` was no news (the payment is processing already): handled, not delivered.
+        assert (
+            await s.pool.fetchval(
+                "SELECT applied FROM processor_events WHERE payment_id = $1 AND type = 'debit.processing'",
+                payment_id,
+            )
+            == "no_change"
+        )
         await wait_for(
             lambda: s.pool.fetchval("SELECT status FROM payments WHERE id = $1", payment_id),
             lambda st: st == "settled",

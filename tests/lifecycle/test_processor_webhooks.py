@@ -21,6 +21,7 @@ from tests.lifecycle.conftest import insert_accepted_payment, lifecycle_config
 from tests.lifecycle.services import wait_for
 from tests.support import Harness, create_invoice
 from tests.workflow.steps import audit_rows, unique_email
+from tools.standins.processor import ScriptedProcessor
 
 SECRET = "portal-webhook-test-secret-0123456789ab"
 PATH = "/webhooks/processor/sandbox"
@@ -30,6 +31,7 @@ PATH = "/webhooks/processor/sandbox"
 class Intake:
     harness: Harness
     http: httpx.AsyncClient
+    processor: ScriptedProcessor  # the processor's truth the follower checks each event against
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -48,15 +50,18 @@ class Intake:
 
 @contextlib.asynccontextmanager
 async def intake(harness_factory: HarnessFactory) -> AsyncIterator[Intake]:
+    processor = ScriptedProcessor()
+
     def with_lifecycle(deps: Any) -> Any:
         deps.lifecycle = lifecycle_config()
+        deps.processor = processor
         return deps
 
     async with harness_factory(processor_webhook_secret=SECRET, wrap_deps=with_lifecycle) as h:
         app = build_portal_app(h.settings, h.client, h.pool, task_queue=h.task_queue)
         transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://portal.test") as http:
-            yield Intake(h, http)
+            yield Intake(h, http, processor)
 
 
 def event(kind: str, payment_id: str | None, debit_id: str, code: str | None = None) -> ProcessorEvent:
@@ -80,9 +85,9 @@ async def _state(pool: asyncpg.Pool, payment_id: str) -> tuple[str, str, int]:
     return (row["status"], row["inv"], row["balance_cents"])
 
 
-async def _payment(pool: asyncpg.Pool) -> tuple[Any, str, str]:
+async def _payment(pool: asyncpg.Pool, processor: ScriptedProcessor | None = None) -> tuple[Any, str, str]:
     inv = await create_invoice(pool, amount_cents=99900, email=unique_email())
-    payment_id = await insert_accepted_payment(pool, inv, account_number="000123456780")
+    payment_id = await insert_accepted_payment(pool, inv, account_number="000123456780", processor=processor)
     debit_id = f"dbt_{payment_id.lower()}"
     return inv, payment_id, debit_id
 
@@ -111,7 +116,8 @@ async def test_bad_signature_and_stale_timestamp_are_refused_before_parsing(
 
 async def test_delivered_once_a_duplicate_changes_nothing(harness_factory: HarnessFactory) -> None:
     async with intake(harness_factory) as w:
-        inv, payment_id, debit_id = await _payment(w.pool)
+        inv, payment_id, debit_id = await _payment(w.pool, w.processor)
+        w.processor.move(debit_id, "settled")
         settled = event("settled", payment_id, debit_id)
         first = await w.post(settled)
         assert (first.status_code, first.json()["status"]) == (200, "delivered")
@@ -122,11 +128,20 @@ async def test_delivered_once_a_duplicate_changes_nothing(harness_factory: Harne
         rows = await audit_rows(w.pool, inv.invoice_id)
         assert [r["event_type"] for r in rows] == ["PAYMENT_SETTLED"]
         assert await w.pool.fetchval("SELECT count(*) FROM processor_events WHERE id = $1", settled.id) == 1
+        # SPEC §12: the effect wrote its events once, though the event came twice.
+        kinds = await w.pool.fetch(
+            "SELECT type FROM events WHERE data->'object'->>'payment_id' = $1 OR data->'object'->>'id' = $2"
+            " ORDER BY seq",
+            payment_id,
+            inv.invoice_id,
+        )
+        assert [k["type"] for k in kinds] == ["payment.settled", "invoice.paid"]
 
 
 async def test_reversed_order_never_moves_the_status_back(harness_factory: HarnessFactory) -> None:
     async with intake(harness_factory) as w:
-        inv, payment_id, debit_id = await _payment(w.pool)
+        inv, payment_id, debit_id = await _payment(w.pool, w.processor)
+        w.processor.move(debit_id, "returned", "R02")  # it settled, then came back
         processing = event("processing", payment_id, debit_id)
         settled = event("settled", payment_id, debit_id)
         returned = event("returned", payment_id, debit_id, "R02")
@@ -166,7 +181,7 @@ async def test_unknown_payment_is_stored_for_reconciliation(harness_factory: Har
         )
         assert row is not None and row["payment_id"] is None and row["delivered_at"] is None
         # Naming a real payment with another debit id does not touch that payment.
-        _, payment_id, _ = await _payment(w.pool)
+        _, payment_id, _ = await _payment(w.pool, w.processor)
         mismatched = event("failed", payment_id, "dbt_someone_else", "R01")
         assert (await w.post(mismatched)).status_code == 202
         assert await _state(w.pool, payment_id) == ("processing", "pending", 0)

@@ -26,16 +26,9 @@ from workflows.ach_payment import AchPaymentWorkflow
 pytestmark = pytest.mark.timeskipping
 
 
-def event(kind: str, payment_id: str, code: str | None = None) -> ProcessorEvent:
-    return ProcessorEvent(
-        id=f"evt_{uuid.uuid4().hex}",
-        type=f"debit.{kind}",
-        debit_id=f"dbt_{payment_id.lower()}",
-        payment_id=payment_id,
-        status=kind,
-        return_code=code,
-        occurred_at=datetime.now(UTC),
-    )
+def event(w: SkippingLifecycle, kind: str, payment_id: str, code: str | None = None) -> ProcessorEvent:
+    """The processor's debit moves to `kind`, and this is the event it publishes about it."""
+    return w.processor.move(f"dbt_{payment_id.lower()}", kind, code, payment_id=payment_id)
 
 
 async def _payment(pool: asyncpg.Pool, payment_id: str) -> asyncpg.Record:
@@ -52,14 +45,16 @@ async def test_settled_payment_returned_on_day_59_reopens_the_invoice(
 ) -> None:
     w = skipping_lifecycle
     inv = await create_invoice(w.pool, amount_cents=48000, email=unique_email())
-    payment_id = await insert_accepted_payment(w.pool, inv, account_number="000555555553")
+    payment_id = await insert_accepted_payment(
+        w.pool, inv, account_number="000555555553", processor=w.processor
+    )
     handle = await w.env.client.start_workflow(
         AchPaymentWorkflow.run,
         AchPaymentInput(payment_id=payment_id),
         id=ach_workflow_id(payment_id),
         task_queue=w.task_queue,
         start_signal="processor_event",
-        start_signal_args=[event("settled", payment_id)],
+        start_signal_args=[event(w, "settled", payment_id)],
     )
     row = await wait_for(
         lambda: _payment(w.pool, payment_id), lambda r: r["status"] == "settled", what="settled"
@@ -68,7 +63,7 @@ async def test_settled_payment_returned_on_day_59_reopens_the_invoice(
 
     await w.env.sleep(timedelta(days=59))
     assert (await handle.query(AchPaymentWorkflow.status)).status is AchStatus.SETTLED
-    await handle.signal(AchPaymentWorkflow.processor_event, event("returned", payment_id, "R10"))
+    await handle.signal(AchPaymentWorkflow.processor_event, event(w, "returned", payment_id, "R10"))
     outcome = await handle.result()
     assert (outcome.status, outcome.return_code, outcome.window_closed) == (AchStatus.RETURNED, "R10", False)
 
@@ -102,20 +97,20 @@ async def test_day_61_the_window_has_closed_and_a_late_return_changes_nothing(
 ) -> None:
     w = skipping_lifecycle
     inv = await create_invoice(w.pool, amount_cents=1500, email=unique_email())
-    payment_id = await insert_accepted_payment(w.pool, inv)
+    payment_id = await insert_accepted_payment(w.pool, inv, processor=w.processor)
     handle = await w.env.client.start_workflow(
         AchPaymentWorkflow.run,
         AchPaymentInput(payment_id=payment_id),
         id=ach_workflow_id(payment_id),
         task_queue=w.task_queue,
         start_signal="processor_event",
-        start_signal_args=[event("settled", payment_id)],
+        start_signal_args=[event(w, "settled", payment_id)],
     )
     first = await handle.result()  # time skips to the end of the 60-day window
     assert (first.status, first.window_closed) == (AchStatus.SETTLED, True)
     await w.env.sleep(timedelta(days=1))
 
-    late = event("returned", payment_id, "R01")
+    late = event(w, "returned", payment_id, "R01")
     again = await w.env.client.start_workflow(
         AchPaymentWorkflow.run,
         AchPaymentInput(payment_id=payment_id),
@@ -204,5 +199,5 @@ async def test_no_news_by_the_expected_date_the_workflow_asks_the_processor(
                 payment_id,
             )
             assert history == f"poll:{debit.id}:settled"
-            await handle.cancel()
+            await handle.terminate("test over")
         await processor.aclose()

@@ -159,5 +159,18 @@ def compose_payment_failed_payer_notice(
     return OutboundMessage(channel, to, subject, text, None, key)
 
 
+def compose_settlement_overdue_staff_notice(
+    to: str, *, payment_id: str, invoice_number: str, expected: str, polls: int, key: str
+) -> OutboundMessage:
+    """To STAFF_NOTIFY_EMAIL, once: a debit still without an outcome well after its expected date."""
+    subject = f"Payment overdue: invoice {invoice_number} has no outcome"
+    text = (
+        f"Payment {payment_id} for invoice {invoice_number} was expected to settle on {expected}; the"
+        f" processor has given no outcome after {polls} check(s). It is still followed;"
+        " see `portalpay ops stuck`."
+    )
+    return OutboundMessage(Channel.EMAIL, to, subject, text, None, key)
+
+
 def _what_happened(failed: bool) -> str:
     return "failed" if failed else "was returned"

@@ -4,8 +4,9 @@ The raw body is verified (`PortalPay-Signature`, HMAC-SHA256, 300 s tolerance, c
 before anything parses it. A verified event is stored once by its id in `processor_events`, then
 delivered to the payment's workflow by signal-with-start. Answers: 400 bad signature or body; 202
 stored, but no payment of ours matches (reconciliation looks again); 200 delivered, or a
-duplicate (nothing changes); 503 when the workflow service is unreachable, so the processor
-retries (the retry finds the stored event and delivers it).
+duplicate of an event already applied (nothing changes; one stored but not yet applied is signalled
+again, which the follower ignores if it has it); 503 when the workflow service is unreachable, so
+the processor retries (the retry finds the stored event and delivers it).
 """
 
 import json
