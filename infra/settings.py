@@ -31,6 +31,7 @@ OWN_SECRETS = (
     "audit_chain_key",
     "bank_fingerprint_key",
     "processor_webhook_secret",
+    "api_key_pepper",
 )
 
 
@@ -148,6 +149,13 @@ class Settings(BaseSettings):
     ach_status_check_seconds: int = Field(default=3600, gt=0)
     staff_notify_email: str | None = None
     bank_fingerprint_key: SecretStr | None = None
+
+    # --- the company's own systems (SPEC §12) -----------------------------------------------
+    # Keys the HMAC under which API key secrets are stored: required in prod, generated in dev.
+    api_key_pepper: SecretStr | None = None
+    # Requests a second one API key may make (per portal process) before answering 429.
+    api_rate_limit_per_second: int = Field(default=50, gt=0)
+    max_invoice_cents: int = Field(default=10_000_000, gt=0)
 
     @model_validator(mode="after")
     def _policy_lists_parse(self) -> "Settings":
@@ -275,6 +283,7 @@ _DEV_SECRET_MAKERS = {
     "audit_chain_key": lambda: secrets.token_urlsafe(32),
     "bank_fingerprint_key": lambda: secrets.token_urlsafe(32),
     "processor_webhook_secret": lambda: secrets.token_urlsafe(32),
+    "api_key_pepper": lambda: secrets.token_urlsafe(32),
 }
 
 
