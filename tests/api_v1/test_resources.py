@@ -365,3 +365,69 @@ async def test_paging_over_250_invoices_and_their_events_visits_each_once(api: A
     assert (await api.http.get("/api/v1/events?limit=101", headers=api.headers)).status_code == 422
     r = await api.http.get("/api/v1/events?starting_after=evt_nope", headers=api.headers)
     assert r.status_code == 422 and r.json()["param"] == "starting_after"
+
+
+async def test_a_payment_request_retried_with_its_idempotency_key_sends_one_link(api: Api) -> None:
+    ids = await customer_with_payer(api)
+    url = f"/api/v1/invoices/{ids['invoice']}/payment-requests"
+    headers = {**api.headers, "Idempotency-Key": f"send-{tag()}"}
+    first = await api.http.post(url, json={"channels": ["email"]}, headers=headers)
+    again = await api.http.post(url, json={"channels": ["email"]}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content and again.headers["idempotent-replayed"] == "true"
+    links = [m for m in await outbox_messages(api.portal.pool, ids["payer_email"]) if "/pay/" in m["body"]]
+    assert len(links) == 1 and first.json()["pay_url"] in links[0]["body"]
+    assert len(await events_of(api, "payment_request.sent", invoice__external_id=ids["invoice"])) == 1
+
+
+async def test_two_first_puts_of_one_customer_at_once_make_one_customer(api: Api) -> None:
+    import asyncio
+
+    ext = f"CUS-{tag()}"
+    answers = await asyncio.gather(
+        *(
+            api.http.put(f"/api/v1/customers/{ext}", json={"name": "Acme"}, headers=api.headers)
+            for _ in range(4)
+        )
+    )
+    assert sorted(r.status_code for r in answers) == [200, 200, 200, 201]
+    assert await api.portal.pool.fetchval("SELECT count(*) FROM customers WHERE external_id = $1", ext) == 1
+
+
+async def test_the_console_path_writes_payer_designated_too(api: Api) -> None:
+    ids = await customer_with_payer(api)
+    other = f"CT-{tag()}"
+    r = await api.http.put(
+        f"/api/v1/customers/{ids['customer']}/contacts/{other}",
+        json={"name": "Olly Other"},
+        headers=api.headers,
+    )
+    assert r.status_code == 201 and r.json()["portal_payer"] is False
+    before = len(await events_of(api, "payer.designated", customer__external_id=ids["customer"]))
+    r = await api.http.put(
+        f"/api/staff/customers/{ids['customer_id']}/portal-payer",
+        json={"contact_id": r.json()["id"]},
+        headers=api.portal.staff,
+    )
+    assert r.status_code == 200, r.text
+    designated = await events_of(api, "payer.designated", customer__external_id=ids["customer"])
+    assert len(designated) == before + 1
+    assert designated[-1]["object"]["previous_contact"]["id"] == ids["payer_id"]
+
+
+async def test_api_v1_is_in_the_openapi_document_with_the_key_scheme(api: Api) -> None:
+    doc = (await api.http.get("/openapi.json")).json()
+    for path in (
+        "/api/v1/customers/{external_id}",
+        "/api/v1/customers/{customer_external_id}/contacts/{external_id}",
+        "/api/v1/invoices/{external_id}",
+        "/api/v1/invoices/{external_id}/void",
+        "/api/v1/invoices/{external_id}/payment-requests",
+        "/api/v1/invoices",
+        "/api/v1/payments/{payment_id}",
+        "/api/v1/events",
+        "/api/v1/events/{event_id}",
+    ):
+        assert path in doc["paths"], path
+    assert "ApiKey" in doc["components"]["securitySchemes"]
+    assert "param" in doc["components"]["schemas"]["ApiErrorBody"]["properties"]
