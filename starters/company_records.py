@@ -325,6 +325,8 @@ async def upsert_invoice(
         if existing["status"] == INVOICE_VOID_STATUS:
             raise RecordRefused(409, "InvoiceVoid", "This invoice was voided and can no longer change.")
         money = {"amount_cents", "customer_id", "currency", "kind"} & changes.keys()
+        if money:
+            await _hold_debits(c, existing["id"])
         if money and (
             existing["status"] in _LOCKED_STATUSES or await records.has_open_debit(c, existing["id"])
         ):
@@ -375,6 +377,7 @@ async def void_invoice(services: StaffServices, external_id: str, client: Client
             )
         if existing["status"] == INVOICE_VOID_STATUS:
             return Upserted("unchanged", existing["id"])
+        await _hold_debits(conn, existing["id"])
         if existing["status"] == "pending" or await records.has_open_debit(conn, existing["id"]):
             raise RecordRefused(
                 409, "InvoicePending", "A debit for this invoice is processing: it cannot be voided."
@@ -397,6 +400,14 @@ async def void_invoice(services: StaffServices, external_id: str, client: Client
         await record_event(conn, EventType.INVOICE_VOIDED, obj)
     problems = await cancel_running_attempt(services, existing["id"], VOIDED_REASON, client)
     return Upserted("updated", existing["id"], problems)
+
+
+async def _hold_debits(conn: asyncpg.Connection, invoice_id: str) -> None:
+    """The lock the debit activity takes before it writes a payment row: until this transaction
+    ends no debit of the invoice starts, so "no open debit" stays true while the change commits.
+    (A debit the attempt submits after the commit, before the cancel reaches it, is the debit
+    activity's to refuse: it should check the invoice's status and amount under this lock.)"""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('debit:' || $1))", invoice_id)
 
 
 async def cancel_running_attempt(
