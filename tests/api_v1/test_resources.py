@@ -435,3 +435,39 @@ async def test_api_v1_is_in_the_openapi_document_with_the_key_scheme(api: Api) -
         assert path in doc["paths"], path
     assert "ApiKey" in doc["components"]["securitySchemes"]
     assert "param" in doc["components"]["schemas"]["ApiErrorBody"]["properties"]
+
+
+async def test_changing_the_amount_cancels_the_running_attempt(api: Api) -> None:
+    ids = await customer_with_payer(api)
+    portal = api.portal
+    opened = await portal.open(ids["invoice_id"])
+    assert opened["invoice"]["amount_cents"] == 125000
+    url = f"/api/v1/invoices/{ids['invoice']}"
+    body = (await api.http.get(url, headers=api.headers)).json()
+    r = await api.http.put(
+        url,
+        json={
+            "customer_external_id": ids["customer"],
+            "number": body["number"],
+            "kind": "invoice",
+            "amount_cents": 130000,
+            "currency": "USD",
+            "due_date": body["due_date"],
+        },
+        headers=api.headers,
+    )
+    assert r.status_code == 200 and "problems" not in r.json(), r.text
+    await eventually(
+        lambda: audit_row(portal.pool, ids["invoice_id"], "ATTEMPT_CANCELLED"), "the cancellation"
+    )
+    # The same link opens a new attempt for the new amount.
+    reopened = await eventually(lambda: _open_when_closed(api, ids["invoice_id"]), "a new attempt")
+    assert reopened["invoice"]["amount_cents"] == 130000 and reopened["session_id"] != opened["session_id"]
+
+
+async def _open_when_closed(api: Api, invoice_id: str) -> dict[str, Any] | None:
+    r = await api.portal.http.post("/api/portal/sessions", headers=api.portal.auth(invoice_id))
+    if r.status_code != 200:
+        return None
+    body: dict[str, Any] = r.json()
+    return body
