@@ -279,9 +279,13 @@ async def upsert_invoice(
     *,
     dry_run: bool = False,
     conn: asyncpg.Connection | None = None,
+    cancel_later: list[str] | None = None,
 ) -> Upserted:
     """SPEC §12: a `pending` or `paid` invoice refuses a change of amount or customer (409
-    InvoiceLocked); changing the amount (or customer) of one with a running attempt cancels it."""
+    InvoiceLocked); changing the amount (or customer) of one with a running attempt cancels it.
+
+    A caller whose transaction outlives this call (the import's batches) passes `cancel_later`:
+    the invoice id lands there, to be cancelled once that transaction has committed."""
     cancel = False
     async with _connection(services.pool, conn) as c, c.transaction():
         await _serialise(c, "invoice", fields.external_id)
@@ -355,6 +359,9 @@ async def upsert_invoice(
         )
         await record_event(c, EventType.INVOICE_UPDATED, {**obj, "previous": _previous(changes)})
         cancel = bool(money)
+    if cancel and cancel_later is not None:
+        cancel_later.append(existing["id"])
+        return Upserted("updated", existing["id"])
     problems = (
         await cancel_running_attempt(services, existing["id"], AMOUNT_CHANGED_REASON, client)
         if cancel

@@ -35,7 +35,15 @@ from domain.company_records import (
     parse_flag,
 )
 from infra.stores.audit_trail import append_event
-from starters.company_records import RecordRefused, Upserted, upsert_contact, upsert_customer, upsert_invoice
+from starters.company_records import (
+    AMOUNT_CHANGED_REASON,
+    RecordRefused,
+    Upserted,
+    cancel_running_attempt,
+    upsert_contact,
+    upsert_customer,
+    upsert_invoice,
+)
 from starters.portal.staff_actions import StaffServices
 
 MAX_ROWS = 10_000
@@ -149,10 +157,11 @@ def _column(field_name: str | None) -> str | None:
     return _COLUMN_FOR_FIELD.get(field_name, field_name) if field_name else None
 
 
-# Customers have no effect outside PostgreSQL, so their rows commit in batches (one savepoint a
-# row): ten thousand commits, each waiting for the disk, were most of a large import's time.
-# Contacts and invoices commit row by row, since what follows a commit (cancelling an attempt,
-# telling the payer) must only follow a change that is really there.
+# Customer and invoice rows commit in batches (one savepoint a row): ten thousand commits, each
+# waiting for the disk, were most of a large import's time. An invoice change that cancels a
+# running attempt cancels it once its batch has committed (a cancel must follow a real change).
+# Contacts commit row by row: a payer change tells both addresses, which the shared contact path
+# does right after its own commit.
 BATCH_ROWS = 500
 
 
@@ -163,6 +172,8 @@ class _FileState:
     seen: dict[str, int] = field(default_factory=dict)
     payer_for: dict[str, int] = field(default_factory=dict)
     primary_for: dict[str, int] = field(default_factory=dict)
+    # Invoices whose running attempt is to be cancelled when the current batch commits.
+    cancel_after_commit: list[str] = field(default_factory=list)
 
 
 async def run_import(
@@ -178,7 +189,7 @@ async def run_import(
     rows = read_rows(kind, data)
     report = ImportReport(kind=kind, committed=commit, rows=len(rows))
     state = _FileState()
-    batch = BATCH_ROWS if commit and kind is ImportKind.CUSTOMERS else 1
+    batch = BATCH_ROWS if commit and kind is not ImportKind.CONTACTS else 1
     async with services.pool.acquire() as conn:
         for start in range(0, len(rows), batch):
             async with conn.transaction() if batch > 1 else contextlib.nullcontext():
@@ -186,6 +197,11 @@ async def run_import(
                     await _import_row(
                         services, kind, conn, line, row, state, report, commit=commit, client=client
                     )
+            for invoice_id in state.cancel_after_commit:
+                report.problems += await cancel_running_attempt(
+                    services, invoice_id, AMOUNT_CHANGED_REASON, client
+                )
+            state.cancel_after_commit.clear()
             done = start + batch
             if progress is not None and done // 1000 != start // 1000:
                 progress(min(done, len(rows)))
@@ -233,7 +249,14 @@ async def _import_row(
                 parse_date(row["due_date"]),
                 max_cents=max_cents,
             )
-            result = await upsert_invoice(services, invoice, client, dry_run=not commit, conn=conn)
+            result = await upsert_invoice(
+                services,
+                invoice,
+                client,
+                dry_run=not commit,
+                conn=conn,
+                cancel_later=state.cancel_after_commit if commit else None,
+            )
         else:
             contact = _contact_fields(row)
             customer = contact.customer_external_id

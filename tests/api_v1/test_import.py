@@ -158,3 +158,40 @@ async def test_a_second_payer_for_one_customer_in_a_file_fails_that_row(api: Api
         [f"C-{t}-A", f"C-{t}-B"],
     )
     assert events == 2
+
+
+async def test_an_imported_amount_change_cancels_the_running_attempt_after_its_batch_commits(
+    api: Api,
+) -> None:
+    from tests.console.support import audit_row, eventually
+
+    t = uuid.uuid4().hex[:8]
+    services = api.portal.app.state.staff_services
+    head = "external_id,customer_external_id,number,kind,amount,currency,due_date\n"
+    assert (
+        await run_import(
+            services,
+            ImportKind.CUSTOMERS,
+            f"external_id,name\nC-{t},Acme\n".encode(),
+            commit=True,
+            client=STAFF,
+        )
+    ).ok
+    contacts = f"external_id,customer_external_id,name,email,phone,primary,portal_payer\nP-{t},C-{t},Pat,p-{t}@example.com,,true,true\n"
+    assert (await run_import(services, ImportKind.CONTACTS, contacts.encode(), commit=True, client=STAFF)).ok
+    first = f"{head}I-{t},C-{t},N-{t},invoice,100.00,USD,\nI-{t}-2,C-{t},N-{t}-2,invoice,5.00,USD,\n"
+    assert (await run_import(services, ImportKind.INVOICES, first.encode(), commit=True, client=STAFF)).ok
+    invoice_id = await api.portal.pool.fetchval("SELECT id FROM invoices WHERE external_id = $1", f"I-{t}")
+    opened = await api.portal.open(invoice_id)
+    assert opened["invoice"]["amount_cents"] == 10000
+
+    changed = f"{head}I-{t},C-{t},N-{t},invoice,120.00,USD,\nI-{t}-2,C-{t},N-{t}-2,invoice,5.00,USD,\n"
+    report = await run_import(services, ImportKind.INVOICES, changed.encode(), commit=True, client=STAFF)
+    assert (report.updated, report.unchanged, report.failed, report.problems) == (1, 1, 0, [])
+    row = await eventually(
+        lambda: audit_row(api.portal.pool, invoice_id, "ATTEMPT_CANCELLED"), "the cancellation"
+    )
+    assert row["actor"] == STAFF.actor
+    assert (
+        await api.portal.pool.fetchval("SELECT amount_cents FROM invoices WHERE id = $1", invoice_id) == 12000
+    )
