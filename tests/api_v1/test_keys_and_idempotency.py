@@ -188,3 +188,18 @@ async def test_the_app_role_may_purge_old_idempotency_answers_and_nothing_else(a
     await app_pool.execute("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await app_pool.execute("DELETE FROM api_keys WHERE false")
+
+
+async def test_postgresql_down_at_the_gate_is_503_not_500(api: Api, app_database_url: str) -> None:
+    from infra.db import create_pool
+
+    state = api.portal.app.state.api_v1
+    closed = await create_pool(app_database_url, min_size=1, max_size=1)
+    await closed.close()
+    working, state.pool = state.pool, closed
+    try:
+        r = await api.http.get("/api/v1/events", headers=api.headers)
+        assert r.status_code == 503 and r.json()["error"] == "Unavailable", r.text
+    finally:
+        state.pool = working
+    assert (await api.http.get("/api/v1/events", headers=api.headers)).status_code == 200

@@ -16,6 +16,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
+import asyncpg
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.stores import idempotency_keys as store
@@ -25,6 +26,17 @@ from starters.portal.api_v1.errors import API_V1_PREFIX, ApiError, api_error_res
 log = logging.getLogger(__name__)
 
 IDEMPOTENT_METHODS = frozenset({"POST", "PUT"})
+# A PostgreSQL restart surfaces as any of these, depending on where the connection broke.
+DATABASE_DOWN = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    ConnectionError,
+    OSError,
+)
+_UNAVAILABLE = ApiError(
+    503, "Unavailable", "PortalPay is briefly unavailable. Please try again.", retry_after=1
+)
 REPLAYED_HEADER = "idempotent-replayed"
 _MAX_KEY_LENGTH = 255
 
@@ -66,6 +78,10 @@ class ApiV1Gate:
             wait = self._state.limiter.retry_after(principal.id)
             if wait is not None:
                 raise ApiError(429, "RateLimited", "Too many requests on this API key.", retry_after=wait)
+        except DATABASE_DOWN:
+            # Outside the app's exception handlers here: a dependency down is still a 503, not a 500.
+            await api_error_response(_UNAVAILABLE)(scope, receive, send)
+            return
         except ApiError as exc:
             await api_error_response(exc)(scope, receive, send)
             return
@@ -92,9 +108,13 @@ class ApiV1Gate:
             return
         fingerprint = request_fingerprint(scope, body)
         pool = self._state.pool
-        claim = await store.claim(
-            pool, api_key_id=key_id, key=key, fingerprint=fingerprint, now=datetime.now(UTC)
-        )
+        try:
+            claim = await store.claim(
+                pool, api_key_id=key_id, key=key, fingerprint=fingerprint, now=datetime.now(UTC)
+            )
+        except DATABASE_DOWN:
+            await api_error_response(_UNAVAILABLE)(scope, receive, send)
+            return
         if claim.outcome is store.ClaimOutcome.REUSED:
             refusal = ApiError(
                 422,
