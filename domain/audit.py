@@ -56,6 +56,14 @@ class AuditEventType(StrEnum):
     PAYMENT_SETTLEMENT_OVERDUE = "PAYMENT_SETTLEMENT_OVERDUE"
     STAFF_SIGNED_IN = "STAFF_SIGNED_IN"
     STAFF_SIGN_IN_FAILED = "STAFF_SIGN_IN_FAILED"
+    # SPEC §12 (the API keys, invoices and import half)
+    API_KEY_CREATED = "API_KEY_CREATED"
+    API_KEY_REVOKED = "API_KEY_REVOKED"
+    CUSTOMER_CHANGED = "CUSTOMER_CHANGED"
+    INVOICE_CREATED = "INVOICE_CREATED"
+    INVOICE_UPDATED = "INVOICE_UPDATED"
+    INVOICE_VOIDED = "INVOICE_VOIDED"
+    IMPORT_COMMITTED = "IMPORT_COMMITTED"
 
 
 # The fields the hash covers, in a fixed order: changing this list breaks every stored chain.

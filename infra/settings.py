@@ -42,6 +42,7 @@ OWN_SECRETS = (
     "bank_fingerprint_key",
     "nacha_account_key",
     "processor_webhook_secret",
+    "api_key_pepper",
 )
 
 
@@ -61,6 +62,7 @@ PORTAL_SECRETS = (
     "audit_chain_key",
     "processor_webhook_secret",
     "codec_keys",
+    "api_key_pepper",
 )
 PROCESSOR_SECRETS = ("processor_webhook_secret",)
 
@@ -206,6 +208,13 @@ class Settings(BaseSettings):
     nacha_settle_after_banking_days: int = Field(default=2, ge=0)
     staff_notify_email: str | None = None
     bank_fingerprint_key: SecretStr | None = None
+
+    # --- the company's own systems (SPEC §12) -----------------------------------------------
+    # Keys the HMAC under which API key secrets are stored: required in prod, generated in dev.
+    api_key_pepper: SecretStr | None = None
+    # Requests a second one API key may make (per portal process) before answering 429.
+    api_rate_limit_per_second: int = Field(default=50, gt=0)
+    max_invoice_cents: int = Field(default=10_000_000, gt=0)
 
     @model_validator(mode="after")
     def _policy_lists_parse(self) -> "Settings":
@@ -431,6 +440,7 @@ _DEV_SECRET_MAKERS = {
     "bank_fingerprint_key": lambda: secrets.token_urlsafe(32),
     "nacha_account_key": lambda: secrets.token_urlsafe(32),
     "processor_webhook_secret": lambda: secrets.token_urlsafe(32),
+    "api_key_pepper": lambda: secrets.token_urlsafe(32),
 }
 
 

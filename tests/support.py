@@ -33,6 +33,7 @@ def test_settings(**overrides: Any) -> Settings:
         "codec_keys": TEST_CODEC_KEYS,
         "processor_webhook_secret": "processor-webhook-test-secret-0123456789",
         "bank_fingerprint_key": "bank-fingerprint-test-key-0123456789abcd",
+        "api_key_pepper": "api-key-pepper-test-0123456789abcdefgh",
         "otp_resend_cooldown_seconds": 0,
     }
     values.update(overrides)

@@ -313,6 +313,7 @@ SECRET_HOLDERS = {
     "CODEC_KEYS": {"worker", "portal"},
     "PROCESSOR_WEBHOOK_SECRET": {"portal", "processor"},
     "NACHA_ACCOUNT_KEY": {"worker"},
+    "API_KEY_PEPPER": {"portal"},
 }
 
 

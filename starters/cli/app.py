@@ -6,9 +6,11 @@ import typer
 
 from infra.db import migrate_url, resolve_migration_url
 from infra.settings import SettingsError
+from starters.cli.apikeys import apikey_app
 from starters.cli.nacha import nacha_app
 from starters.cli.ops import ops_app
 from starters.cli.plumbing import console, err_console, run_async, settings_or_exit
+from starters.cli.record_import import import_records
 from starters.cli.replay import replay
 from starters.cli.staff import staff_app
 
@@ -20,7 +22,9 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(nacha_app, name="nacha")
 app.add_typer(ops_app, name="ops")
 app.add_typer(staff_app, name="staff")
+app.add_typer(apikey_app, name="apikey")
 app.command("replay")(replay)
+app.command("import")(import_records)
 
 
 @app.callback()

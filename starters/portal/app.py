@@ -27,6 +27,7 @@ from infra.providers.delivery.base import CodeSender
 from infra.providers.delivery.console import ConsoleSender
 from infra.providers.delivery.factory import build_code_senders
 from infra.settings import Settings
+from starters.portal.api_v1 import install_api_v1
 from starters.portal.codec_api import (
     CODEC_PREFIX,
     OperatorSignIn,
@@ -48,6 +49,8 @@ from starters.portal.staff import invoice_api as staff_invoice_api
 from starters.portal.staff import proof_routes
 from starters.portal.staff.actions import StaffServices
 from starters.portal.staff.console import install_staff_console
+from starters.portal.staff.console.imports import IMPORT_PATH
+from starters.portal.staff.console.imports import MAX_UPLOAD_BYTES as IMPORT_MAX_BYTES
 from starters.portal.webhooks.processor import processor_webhook_router
 from starters.portal.webhooks.twilio import twilio_status_router
 from starters.workflow_client import AttemptGateway
@@ -109,10 +112,14 @@ def create_app(
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response
 
+    install_api_v1(app, settings, pool)
+
     # Added last, so they run first: nothing below sees a malformed path, an oversized body or
     # a forged client address.
     app.add_middleware(
-        RequestGuard, max_bytes=settings.max_request_bytes, limits=[(CODEC_PREFIX, CODEC_MAX_BODY_BYTES)]
+        RequestGuard,
+        max_bytes=settings.max_request_bytes,
+        limits=[(CODEC_PREFIX, CODEC_MAX_BODY_BYTES), (IMPORT_PATH, IMPORT_MAX_BYTES)],
     )
     app.add_middleware(ForwardedClient, trusted=settings.trusted_proxy_networks)
 

@@ -9,10 +9,13 @@ audience so /openapi.json names them (`PayLinkToken`, `StaffToken`).
 import uuid
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
+from domain.errors import RefusalType
+from domain.invoice_standing import INVOICE_VOID_MESSAGE, INVOICE_VOID_REASON, INVOICE_VOID_STATUS
 from infra.pay_links import PayLinkClaims, PayLinkExpired, PayLinkForged, bearer_token, token_matches
 from starters.portal.customer.revoked_links import LINK_REVOKED_MESSAGE, LINK_REVOKED_REASON, link_is_revoked
 from starters.portal.deps import Deps, PortalDeps, client_context
@@ -72,7 +75,7 @@ async def pay_link_claims(
     if credentials is None:
         raise PortalError(401, "TokenMissing", "A pay-link token is required.", headers=UNAUTHORIZED_HEADERS)
     try:
-        return await verify_pay_link(credentials.credentials, request, deps)
+        claims = await verify_pay_link(credentials.credentials, request, deps)
     except PayLinkExpired as exc:
         raise PortalError(401, "TokenExpired", str(exc), headers=UNAUTHORIZED_HEADERS) from None
     except PayLinkForged as exc:
@@ -85,6 +88,17 @@ async def pay_link_claims(
             headers=UNAUTHORIZED_HEADERS,
             reason=LINK_REVOKED_REASON,
         ) from None
+    if await invoice_is_void(deps.pool, claims.invoice_id):
+        raise PortalError(
+            410, str(RefusalType.INVOICE_VOID), INVOICE_VOID_MESSAGE, reason=INVOICE_VOID_REASON
+        )
+    return claims
+
+
+async def invoice_is_void(pool: asyncpg.Pool, invoice_id: str) -> bool:
+    """SPEC §12: a void invoice's links answer 410 invoice_void."""
+    status = await pool.fetchval("SELECT status FROM invoices WHERE id = $1", invoice_id)
+    return bool(status == INVOICE_VOID_STATUS)
 
 
 def require_staff(

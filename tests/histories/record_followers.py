@@ -73,7 +73,9 @@ class Follow:
             self.pool, inv, processor=self.processor, expected_settlement_at=datetime.now(UTC) + expected_in
         )
 
-    async def start(self, payment_id: str, *events: ProcessorEvent) -> WorkflowHandle[AchPaymentWorkflow, object]:
+    async def start(
+        self, payment_id: str, *events: ProcessorEvent
+    ) -> WorkflowHandle[AchPaymentWorkflow, object]:
         handle = await self.env.client.start_workflow(
             AchPaymentWorkflow.run,
             AchPaymentInput(payment_id=payment_id),

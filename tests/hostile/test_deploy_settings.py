@@ -47,6 +47,7 @@ def prod(**overrides: Any) -> Settings:
         # SPEC §9: required in prod once the lifecycle's settings exist.
         "bank_fingerprint_key": "b" * 32,
         "processor_webhook_secret": "w" * 32,
+        "api_key_pepper": "p" * 32,
         "codec_keys": TEST_CODEC_KEYS,
         "email_provider": "sendgrid",
         "sms_provider": "twilio",

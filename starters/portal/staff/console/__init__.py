@@ -4,12 +4,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from infra.settings import Settings
-from starters.portal.staff.console import attention, customers, invoices, sign_in
+from starters.portal.staff.console import attention, customers, developers, imports, invoices, sign_in
 from starters.portal.staff.console.web import PAGE_HEADERS, CsrfRefused, SignInRequired, redirect, templates
 
 
 def install_staff_console(app: FastAPI, settings: Settings) -> None:
-    for module in (sign_in, customers, invoices, attention):
+    for module in (sign_in, customers, invoices, attention, imports, developers):
         app.include_router(module.router)
 
     @app.exception_handler(SignInRequired)
