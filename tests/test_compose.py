@@ -115,7 +115,7 @@ def filled_env_example() -> dict[str, str]:
     for key, value in env.items():
         if value:
             continue
-        if key == "CODEC_KEYS":
+        if key in ("CODEC_KEYS", "WEBHOOK_SECRET_KEYS"):
             env[key] = "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()
         else:
             env[key] = secrets.token_urlsafe(32)

@@ -17,6 +17,7 @@ from temporalio.client import (
 
 from domain.ach_payment import ReconcileInput, ReconcileReport
 from workflows.reconciliation import SCHEDULE_ID, ProcessorReconciliationWorkflow
+from workflows.webhook_delivery import SWEEP_SCHEDULE_ID, WebhookSweepWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,27 @@ async def ensure_reconciliation_schedule(
     except ScheduleAlreadyRunningError:
         return False
     log.info("created schedule %s", SCHEDULE_ID)
+    return True
+
+
+async def ensure_webhook_sweep_schedule(
+    client: Client, task_queue: str, *, every: timedelta = timedelta(minutes=1)
+) -> bool:
+    """SPEC §12's safety net behind the relay loop: deliveries for events nobody dispatched."""
+    try:
+        await client.create_schedule(
+            SWEEP_SCHEDULE_ID,
+            Schedule(
+                action=ScheduleActionStartWorkflow(
+                    WebhookSweepWorkflow.run, id=f"{SWEEP_SCHEDULE_ID}-run", task_queue=task_queue
+                ),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            ),
+        )
+    except ScheduleAlreadyRunningError:
+        return False
+    log.info("created schedule %s", SWEEP_SCHEDULE_ID)
     return True
 
 

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,16 +20,22 @@ from activities.payer import PayerActivities
 from activities.payments import PaymentActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.settlement import LifecycleConfig, SettlementActivities
+from activities.webhook_delivery import WebhookDeliveryActivities
+from activities.webhook_relay import WebhookRelayActivities
 from domain.channels import Channel
 from domain.policy import AttemptTimers, OtpPolicy, SendCaps
 from infra.providers.delivery.base import CodeSender
 from infra.providers.processor.client import HttpProcessorClient, ProcessorClient
 from infra.settings import Settings
+from infra.webhook_address import Resolver, system_resolver
+from infra.webhook_secrets import SecretBox
+from infra.webhook_settings import WebhookConfig, secret_box, webhook_config
 from workers.lifecycle import lifecycle_config, processor_client
 from workers.sandbox import WORKFLOW_RUNNER
 from workflows.ach_payment import AchPaymentWorkflow
 from workflows.pay_invoice import PayInvoiceWorkflow
 from workflows.reconciliation import ProcessorReconciliationWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow, WebhookSweepWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,10 @@ class WorkerDeps:
     policy: OtpPolicy = field(default_factory=OtpPolicy)
     timers: AttemptTimers = field(default_factory=AttemptTimers)
     caps: SendCaps = field(default_factory=SendCaps)
+    # SPEC §12: webhook deliveries (the sealing key, the schedule, the address rules).
+    webhook_box: SecretBox | None = None
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
+    webhook_resolver: Resolver = system_resolver
 
     @classmethod
     def from_settings(
@@ -74,6 +85,8 @@ class WorkerDeps:
             processor=processor_client(settings),
             lifecycle=lifecycle_config(settings),
             bank_fingerprint_key=settings.secret("bank_fingerprint_key").encode(),
+            webhook_box=secret_box(settings),
+            webhooks=webhook_config(settings),
         )
 
 
@@ -104,10 +117,23 @@ def build_worker(
     )
     reconciliation = ReconciliationActivities(deps.pool, processor)
     bank_accounts = BankAccountActivities(screen)
+    # Without WEBHOOK_SECRET_KEYS (deps built by hand) a one-off key: secrets sealed elsewhere
+    # fail to open, and their tries are retried, never sent unsigned.
+    box = deps.webhook_box or SecretBox([("ephemeral", secrets.token_bytes(32))])
+    webhooks = WebhookDeliveryActivities(
+        deps.pool, box, deps.webhooks, deps.senders, resolver=deps.webhook_resolver
+    )
+    webhook_relay = WebhookRelayActivities(deps.pool)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PayInvoiceWorkflow, AchPaymentWorkflow, ProcessorReconciliationWorkflow],
+        workflows=[
+            PayInvoiceWorkflow,
+            AchPaymentWorkflow,
+            ProcessorReconciliationWorkflow,
+            WebhookDeliveryWorkflow,
+            WebhookSweepWorkflow,
+        ],
         activities=[
             payer.resolve_payer,
             otp.send_code,
@@ -122,6 +148,8 @@ def build_worker(
             settlement.record_late_processor_event,
             settlement.check_debit_status,
             reconciliation.reconcile_processor,
+            webhooks.deliver_webhook,
+            webhook_relay.sweep_webhook_events,
         ],
         graceful_shutdown_timeout=graceful_shutdown,
         max_cached_workflows=max_cached_workflows,

@@ -28,6 +28,7 @@ def prod(**overrides: Any) -> Settings:
         "bank_fingerprint_key": LONG,
         "processor_webhook_secret": LONG,
         "codec_keys": TEST_CODEC_KEYS,
+        "webhook_secret_keys": TEST_CODEC_KEYS,
         "email_provider": "sendgrid",
         "sms_provider": "twilio",
         "portal_base_url": "https://pay.example.com",
@@ -53,6 +54,7 @@ def test_a_safe_prod_configuration_starts() -> None:
         ({"otp_hmac_key": "é" * 15}, "OTP_HMAC_KEY"),  # 30 bytes: counted in bytes, not characters
         ({"audit_chain_key": None}, "AUDIT_CHAIN_KEY"),  # missing: prod never generates its own
         ({"codec_keys": None}, "CODEC_KEYS"),
+        ({"webhook_secret_keys": None}, "WEBHOOK_SECRET_KEYS"),
     ],
 )
 def test_prod_refuses_unsafe_settings_in_one_line(overrides: dict[str, Any], names: str) -> None:
