@@ -28,6 +28,7 @@ class WebhookReceiver:
     answer_status: int | None = None
     redirect_to: str | None = None
     hang_seconds: float = 0.0
+    hang_tries: int = 0  # how many of the first tries hang for hang_seconds (0: all of them)
     failure_rate: float = 0.0
     seed: int = 7
     tries: list[ReceivedTry] = field(default_factory=list)
@@ -52,7 +53,7 @@ class WebhookReceiver:
         entry = ReceivedTry(headers.get("webhook-id", ""), headers, body, verified)
         self.tries.append(entry)
         self.arrived.set()
-        if self.hang_seconds:
+        if self.hang_seconds and (not self.hang_tries or len(self.tries) <= self.hang_tries):
             await asyncio.sleep(self.hang_seconds)
         if self.redirect_to:
             return Response(status_code=307, headers={"location": self.redirect_to})
