@@ -49,6 +49,8 @@ class AuditEventType(StrEnum):
     PROCESSOR_EVENT_LATE = "PROCESSOR_EVENT_LATE"
     STAFF_SIGNED_IN = "STAFF_SIGNED_IN"
     STAFF_SIGN_IN_FAILED = "STAFF_SIGN_IN_FAILED"
+    # SPEC §12 (the webhooks half)
+    WEBHOOK_ENDPOINT_CHANGED = "WEBHOOK_ENDPOINT_CHANGED"
 
 
 # The fields the hash covers, in a fixed order: changing this list breaks every stored chain.
