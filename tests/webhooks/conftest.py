@@ -22,7 +22,7 @@ from infra.webhook_settings import WebhookConfig, secret_box
 from tests.conftest import HarnessFactory
 from tests.lifecycle.services import serve
 from tests.support import Harness
-from tests.webhooks.receiver import WebhookReceiver
+from tools.standins.webhook_receiver import WebhookReceiver
 from workers.webhook_relay_loop import run_webhook_relay
 from workers.worker import WorkerDeps
 

@@ -11,8 +11,8 @@ from infra.stores import webhooks as store
 from infra.webhook_address import AddressRules
 from tests.lifecycle.services import serve, wait_for
 from tests.webhooks.conftest import StackFactory
-from tests.webhooks.receiver import WebhookReceiver
 from tests.webhooks.support import delivery_outcome, tries
+from tools.standins.webhook_receiver import WebhookReceiver
 
 
 async def test_a_receiver_down_for_a_while_gets_each_event_exactly_once(

@@ -27,8 +27,8 @@ from infra.webhook_settings import WebhookConfig, secret_box
 from tests.lifecycle.services import wait_for
 from tests.support import test_settings
 from tests.webhooks.conftest import StackFactory
-from tests.webhooks.receiver import WebhookReceiver
 from tests.webhooks.support import delivery_outcome, tries
+from tools.standins.webhook_receiver import WebhookReceiver
 from workers.schedules import ensure_webhook_sweep_schedule
 from workers.worker import WorkerDeps, build_worker
 from workflows.webhook_delivery import SWEEP_SCHEDULE_ID, WebhookDeliveryWorkflow, WebhookSweepWorkflow

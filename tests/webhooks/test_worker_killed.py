@@ -20,8 +20,8 @@ from infra.stores.events import record_event
 from infra.webhook_settings import secret_box
 from tests.lifecycle.services import serve, wait_for
 from tests.support import BIN_DIR, TEST_CODEC_KEYS, TEST_WEBHOOK_SECRET_KEYS, test_settings
-from tests.webhooks.receiver import WebhookReceiver
 from tests.webhooks.support import delivery_outcome, tries
+from tools.standins.webhook_receiver import WebhookReceiver
 
 StartWorker = Callable[[], Awaitable[asyncio.subprocess.Process]]
 
