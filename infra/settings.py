@@ -32,6 +32,7 @@ OWN_SECRETS = (
     "audit_chain_key",
     "bank_fingerprint_key",
     "processor_webhook_secret",
+    "api_key_pepper",
 )
 
 
@@ -150,6 +151,12 @@ class Settings(BaseSettings):
     staff_notify_email: str | None = None
     bank_fingerprint_key: SecretStr | None = None
 
+    # --- the company's own systems (SPEC §12) -----------------------------------------------
+    # Keys the HMAC under which API key secrets are stored: required in prod, generated in dev.
+    api_key_pepper: SecretStr | None = None
+    # Requests a second one API key may make (per portal process) before answering 429.
+    api_rate_limit_per_second: int = Field(default=50, gt=0)
+    max_invoice_cents: int = Field(default=10_000_000, gt=0)
     # --- webhooks to the company's systems (SPEC §12) -------------------------------------
     # An endpoint whose every try has failed this long is disabled and staff are emailed.
     webhook_disable_after: str = "5d"
@@ -312,6 +319,7 @@ _DEV_SECRET_MAKERS = {
     "audit_chain_key": lambda: secrets.token_urlsafe(32),
     "bank_fingerprint_key": lambda: secrets.token_urlsafe(32),
     "processor_webhook_secret": lambda: secrets.token_urlsafe(32),
+    "api_key_pepper": lambda: secrets.token_urlsafe(32),
     "webhook_secret_keys": lambda: "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
 }
 

@@ -35,6 +35,7 @@ def test_settings(**overrides: Any) -> Settings:
         "processor_webhook_secret": "processor-webhook-test-secret-0123456789",
         "bank_fingerprint_key": "bank-fingerprint-test-key-0123456789abcd",
         "webhook_secret_keys": TEST_WEBHOOK_SECRET_KEYS,
+        "api_key_pepper": "api-key-pepper-test-0123456789abcdefgh",
         "otp_resend_cooldown_seconds": 0,
     }
     values.update(overrides)

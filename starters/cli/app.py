@@ -5,6 +5,7 @@ import logging
 import typer
 
 from infra.db import migrate_url, resolve_migration_url
+from starters.cli.apikeys import apikey_app
 from starters.cli.ops import ops_app
 from starters.cli.plumbing import console, run_async, settings_or_exit
 from starters.cli.replay import replay
@@ -17,6 +18,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(ops_app, name="ops")
 app.add_typer(staff_app, name="staff")
+app.add_typer(apikey_app, name="apikey")
 app.command("replay")(replay)
 
 

@@ -28,6 +28,7 @@ from starters.portal import (
     staff_api,
     staff_invoice_api,
 )
+from starters.portal.api_v1 import install_api_v1
 from starters.portal.codec_api import CODEC_PREFIX
 from starters.portal.codec_api import MAX_BODY_BYTES as CODEC_MAX_BODY_BYTES
 from starters.portal.dependencies import Deps, PortalDeps, error_response, install_error_handlers
@@ -87,6 +88,8 @@ def create_app(
             response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
+
+    install_api_v1(app, settings, pool)
 
     # Added last, so they run first: nothing below sees a malformed path, an oversized body or
     # a forged client address.

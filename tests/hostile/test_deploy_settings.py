@@ -27,6 +27,7 @@ def prod(**overrides: Any) -> Settings:
         # SPEC §9: required in prod once the lifecycle's settings exist.
         "bank_fingerprint_key": LONG,
         "processor_webhook_secret": LONG,
+        "api_key_pepper": LONG,
         "codec_keys": TEST_CODEC_KEYS,
         "webhook_secret_keys": TEST_CODEC_KEYS,
         "email_provider": "sendgrid",

@@ -192,6 +192,7 @@ def stack_secrets() -> dict[str, str]:
         "AUDIT_CHAIN_KEY": secrets.token_urlsafe(32),
         "BANK_FINGERPRINT_KEY": secrets.token_urlsafe(32),
         "PROCESSOR_WEBHOOK_SECRET": secrets.token_urlsafe(32),
+        "API_KEY_PEPPER": secrets.token_urlsafe(32),
         "CODEC_KEYS": "bench1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
         "WEBHOOK_SECRET_KEYS": "bench1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
     }
