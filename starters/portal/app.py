@@ -29,6 +29,7 @@ from starters.portal import (
     staff_invoice_api,
 )
 from starters.portal.api_v1 import install_api_v1
+from starters.portal.api_v1.webhook_endpoints import webhook_endpoints_router
 from starters.portal.codec_api import CODEC_PREFIX
 from starters.portal.codec_api import MAX_BODY_BYTES as CODEC_MAX_BODY_BYTES
 from starters.portal.dependencies import Deps, PortalDeps, error_response, install_error_handlers
@@ -105,6 +106,7 @@ def create_app(
     app.include_router(proof_routes.api_router)
     app.include_router(proof_routes.console_router)
     app.include_router(pages.router)
+    app.include_router(webhook_endpoints_router(settings, pool, gateway.client, gateway.task_queue))
     install_staff_console(app, settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -141,7 +141,10 @@ async def test_the_sweep_dispatches_what_no_relay_loop_did(
             endpoint_id,
         )
         dispatched = await stack.client.execute_workflow(
-            WebhookSweepWorkflow.run, id=f"sweep-{uuid.uuid4().hex[:8]}", task_queue=stack.harness.task_queue
+            WebhookSweepWorkflow.__name__,
+            id=f"sweep-{uuid.uuid4().hex[:8]}",
+            task_queue=stack.harness.task_queue,
+            result_type=int,
         )
         assert dispatched >= 2
         assert (await delivery_outcome(stack.client, endpoint_id, wanted)).outcome is TryOutcome.DELIVERED
