@@ -131,19 +131,24 @@ class WebhookDeliveryActivities:
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
         heartbeat = asyncio.create_task(_heartbeat_every(2.0))
         try:
-            # A client per try: it connects only to the checked address, follows no redirect
-            # and keeps nothing (cookies, pooled connections) from one receiver to the next.
-            async with httpx.AsyncClient(follow_redirects=False, trust_env=False) as client:
-                response = await client.post(
+            # One deadline for the whole try (connect, send, the status line), and a client per
+            # try: it connects only to the checked address, follows no redirect and keeps nothing
+            # (cookies, pooled connections) from one receiver to the next. The response body is
+            # never read: it is not ours to keep, and a slow or endless one cannot hold the try.
+            async with (
+                asyncio.timeout(TRY_TIMEOUT_SECONDS),
+                httpx.AsyncClient(follow_redirects=False, trust_env=False) as client,
+                client.stream(
+                    "POST",
                     target.connect_url,
                     content=body,
                     headers=headers,
                     extensions=extensions,
                     timeout=httpx.Timeout(TRY_TIMEOUT_SECONDS),
-                )
-                # The body is never read beyond what the connection needs: it is not ours to keep.
-                await response.aclose()
-        except httpx.TimeoutException:
+                ) as response,
+            ):
+                status_code = response.status_code
+        except (TimeoutError, httpx.TimeoutException):
             return None, f"no answer within {TRY_TIMEOUT_SECONDS:.0f} s"
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: could not complete the request"
@@ -151,11 +156,11 @@ class WebhookDeliveryActivities:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-        if 300 <= response.status_code < 400:
-            return response.status_code, "redirect not followed"
-        if not 200 <= response.status_code < 300:
-            return response.status_code, f"HTTP {response.status_code}"
-        return response.status_code, None
+        if 300 <= status_code < 400:
+            return status_code, "redirect not followed"
+        if not 200 <= status_code < 300:
+            return status_code, f"HTTP {status_code}"
+        return status_code, None
 
     async def _tell_staff(self, endpoint_id: str, url: str, reason: str) -> None:
         sender = self._senders.get(Channel.EMAIL)

@@ -1,6 +1,7 @@
 """`portalpay worker`: one worker process with its pool and provider clients, until SIGTERM."""
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -43,5 +44,7 @@ async def run_worker_process(
                 await run_until_signalled(worker, stop)
             finally:
                 relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
         finally:
             await close_code_senders(senders)
