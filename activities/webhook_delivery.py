@@ -23,7 +23,6 @@ from temporalio import activity
 
 from domain.channels import Channel
 from domain.webhooks import (
-    TRY_TIMEOUT_SECONDS,
     TryOutcome,
     WebhookTryRequest,
     WebhookTryResult,
@@ -129,6 +128,7 @@ class WebhookDeliveryActivities:
             "webhook-signature": signature_header(keys, webhook_id, timestamp, body),
         }
         extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
+        deadline = self._config.try_timeout_seconds
         heartbeat = asyncio.create_task(_heartbeat_every(2.0))
         try:
             # One deadline for the whole try (connect, send, the status line), and a client per
@@ -136,20 +136,22 @@ class WebhookDeliveryActivities:
             # (cookies, pooled connections) from one receiver to the next. The response body is
             # never read: it is not ours to keep, and a slow or endless one cannot hold the try.
             async with (
-                asyncio.timeout(TRY_TIMEOUT_SECONDS),
-                httpx.AsyncClient(follow_redirects=False, trust_env=False) as client,
+                asyncio.timeout(deadline),
+                httpx.AsyncClient(
+                    follow_redirects=False, trust_env=False, verify=self._config.tls_verify
+                ) as client,
                 client.stream(
                     "POST",
                     target.connect_url,
                     content=body,
                     headers=headers,
                     extensions=extensions,
-                    timeout=httpx.Timeout(TRY_TIMEOUT_SECONDS),
+                    timeout=httpx.Timeout(deadline),
                 ) as response,
             ):
                 status_code = response.status_code
         except (TimeoutError, httpx.TimeoutException):
-            return None, f"no answer within {TRY_TIMEOUT_SECONDS:.0f} s"
+            return None, f"no answer within {deadline:g} s"
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: could not complete the request"
         finally:

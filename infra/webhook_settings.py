@@ -6,12 +6,14 @@ floor SPEC §12 promises (at least 8 retries over at least 24 h, the first withi
 """
 
 import base64
+import ssl
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from domain.webhooks import (
     DEFAULT_DISABLE_AFTER,
     DEFAULT_RETRY_DELAYS_SECONDS,
+    TRY_TIMEOUT_SECONDS,
     parse_duration,
     parse_retry_schedule,
 )
@@ -28,6 +30,10 @@ class WebhookConfig:
     retry_delays_seconds: tuple[float, ...] = DEFAULT_RETRY_DELAYS_SECONDS
     disable_after: timedelta = DEFAULT_DISABLE_AFTER
     staff_notify_email: str | None = None
+    # SPEC §12: a 2xx within 15 s is delivered (shorter only in tests).
+    try_timeout_seconds: float = TRY_TIMEOUT_SECONDS
+    # What TLS certificates are checked against: the system's CAs (tests pass their own).
+    tls_verify: ssl.SSLContext | bool = True
 
     def retry_after(self, attempt: int) -> float | None:
         """The wait after failed try `attempt` (1-based); None when that was the last."""

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from domain.events import EventType
 from infra.stores import webhooks as store
 from infra.stores.events import record_event
-from infra.webhook_address import AddressRules
+from infra.webhook_address import AddressRules, Resolver
 from infra.webhook_secrets import SecretBox
 from infra.webhook_settings import WebhookConfig, secret_box
 from tests.api_v1.conftest import api, api_factory  # noqa: F401 - fixtures for the API tests
@@ -70,12 +70,18 @@ StackFactory = Callable[..., contextlib.AbstractAsyncContextManager[WebhookStack
 def webhook_stack_factory(harness_factory: HarnessFactory) -> StackFactory:
     @contextlib.asynccontextmanager
     async def start(
-        *, retries: tuple[float, ...] = FAST_RETRIES, relay: bool = True, **config: Any
+        *,
+        retries: tuple[float, ...] = FAST_RETRIES,
+        relay: bool = True,
+        resolver: Resolver | None = None,
+        **config: Any,
     ) -> AsyncIterator[WebhookStack]:
         def wire(deps: WorkerDeps) -> WorkerDeps:
             deps.webhooks = dataclasses.replace(
                 WebhookConfig(address_rules=AddressRules(dev=True)), retry_delays_seconds=retries, **config
             )
+            if resolver is not None:
+                deps.webhook_resolver = resolver
             return deps
 
         async with harness_factory(wrap_deps=wire) as h:

@@ -157,3 +157,23 @@ async def test_the_address_is_checked_again_on_every_try(
     errors = [t["error"] for t in await tries(db_pool, endpoint_id)]
     assert errors == ["address refused: the host 127.0.0.1 resolves to a loopback address"] * 2
     assert rec.tries == []
+
+
+async def test_a_receiver_slower_than_the_deadline_is_a_failed_try(
+    webhook_stack_factory: StackFactory, receiver: tuple[WebhookReceiver, str], db_pool: asyncpg.Pool
+) -> None:
+    rec, url = receiver
+    rec.hang_seconds, rec.hang_tries = 3.0, 1
+    async with webhook_stack_factory(retries=(0.2,), try_timeout_seconds=0.5) as stack:
+        endpoint_id, secret = await stack.endpoint(url)
+        rec.secrets = [secret]
+        event_id = await stack.event()
+        outcome = await delivery_outcome(stack.client, endpoint_id, event_id)
+    # The first answer came too late (a 2xx after the deadline is not delivered); the retry is fast.
+    assert outcome.outcome is TryOutcome.DELIVERED and outcome.tries == 2
+    recorded = await tries(db_pool, endpoint_id)
+    assert [(t["outcome"], t["status_code"], t["error"]) for t in recorded] == [
+        ("failed", None, "no answer within 0.5 s"),
+        ("delivered", 204, None),
+    ]
+    assert recorded[0]["duration_ms"] < 2500
