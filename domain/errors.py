@@ -18,6 +18,7 @@ class ErrorType(StrEnum):
     INVOICE_NOT_FOUND = "InvoiceNotFound"  # 404
     INVOICE_ALREADY_PAID = "InvoiceAlreadyPaid"  # 409
     INVOICE_LOCKED = "InvoiceLocked"  # 429 with retry_after
+    INVOICE_VOID = "InvoiceVoid"  # 410: SPEC §12, the company voided it; no attempt starts
     # SPEC §9: the attempt stays AWAITING_PAYMENT; the customer may use another account.
     BANK_ACCOUNT_BLOCKED = "BankAccountBlocked"  # 422
     ACCOUNT_VALIDATION_FAILED = "AccountValidationFailed"  # 422: check the numbers

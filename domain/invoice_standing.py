@@ -11,6 +11,11 @@ from datetime import datetime
 
 from domain.errors import ErrorType
 
+INVOICE_VOID_STATUS = "void"
+# What the pay link and the portal answer for a voided invoice (SPEC §12).
+INVOICE_VOID_REASON = "invoice_void"
+INVOICE_VOID_MESSAGE = "This invoice was cancelled by the company, so there is nothing to pay."
+
 
 @dataclass(frozen=True)
 class InvoiceStanding:
@@ -43,6 +48,9 @@ def opening_refusal(
     """Why an attempt may not start now, or None when it may."""
     if standing is None:
         return OpeningRefusal(ErrorType.INVOICE_NOT_FOUND, f"invoice {invoice_id} does not exist")
+    if standing.status == INVOICE_VOID_STATUS:
+        # SPEC §12: voided by the company; nothing is owed, and its links answer 410.
+        return OpeningRefusal(ErrorType.INVOICE_VOID, f"invoice {standing.number} was voided")
     if standing.status == "pending":
         # SPEC §9: a debit is processing; a new attempt may start only if it fails or is returned.
         return OpeningRefusal(

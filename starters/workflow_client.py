@@ -92,6 +92,7 @@ HTTP_STATUS_FOR: dict[str, int] = {
     RefusalType.INVOICE_NOT_FOUND: 404,
     RefusalType.INVOICE_ALREADY_PAID: 409,
     RefusalType.INVOICE_LOCKED: 429,
+    RefusalType.INVOICE_VOID: 410,
     RefusalType.CONTACT_CHANGED: 409,
     RefusalType.DEBIT_IN_FLIGHT: 409,
     RefusalType.ATTEMPT_BUSY: 429,

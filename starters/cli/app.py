@@ -8,6 +8,7 @@ from infra.db import migrate_url, resolve_migration_url
 from starters.cli.apikeys import apikey_app
 from starters.cli.ops import ops_app
 from starters.cli.plumbing import console, run_async, settings_or_exit
+from starters.cli.record_import import import_records
 from starters.cli.replay import replay
 from starters.cli.staff import staff_app
 
@@ -20,6 +21,7 @@ app.add_typer(ops_app, name="ops")
 app.add_typer(staff_app, name="staff")
 app.add_typer(apikey_app, name="apikey")
 app.command("replay")(replay)
+app.command("import")(import_records)
 
 
 @app.callback()

@@ -37,6 +37,8 @@ from starters.portal.edge import ForwardedClient, RequestGuard
 from starters.portal.schemas import Health, OutboxMessage
 from starters.portal.staff_actions import StaffServices
 from starters.portal.staff_console import install_staff_console
+from starters.portal.staff_console.imports import IMPORT_PATH
+from starters.portal.staff_console.imports import MAX_UPLOAD_BYTES as IMPORT_MAX_BYTES
 from starters.workflow_client import AttemptGateway
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -95,7 +97,9 @@ def create_app(
     # Added last, so they run first: nothing below sees a malformed path, an oversized body or
     # a forged client address.
     app.add_middleware(
-        RequestGuard, max_bytes=settings.max_request_bytes, limits=[(CODEC_PREFIX, CODEC_MAX_BODY_BYTES)]
+        RequestGuard,
+        max_bytes=settings.max_request_bytes,
+        limits=[(CODEC_PREFIX, CODEC_MAX_BODY_BYTES), (IMPORT_PATH, IMPORT_MAX_BYTES)],
     )
     app.add_middleware(ForwardedClient, trusted=settings.trusted_proxy_networks)
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from domain.attempt import ClientContext
 from domain.errors import RefusalType
+from domain.invoice_standing import INVOICE_VOID_MESSAGE, INVOICE_VOID_REASON, INVOICE_VOID_STATUS
 from domain.status import PaymentStatus
 from infra.pay_links import PayLinkClaims, PayLinkExpired, PayLinkForged, PayLinkSigner, token_matches
 from infra.providers.delivery.base import CodeSender
@@ -234,7 +235,16 @@ async def pay_link_claims(
         raise PortalError(
             401, "TokenRevoked", LINK_REVOKED_MESSAGE, headers=_UNAUTHORIZED, reason=LINK_REVOKED_REASON
         )
+    if await invoice_is_void(deps.pool, claims.invoice_id):
+        raise PortalError(
+            410, str(RefusalType.INVOICE_VOID), INVOICE_VOID_MESSAGE, reason=INVOICE_VOID_REASON
+        )
     return claims
+
+
+async def invoice_is_void(pool: asyncpg.Pool, invoice_id: str) -> bool:
+    status = await pool.fetchval("SELECT status FROM invoices WHERE id = $1", invoice_id)
+    return bool(status == INVOICE_VOID_STATUS)
 
 
 def require_staff(

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from domain.errors import ErrorType
-from domain.invoice_standing import opening_refusal
+from domain.invoice_standing import INVOICE_VOID_MESSAGE, INVOICE_VOID_STATUS, opening_refusal
 from domain.money import format_amount
 from domain.payment_notice import PaymentPhase
 from infra.pay_links import PayLinkExpired, PayLinkForged
@@ -136,6 +136,14 @@ async def pay_page(token: str, request: Request, deps: Deps) -> HTMLResponse:
             link_message=LINK_REVOKED_MESSAGE,
         )
     standing = await fetch_standing(deps.pool, claims.invoice_id)
+    if standing is not None and standing.status == INVOICE_VOID_STATUS:
+        return render_page(
+            initial_view="link-invalid",
+            company_name=company,
+            status_code=410,
+            link_heading="This invoice was cancelled",
+            link_message=INVOICE_VOID_MESSAGE,
+        )
     if standing is None:
         return render_page(
             initial_view="link-invalid",

@@ -24,10 +24,13 @@ from domain.attempt import CancelInput, ClientContext
 from domain.audit import AuditEventType
 from domain.channels import Channel, mask_destination
 from domain.contact_details import ContactDetailError, clean_email, clean_phone, has_control_characters
+from domain.events import EventType
 from infra.providers.delivery.base import CodeSender
 from infra.settings import Settings
+from infra.stores import company_records as records
 from infra.stores import contact_records as store
 from infra.stores.audit_trail import append_event
+from infra.stores.events import record_event
 from infra.stores.pay_link_revocations import revoke_links_issued_before
 from starters.portal.contact_change import ContactChangeOutcome
 from starters.portal.payer_change_notices import tell_old_and_new_addresses
@@ -83,12 +86,17 @@ async def change_contact(
     details: Mapping[str, str | None] | None = None,
     portal_payer: bool | None = None,
     audit_repeated_designation: bool = False,
+    name: str | None = None,
+    primary: bool | None = None,
 ) -> ContactChangeOutcome:
     """Change a contact's email/phone (keys present in `details`) and/or its payer mark.
 
     `portal_payer=True` marks it Customer Portal Payer (unmarking the old one), `False` unmarks it
-    (the primary contact then pays), `None` leaves the mark alone. `customer_id`, when given, must
-    own the contact (the console's URL names both).
+    (the primary contact then pays), `None` leaves the mark alone. `primary` does the same for the
+    primary mark (which decides who pays when nobody is designated) and `name` renames: the API's
+    contact upsert (SPEC §12) comes through here too. `customer_id`, when given, must own the
+    contact (the console's URL names both). Events (`contact.updated`, `payer.designated`) are
+    written in the same transaction as the change.
     """
     if not contact_id or len(contact_id) > 200 or has_control_characters(contact_id):
         raise StaffActionRefused(404, "ContactNotFound", "There is no such contact.")
@@ -115,12 +123,32 @@ async def change_contact(
         new_email = cleaned.get("email", contact.email)
         new_phone = cleaned.get("phone", contact.phone)
         outcome.changed_fields = [
-            name
-            for name, old, new in (("email", contact.email, new_email), ("phone", contact.phone, new_phone))
+            field_name
+            for field_name, old, new in (
+                ("email", contact.email, new_email),
+                ("phone", contact.phone, new_phone),
+            )
             if old != new
         ]
-        if outcome.changed_fields:
-            await store.update_contact_details(conn, contact_id, email=new_email, phone=new_phone)
+        renamed = name is not None and name != contact.name
+        if renamed:
+            assert name is not None
+            await records.rename_contact(conn, contact_id, name)
+        primary_target = _primary_target(before, contact_id, primary)
+        primary_changed = primary_target is not _UNCHANGED
+        if primary_changed:
+            await records.set_primary(
+                conn, owner, primary_target if isinstance(primary_target, str) else None
+            )
+        if outcome.changed_fields or renamed or primary_changed:
+            if outcome.changed_fields:
+                await store.update_contact_details(conn, contact_id, email=new_email, phone=new_phone)
+            changed_row = await records.contact_by_id(conn, contact_id)
+            assert changed_row is not None
+            await record_event(
+                conn, EventType.CONTACT_UPDATED, records.contact_object(changed_row, masked=True)
+            )
+        if outcome.changed_fields or renamed or primary_changed:
             record = await append_event(
                 conn,
                 key=services.settings.audit_key(),
@@ -135,15 +163,23 @@ async def change_contact(
                         "contact_name": contact.name,
                         "is_payer": payer_before is not None and payer_before.id == contact_id,
                         "changes": {
-                            name: {
-                                "old": _masked(channel, old),
-                                "new": _masked(channel, new),
-                            }
-                            for name, channel, old, new in (
-                                ("email", Channel.EMAIL, contact.email, new_email),
-                                ("phone", Channel.SMS, contact.phone, new_phone),
-                            )
-                            if old != new
+                            **{
+                                field_name: {
+                                    "old": _masked(channel, old),
+                                    "new": _masked(channel, new),
+                                }
+                                for field_name, channel, old, new in (
+                                    ("email", Channel.EMAIL, contact.email, new_email),
+                                    ("phone", Channel.SMS, contact.phone, new_phone),
+                                )
+                                if old != new
+                            },
+                            **({"name": {"old": contact.name, "new": name}} if renamed else {}),
+                            **(
+                                {"primary": {"old": contact.is_primary, "new": not contact.is_primary}}
+                                if primary_changed
+                                else {}
+                            ),
                         },
                     },
                     occurred_at=now,
@@ -182,6 +218,18 @@ async def change_contact(
                 ),
             )
             outcome.designation_event_id = record.id
+            if target != designated_before:
+                await record_event(
+                    conn,
+                    EventType.PAYER_DESIGNATED,
+                    {
+                        "object": "payer_designation",
+                        "customer": {"id": owner, "external_id": await _customer_external_id(conn, owner)},
+                        "contact": _contact_ref(after, target),
+                        "previous_contact": _contact_ref(before, designated_before),
+                        "payer": _contact_ref(after, outcome.payer_contact_id),
+                    },
+                )
 
         payer_details_changed = (
             payer_after is not None and payer_after.id == contact_id and bool(outcome.changed_fields)
@@ -206,6 +254,32 @@ async def change_contact(
         payer_after=payer_after,
     )
     return outcome
+
+
+_UNCHANGED = object()
+
+
+def _primary_target(before: list[store.ContactRecord], contact_id: str, primary: bool | None) -> object:
+    """The contact to mark primary (None: nobody), or `_UNCHANGED`."""
+    current = next((c.id for c in before if c.is_primary), None)
+    if primary is True and current != contact_id:
+        return contact_id
+    if primary is False and current == contact_id:
+        return None
+    return _UNCHANGED
+
+
+def _contact_ref(contacts: list[store.ContactRecord], contact_id: str | None) -> dict[str, Any] | None:
+    """A contact in an event: who, never where (no email or phone)."""
+    found = next((c for c in contacts if c.id == contact_id), None)
+    if found is None:
+        return None
+    return {"id": found.id, "name": found.name}
+
+
+async def _customer_external_id(conn: asyncpg.Connection, customer_id: str) -> str | None:
+    value: str | None = await conn.fetchval("SELECT external_id FROM customers WHERE id = $1", customer_id)
+    return value
 
 
 async def _cancel_running_attempts(

@@ -4,6 +4,7 @@ Staff see full contact details (they are the ones who fix a wrong email or phone
 never does. Designating the payer and sending a link are audited with the staff actor.
 """
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,11 +17,14 @@ from domain.attempt import ClientContext
 from domain.audit import AuditEventType
 from domain.channels import Channel, channels_on_file, mask_destination
 from domain.errors import RefusalType
+from domain.events import EventType
+from domain.invoice_standing import INVOICE_VOID_REASON, INVOICE_VOID_STATUS
 from domain.money import format_amount
 from domain.status import PaymentStatus
 from infra.pay_links import pay_link_url
 from infra.providers.delivery.base import DeliveryError, OtpMessage
 from infra.stores.audit_trail import append_event, chain_ok, fetch_trail
+from infra.stores.events import record_event
 from infra.stores.invoices import fetch_standing
 from infra.stores.payers import fetch_payer
 from starters.portal.contact_change import ContactChangeOutcome
@@ -205,12 +209,22 @@ async def create_payment_request(invoice_id: str, request: Request, deps: Deps) 
 
 
 async def send_payment_request(
-    request: Request, deps: PortalDeps, invoice_id: str, client: ClientContext
+    request: Request,
+    deps: PortalDeps,
+    invoice_id: str,
+    client: ClientContext,
+    *,
+    channels: Sequence[Channel] | None = None,
 ) -> PaymentRequestView:
-    """One path for the API and the console. A new link never revokes earlier ones (SPEC §11)."""
+    """One path for the staff API, the console and /api/v1. A new link never revokes earlier ones
+    (SPEC §11). `channels` limits where the link may go (default: email, else SMS)."""
     invoice = await fetch_standing(deps.pool, invoice_id)
     if invoice is None:
         raise PortalError(404, "InvoiceNotFound", f"No invoice {invoice_id}.")
+    if invoice.status == INVOICE_VOID_STATUS:
+        raise PortalError(
+            409, str(RefusalType.INVOICE_VOID), "This invoice was voided.", reason=INVOICE_VOID_REASON
+        )
     if invoice.settled:
         raise PortalError(
             409, RefusalType.INVOICE_ALREADY_PAID, "This invoice is already paid.", status=PaymentStatus.PAID
@@ -224,7 +238,8 @@ async def send_payment_request(
     url = pay_link_url(deps.settings, token)
     # Email is the channel for links (SPEC §4); a payer with only a phone gets it by text instead.
     offered = channels_on_file(payer.email, payer.phone)
-    channel = Channel.EMAIL if Channel.EMAIL in offered else (offered[0] if offered else None)
+    usable = [c for c in offered if channels is None or c in channels]
+    channel = Channel.EMAIL if Channel.EMAIL in usable else (usable[0] if usable else None)
     delivery = DeliveryView(sent=False, problem=NO_CONTACT_PROBLEM)
     request_key = f"payreq:{invoice_id}:{claims.nonce}"
     if channel is not None:
@@ -262,7 +277,29 @@ async def send_payment_request(
     }
     if delivery.problem:
         details["problem"] = delivery.problem
-    async with deps.pool.acquire() as conn:
+    async with deps.pool.acquire() as conn, conn.transaction():
+        external = await conn.fetchrow(
+            "SELECT i.external_id AS invoice, c.external_id AS customer FROM invoices i"
+            " JOIN customers c ON c.id = i.customer_id WHERE i.id = $1",
+            invoice_id,
+        )
+        await record_event(
+            conn,
+            EventType.PAYMENT_REQUEST_SENT,
+            {
+                "object": "payment_request",
+                "invoice": {"id": invoice_id, "external_id": external["invoice"] if external else None},
+                "customer": {
+                    "id": invoice.customer_id,
+                    "external_id": external["customer"] if external else None,
+                },
+                "payer": {"id": payer.contact_id, "name": payer.name},
+                "sent": delivery.sent,
+                "channel": delivery.channel,
+                "sent_to": delivery.destination,  # masked
+                "expires_at": claims.expires_at.isoformat(),
+            },
+        )
         await append_event(
             conn,
             key=deps.audit_key,

@@ -9,6 +9,7 @@ import asyncpg
 from fastapi import FastAPI
 
 from infra.settings import Settings
+from starters.portal.api_v1 import customers, events, invoices, payments
 from starters.portal.api_v1.auth import ApiV1State, RateLimiter
 from starters.portal.api_v1.errors import install_api_error_handlers
 from starters.portal.api_v1.gate import ApiV1Gate
@@ -25,3 +26,5 @@ def install_api_v1(app: FastAPI, settings: Settings, pool: asyncpg.Pool) -> None
     app.state.api_v1 = state
     install_api_error_handlers(app)
     app.add_middleware(ApiV1Gate, state=state)
+    for router in (customers.router, invoices.router, payments.router, events.router):
+        app.include_router(router)

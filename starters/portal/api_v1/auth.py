@@ -123,8 +123,10 @@ def api_v1_state(request: Request) -> ApiV1State:
     return state
 
 
-def require_scope(scope: str) -> Callable[..., Awaitable[ApiKeyPrincipal]]:
-    """The dependency a /api/v1 route declares: the calling key, which must hold `scope`."""
+def require_scope(scope: str, *alternatives: str) -> Callable[..., Awaitable[ApiKeyPrincipal]]:
+    """The dependency a /api/v1 route declares: the calling key, which must hold `scope` (or one
+    of `alternatives`: reading an invoice suits a payments reader and an invoice writer alike)."""
+    accepted = (scope, *alternatives)
 
     async def dependency(
         request: Request,
@@ -133,9 +135,10 @@ def require_scope(scope: str) -> Callable[..., Awaitable[ApiKeyPrincipal]]:
         principal = request.scope.get("state", {}).get(STATE_KEY)
         if not isinstance(principal, ApiKeyPrincipal):
             principal = await authenticate(api_v1_state(request), request.headers.get("authorization"))
-        if scope not in principal.scopes:
+        if not set(accepted) & set(principal.scopes):
+            needed = " or ".join(accepted)
             raise ApiError(
-                403, "ApiKeyScopeMissing", f"This API key lacks the scope {scope}.", reason="scope_missing"
+                403, "ApiKeyScopeMissing", f"This API key lacks the scope {needed}.", reason="scope_missing"
             )
         return principal
 

@@ -4,12 +4,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from infra.settings import Settings
-from starters.portal.staff_console import attention, customers, developers, invoices, sign_in
+from starters.portal.staff_console import attention, customers, developers, imports, invoices, sign_in
 from starters.portal.staff_console.web import PAGE_HEADERS, CsrfRefused, SignInRequired, redirect, templates
 
 
 def install_staff_console(app: FastAPI, settings: Settings) -> None:
-    for module in (sign_in, customers, invoices, attention, developers):
+    for module in (sign_in, customers, invoices, attention, imports, developers):
         app.include_router(module.router)
 
     @app.exception_handler(SignInRequired)
