@@ -46,6 +46,7 @@ _ALWAYS_REFUSED: tuple[IpNetwork, ...] = tuple(
     )
 )
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class WebhookUrlRefused(ValueError):
@@ -104,10 +105,25 @@ def numeric_host(host: str) -> IpAddress | None:
     return None
 
 
+def _embedded_ipv4(address: IPv6Address) -> IPv4Address | None:
+    """The IPv4 address an IPv6 form carries (mapped, 6to4, NAT64, the deprecated compatible form)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or (1 < int(address) < 2**32):
+        return IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def address_refusal(address: IpAddress, rules: AddressRules) -> str | None:
     """Why this address may not receive webhooks, or None when it may."""
-    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, IPv6Address):
+        if address.teredo is not None:
+            return "a Teredo tunnel address"
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            address = embedded
     if any(address in net for net in _ALWAYS_REFUSED if net.version == address.version):
         return "a link-local, metadata, multicast or unspecified address"
     if address.is_loopback and rules.dev:

@@ -40,6 +40,11 @@ REFUSED_EVERYWHERE_OUTSIDE_DEV = [
     "https://0177.0.0.1/hook",
     "https://127.1/hook",
     "https://[::ffff:127.0.0.1]/hook",
+    "https://[::7f00:1]/hook",  # the deprecated IPv4-compatible form
+    "https://[2002:7f00:1::]/hook",  # 6to4 around 127.0.0.1
+    "https://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 around 169.254.169.254
+    "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",  # Teredo
+    "https://[fd12::1]/hook",
     "https://loop.example.com/hook",
     "https://10.0.0.5/hook",
     "https://192.168.1.1/hook",
@@ -90,6 +95,7 @@ async def test_dev_still_refuses_link_local_metadata_and_private(url: str) -> No
         ("http://0x7f000001:8080/hook", "127.0.0.1"),
         ("http://loop.example.com:8080/hook", "127.0.0.1"),
         ("https://hooks.example.com/hook", "93.184.216.34"),
+        ("https://[2002:5db8:d822::1]/hook", "2002:5db8:d822::1"),  # 6to4 around a public address
     ],
 )
 async def test_dev_allows_http_to_loopback(url: str, address: str) -> None:
