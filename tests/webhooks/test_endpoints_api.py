@@ -207,3 +207,25 @@ async def _accepted(rec: WebhookReceiver) -> int:
 
 def _count_is(n: int) -> Callable[[int], bool]:
     return lambda count: count == n
+
+
+async def test_paging_over_endpoints_visits_each_once(api: Api) -> None:
+    made = [str((await _create(api, f"http://127.0.0.1:9/hook-{n}"))["id"]) for n in range(23)]
+    try:
+        seen: list[str] = []
+        after: str | None = None
+        while True:
+            params: dict[str, str | int] = {"limit": 10}
+            if after:
+                params["starting_after"] = after
+            page = (await api.http.get(ENDPOINTS, params=params, headers=api.headers)).json()
+            seen += [e["id"] for e in page["data"]]
+            if not page["has_more"]:
+                break
+            after = page["data"][-1]["id"]
+        mine = [e for e in seen if e in set(made)]
+        assert len(seen) == len(set(seen))  # nothing twice
+        assert mine == list(reversed(made))  # each of ours once, newest first
+    finally:
+        for endpoint_id in made:
+            await api.http.delete(f"{ENDPOINTS}/{endpoint_id}", headers=api.headers)
