@@ -221,12 +221,14 @@ async def upsert_contact(
                 )
                 created = True
             else:
-                contact_id = again["id"]
                 created = False
+        if not created:
+            # Another writer created it a moment ago: this request is an update of that contact.
+            return await upsert_contact(services, fields, client, customer_in_path=customer_in_path)
         problems: list[str] = []
         if fields.primary or fields.portal_payer:
             problems = await _change(services, contact_id, customer_id, fields, {}, client)
-        return Upserted("created" if created else "updated", contact_id, problems)
+        return Upserted("created", contact_id, problems)
     changed = (
         existing["name"] != fields.name
         or any(existing[k] != v for k, v in details.items())

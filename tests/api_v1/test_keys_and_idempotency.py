@@ -9,6 +9,8 @@ import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
+import pytest
 from fastapi import Depends
 
 from domain.api_scopes import EVENTS_READ, PAYMENTS_READ
@@ -177,3 +179,12 @@ async def test_an_idempotency_key_is_kept_24_hours(api: Api) -> None:
     later = await api.http.post(PROBE, json={}, headers=headers)
     assert later.status_code == 200 and "idempotent-replayed" not in later.headers
     assert later.json()["run"] == first.json()["run"] + 1
+
+
+async def test_the_app_role_may_purge_old_idempotency_answers_and_nothing_else(api: Api) -> None:
+    app_pool = api.portal.harness.app_pool
+    assert app_pool is not None
+    # What `claim` runs now and then, as the app's least-privilege role.
+    await app_pool.execute("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await app_pool.execute("DELETE FROM api_keys WHERE false")

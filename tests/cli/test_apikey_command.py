@@ -74,3 +74,16 @@ async def test_create_list_roll_revoke(
         ("API_KEY_REVOKED", "cli"),
     ]
     assert secret not in " ".join(str(r["details"]) for r in audited)
+
+
+async def test_prod_keys_are_live_keys(
+    temporal_client: Client, db_pool: asyncpg.Pool, database_url: str, tmp_path: Path
+) -> None:
+    env = cli_env(temporal_client, database_url, tmp_path, API_KEY_PEPPER=PEPPER, PORTALPAY_ENV="prod")
+    rc, out, err = await run_cli("apikey", "create", "--name", "books", "--json", env=env, cwd=tmp_path)
+    assert rc == 0, err
+    secret = json.loads(out)["secret"]
+    assert secret.startswith("ppk_live_") and len(secret) >= len("ppk_live_") + 32
+    env.pop("API_KEY_PEPPER")
+    rc, out, err = await run_cli("apikey", "create", "--name", "books", env=env, cwd=tmp_path)
+    assert rc == 1 and "API_KEY_PEPPER is required" in err

@@ -75,3 +75,25 @@ async def test_upload_preview_then_import_and_download(portal: Portal) -> None:
     async with console_client(portal.app) as anonymous:
         r = await anonymous.get("/staff/import/export/customers.csv")
         assert r.status_code in (303, 401) and "W-" not in r.text
+
+
+async def test_the_developers_page_lists_keys_by_prefix_only(portal: Portal) -> None:
+    from infra.stores import api_keys
+
+    issued = await api_keys.create_key(
+        portal.pool,
+        pepper=portal.harness.settings.secret("api_key_pepper").encode(),
+        name=f"CRM {uuid.uuid4().hex[:6]}",
+        scopes=("events:read",),
+        mode="test",
+    )
+    creds = await make_staff(portal.pool)
+    async with console_client(portal.app) as http:
+        await signed_in(http, creds)
+        page = await http.get("/staff/developers")
+        assert page.status_code == 200
+        assert issued.record.name in page.text and issued.record.prefix in page.text
+        assert issued.secret not in page.text and issued.secret[len(issued.record.prefix) :] not in page.text
+    async with console_client(portal.app) as anonymous:
+        r = await anonymous.get("/staff/developers")
+        assert r.status_code == 303 and issued.record.name not in r.text

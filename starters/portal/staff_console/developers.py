@@ -1,5 +1,6 @@
-"""`/staff/developers` (SPEC §12): the company's API keys (prefix only), its webhook endpoints and
-their recent deliveries, with `Resend` on a delivery (a redelivery, audited as the staff member)."""
+"""`/staff/developers` (SPEC §12): the company's API keys (prefix only, never a secret), its webhook
+endpoints and their recent deliveries, with `Resend` on a delivery (a redelivery, audited as the
+staff member)."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -23,7 +24,7 @@ async def developers_page(request: Request, deps: Deps, staff: Staff) -> HTMLRes
         request,
         "staff/developers.html",
         {
-            "keys": await api_keys.list_keys(deps.pool),
+            "api_keys": await api_keys.list_keys(deps.pool),
             "endpoints": endpoints,
             "enabled_ids": {e.id for e in endpoints if e.enabled},
             "deliveries": await store.recent_tries(deps.pool, limit=RECENT_DELIVERIES),
