@@ -64,6 +64,8 @@ class AuditEventType(StrEnum):
     INVOICE_UPDATED = "INVOICE_UPDATED"
     INVOICE_VOIDED = "INVOICE_VOIDED"
     IMPORT_COMMITTED = "IMPORT_COMMITTED"
+    # SPEC §12 (the webhooks half)
+    WEBHOOK_ENDPOINT_CHANGED = "WEBHOOK_ENDPOINT_CHANGED"
 
 
 # The fields the hash covers, in a fixed order: changing this list breaks every stored chain.

@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.policy import AttemptTimers, InvoiceKind, OtpPolicy, PaymentMethod, SendCaps
+from domain.webhooks import parse_duration, parse_retry_schedule, retry_schedule_is_safe
 
 if TYPE_CHECKING:
     from infra.nacha_config import NachaConfig
@@ -54,6 +55,7 @@ WORKER_SECRETS = (
     "bank_fingerprint_key",
     "nacha_account_key",
     "codec_keys",
+    "webhook_secret_keys",
 )
 PORTAL_SECRETS = (
     "staff_api_token",
@@ -63,6 +65,7 @@ PORTAL_SECRETS = (
     "processor_webhook_secret",
     "codec_keys",
     "api_key_pepper",
+    "webhook_secret_keys",
 )
 PROCESSOR_SECRETS = ("processor_webhook_secret",)
 
@@ -215,6 +218,16 @@ class Settings(BaseSettings):
     # Requests a second one API key may make (per portal process) before answering 429.
     api_rate_limit_per_second: int = Field(default=50, gt=0)
     max_invoice_cents: int = Field(default=10_000_000, gt=0)
+    # --- webhooks to the company's systems (SPEC §12) -------------------------------------
+    # An endpoint whose every try has failed this long is disabled and staff are emailed.
+    webhook_disable_after: str = "5d"
+    # Comma-separated CIDRs of on-premises receivers allowed despite being private (never
+    # link-local or metadata addresses).
+    webhook_allow_private_cidrs: str = ""
+    # Seals endpoint signing secrets at rest: "kid:base64(32 bytes)[,kid2:…]", the first seals.
+    webhook_secret_keys: SecretStr | None = None
+    # Delays between tries; prod refuses a schedule below SPEC §12's floor (docs/webhooks.md).
+    webhook_retry_schedule: str = "5s,5m,30m,2h,5h,10h,10h,10h"
 
     @model_validator(mode="after")
     def _policy_lists_parse(self) -> "Settings":
@@ -231,6 +244,31 @@ class Settings(BaseSettings):
         except ValueError as exc:
             raise ValueError(f"TRUSTED_PROXIES: {exc}") from exc
         return self
+
+    @model_validator(mode="after")
+    def _webhook_settings_parse(self) -> "Settings":
+        for name, parse in (
+            ("WEBHOOK_DISABLE_AFTER", lambda: parse_duration(self.webhook_disable_after)),
+            ("WEBHOOK_ALLOW_PRIVATE_CIDRS", lambda: self.webhook_allowed_networks),
+            ("WEBHOOK_RETRY_SCHEDULE", lambda: parse_retry_schedule(self.webhook_retry_schedule)),
+        ):
+            try:
+                parse()
+            except ValueError as exc:
+                raise ValueError(f"{name}: {exc}") from exc
+        if not self.is_dev and not retry_schedule_is_safe(parse_retry_schedule(self.webhook_retry_schedule)):
+            raise ValueError(
+                "WEBHOOK_RETRY_SCHEDULE: outside dev at least 8 retries over at least 24 h, the first within 10 s"
+            )
+        return self
+
+    @property
+    def webhook_allowed_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(
+            ip_network(item.strip(), strict=False)
+            for item in self.webhook_allow_private_cidrs.split(",")
+            if item.strip()
+        )
 
     @property
     def is_dev(self) -> bool:
@@ -300,7 +338,7 @@ class Settings(BaseSettings):
                 )
         if not self.portal_base_url.lower().startswith("https://"):
             raise SettingsError("PORTAL_BASE_URL must be an https:// address when PORTALPAY_ENV=prod")
-        for name in (*OWN_SECRETS, "codec_keys"):
+        for name in (*OWN_SECRETS, "codec_keys", "webhook_secret_keys"):
             if name not in type(self).model_fields:
                 continue  # a secret a later release reads
             value: SecretStr | None = getattr(self, name, None)
@@ -309,8 +347,8 @@ class Settings(BaseSettings):
                     continue  # not this process's secret: compose does not hand it over
                 # Refused before anything opens: prod never generates its own secrets.
                 raise SettingsError(f"{name.upper()} is required when PORTALPAY_ENV=prod")
-            if name == "codec_keys":
-                continue  # its own shape is checked by codec_key_ring()
+            if name in ("codec_keys", "webhook_secret_keys"):
+                continue  # key rings: their shape is checked where they are read
             if len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
                 raise SettingsError(
                     f"{name.upper()} is shorter than {MIN_SECRET_BYTES} bytes; use e.g. "
@@ -441,6 +479,7 @@ _DEV_SECRET_MAKERS = {
     "nacha_account_key": lambda: secrets.token_urlsafe(32),
     "processor_webhook_secret": lambda: secrets.token_urlsafe(32),
     "api_key_pepper": lambda: secrets.token_urlsafe(32),
+    "webhook_secret_keys": lambda: "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
 }
 
 

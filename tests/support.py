@@ -17,6 +17,7 @@ from starters.workflow_client import AttemptGateway
 
 BIN_DIR = Path(sys.executable).parent
 TEST_CODEC_KEYS = "test1:" + base64.b64encode(b"k" * 32).decode()
+TEST_WEBHOOK_SECRET_KEYS = "whk1:" + base64.b64encode(b"w" * 32).decode()
 GOOD_ROUTING = "011000015"  # passes the ABA checksum
 GOOD_ACCOUNT = "000123456789"
 
@@ -33,6 +34,7 @@ def test_settings(**overrides: Any) -> Settings:
         "codec_keys": TEST_CODEC_KEYS,
         "processor_webhook_secret": "processor-webhook-test-secret-0123456789",
         "bank_fingerprint_key": "bank-fingerprint-test-key-0123456789abcd",
+        "webhook_secret_keys": TEST_WEBHOOK_SECRET_KEYS,
         "api_key_pepper": "api-key-pepper-test-0123456789abcdefgh",
         "otp_resend_cooldown_seconds": 0,
     }

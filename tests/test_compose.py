@@ -115,7 +115,7 @@ def filled_env_example() -> dict[str, str]:
     for key, value in env.items():
         if value:
             continue
-        if key == "CODEC_KEYS":
+        if key in ("CODEC_KEYS", "WEBHOOK_SECRET_KEYS"):
             env[key] = "k1:" + base64.b64encode(secrets.token_bytes(32)).decode()
         else:
             env[key] = secrets.token_urlsafe(32)
@@ -314,6 +314,7 @@ SECRET_HOLDERS = {
     "PROCESSOR_WEBHOOK_SECRET": {"portal", "processor"},
     "NACHA_ACCOUNT_KEY": {"worker"},
     "API_KEY_PEPPER": {"portal"},
+    "WEBHOOK_SECRET_KEYS": {"worker", "portal"},
 }
 
 
@@ -347,7 +348,7 @@ def test_each_secret_reaches_only_the_services_that_read_it(compose: dict[str, A
 @pytest.mark.parametrize("name", sorted(PROCESS_SECRETS))
 def test_each_app_process_gets_exactly_the_secrets_it_reads(compose: dict[str, Any], name: str) -> None:
     given = {key.lower() for key in environment_of(compose["services"][name])}
-    own = {secret for secret in (*OWN_SECRETS, "codec_keys") if secret in given}
+    own = {secret for secret in (*OWN_SECRETS, "codec_keys", "webhook_secret_keys") if secret in given}
     assert own == set(PROCESS_SECRETS[name])
 
 

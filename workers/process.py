@@ -1,6 +1,7 @@
 """`portalpay worker`: one worker process with its pool and provider clients, until SIGTERM."""
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -10,7 +11,12 @@ from infra.providers.delivery.factory import build_code_senders, close_code_send
 from infra.resources import open_pool
 from infra.settings import WORKER_SECRETS, Settings
 from infra.temporal import connect
-from workers.schedules import ensure_nacha_schedules, ensure_reconciliation_schedule
+from workers.schedules import (
+    ensure_nacha_schedules,
+    ensure_reconciliation_schedule,
+    ensure_webhook_sweep_schedule,
+)
+from workers.webhook_relay_loop import run_webhook_relay
 from workers.worker import WorkerDeps, build_worker, run_until_signalled
 
 
@@ -32,6 +38,7 @@ async def run_worker_process(
             temporal = client or await connect(settings, runtime=runtime)
             deps = WorkerDeps.from_settings(settings, pool, senders, metrics=PORTALPAY_METRICS)
             await ensure_reconciliation_schedule(temporal, settings.temporal_task_queue)
+            await ensure_webhook_sweep_schedule(temporal, settings.temporal_task_queue)
             if deps.nacha is not None:
                 await ensure_nacha_schedules(temporal, settings.temporal_task_queue, deps.nacha.config)
             worker = build_worker(
@@ -41,6 +48,12 @@ async def run_worker_process(
                 graceful_shutdown=timedelta(seconds=settings.worker_graceful_shutdown_seconds),
                 max_cached_workflows=settings.worker_max_cached_workflows,
             )
-            await run_until_signalled(worker, stop)
+            relay = asyncio.create_task(run_webhook_relay(pool, temporal, settings.temporal_task_queue))
+            try:
+                await run_until_signalled(worker, stop)
+            finally:
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
         finally:
             await close_code_senders(senders)

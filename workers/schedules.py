@@ -29,6 +29,7 @@ from workflows.nacha_files import (
     NachaOriginationWorkflow,
 )
 from workflows.reconciliation import SCHEDULE_ID, ProcessorReconciliationWorkflow
+from workflows.webhook_delivery import SWEEP_SCHEDULE_ID, WebhookSweepWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,29 @@ async def ensure_reconciliation_schedule(
     except ScheduleAlreadyRunningError:
         return False
     log.info("created schedule %s", SCHEDULE_ID)
+    return True
+
+
+async def ensure_webhook_sweep_schedule(
+    client: Client, task_queue: str, *, every: timedelta = timedelta(minutes=1)
+) -> bool:
+    """SPEC §12's safety net behind the relay loop: deliveries for events nobody dispatched."""
+    try:
+        await client.create_schedule(
+            SWEEP_SCHEDULE_ID,
+            Schedule(
+                # By name: the typed form of a workflow without arguments trips mypy's overload
+                # inference for every other `get_workflow_handle_for` in the program.
+                action=ScheduleActionStartWorkflow(
+                    WebhookSweepWorkflow.__name__, id=f"{SWEEP_SCHEDULE_ID}-run", task_queue=task_queue
+                ),
+                spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+                policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+            ),
+        )
+    except ScheduleAlreadyRunningError:
+        return False
+    log.info("created schedule %s", SWEEP_SCHEDULE_ID)
     return True
 
 

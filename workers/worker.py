@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,17 +23,23 @@ from activities.payer import PayerActivities
 from activities.payments import PaymentActivities
 from activities.reconciliation import ReconciliationActivities
 from activities.settlement import LifecycleConfig, SettlementActivities
+from activities.webhook_delivery import WebhookDeliveryActivities
+from activities.webhook_relay import WebhookRelayActivities
 from domain.channels import Channel
 from domain.policy import AttemptTimers, OtpPolicy, SendCaps
 from infra.providers.delivery.base import CodeSender
 from infra.providers.processor.client import HttpProcessorClient, ProcessorClient
 from infra.settings import Settings
+from infra.webhook_address import Resolver, system_resolver
+from infra.webhook_secrets import SecretBox
+from infra.webhook_settings import WebhookConfig, secret_box, webhook_config
 from workers.lifecycle import NachaWiring, lifecycle_config, nacha_wiring, processor_client
 from workers.sandbox import WORKFLOW_RUNNER
 from workflows.ach_payment import AchPaymentWorkflow
 from workflows.nacha_files import NachaInboundWorkflow, NachaOriginationWorkflow
 from workflows.pay_invoice import PayInvoiceWorkflow
 from workflows.reconciliation import ProcessorReconciliationWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow, WebhookSweepWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,10 @@ class WorkerDeps:
     caps: SendCaps = field(default_factory=SendCaps)
     # SPEC §13: set when PROCESSOR=nacha (the NACHA jobs' activities are registered only then).
     nacha: NachaWiring | None = None
+    # SPEC §12: webhook deliveries (the sealing key, the schedule, the address rules).
+    webhook_box: SecretBox | None = None
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
+    webhook_resolver: Resolver = system_resolver
 
     @classmethod
     def from_settings(
@@ -81,6 +92,8 @@ class WorkerDeps:
             nacha=nacha_wiring(settings),
             lifecycle=lifecycle_config(settings),
             bank_fingerprint_key=settings.secret("bank_fingerprint_key").encode(),
+            webhook_box=secret_box(settings),
+            webhooks=webhook_config(settings),
         )
 
 
@@ -127,6 +140,13 @@ def build_worker(
             staff_notify_email=deps.lifecycle.staff_notify_email,
         )
         nacha_jobs = [nacha.originate_nacha_file, nacha.ingest_nacha_inbound]
+    # Without WEBHOOK_SECRET_KEYS (deps built by hand) a one-off key: secrets sealed elsewhere
+    # fail to open, and their tries are retried, never sent unsigned.
+    box = deps.webhook_box or SecretBox([("ephemeral", secrets.token_bytes(32))])
+    webhooks = WebhookDeliveryActivities(
+        deps.pool, box, deps.webhooks, deps.senders, resolver=deps.webhook_resolver
+    )
+    webhook_relay = WebhookRelayActivities(deps.pool)
     return Worker(
         client,
         task_queue=task_queue,
@@ -136,6 +156,8 @@ def build_worker(
             ProcessorReconciliationWorkflow,
             NachaOriginationWorkflow,
             NachaInboundWorkflow,
+            WebhookDeliveryWorkflow,
+            WebhookSweepWorkflow,
         ],
         activities=[
             *nacha_jobs,
@@ -154,6 +176,8 @@ def build_worker(
             settlement.check_debit_status,
             settlement.alert_payment_overdue,
             reconciliation.reconcile_processor,
+            webhooks.deliver_webhook,
+            webhook_relay.sweep_webhook_events,
         ],
         graceful_shutdown_timeout=graceful_shutdown,
         max_cached_workflows=max_cached_workflows,

@@ -28,6 +28,7 @@ from infra.providers.delivery.console import ConsoleSender
 from infra.providers.delivery.factory import build_code_senders
 from infra.settings import Settings
 from starters.portal.api_v1 import install_api_v1
+from starters.portal.api_v1.webhook_endpoints import webhook_endpoints_router
 from starters.portal.codec_api import (
     CODEC_PREFIX,
     OperatorSignIn,
@@ -130,6 +131,7 @@ def create_app(
     app.include_router(proof_routes.api_router)
     app.include_router(proof_routes.console_router)
     app.include_router(pages.router)
+    app.include_router(webhook_endpoints_router(settings, pool, gateway.client, gateway.task_queue))
     install_staff_console(app, settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

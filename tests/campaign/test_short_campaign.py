@@ -18,6 +18,7 @@ from rich.console import Console
 
 from tools.chaos.campaign import CampaignConfig, run_campaign
 from tools.chaos.lifecycle_phase import LifecyclePhaseConfig
+from tools.chaos.webhook_phase import WebhookPhaseConfig
 
 
 @pytest.mark.timeout(600)
@@ -36,6 +37,7 @@ async def test_short_campaign_keeps_every_promise() -> None:
         fault_gap=(1.0, 3.0),
         work_dir=work_dir / "campaign",
         lifecycle=LifecyclePhaseConfig(debits=26),
+        webhooks=WebhookPhaseConfig(probes=15),
     )
     console = Console(width=140)
     try:
@@ -56,6 +58,9 @@ async def test_short_campaign_keeps_every_promise() -> None:
         "every code request ends delivered or moved to the other channel",
         "no customer gets two codes for one request",
         "schemathesis: 0 responses 5xx, 0 schema violations",
+        "webhooks: events written = events delivered (0 lost)",
+        "webhooks: 0 duplicates beyond retries",
+        "webhooks: every signature verifies (standardwebhooks)",
         # Issue 10's attacks (tools/chaos/attacks.py) and what they must leave behind.
         "poison bank details: clean 4xx, never debited, never stuck in SUBMITTING",
         "plaintext starts through a plain Temporal client: refused (no debit, no PAID, no OTP_VERIFIED)",

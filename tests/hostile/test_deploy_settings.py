@@ -49,6 +49,7 @@ def prod(**overrides: Any) -> Settings:
         "processor_webhook_secret": "w" * 32,
         "api_key_pepper": "p" * 32,
         "codec_keys": TEST_CODEC_KEYS,
+        "webhook_secret_keys": TEST_CODEC_KEYS,
         "email_provider": "sendgrid",
         "sms_provider": "twilio",
         "portal_base_url": "https://pay.example.com",
@@ -79,6 +80,7 @@ def test_a_safe_prod_configuration_starts() -> None:
         ({"codec_keys": None}, "CODEC_KEYS"),
         ({"nacha_account_key": None}, "NACHA_ACCOUNT_KEY"),
         ({"processor": "sandbox"}, "PROCESSOR=sandbox"),
+        ({"webhook_secret_keys": None}, "WEBHOOK_SECRET_KEYS"),
     ],
 )
 def test_prod_refuses_unsafe_settings_in_one_line(overrides: dict[str, Any], names: str) -> None:

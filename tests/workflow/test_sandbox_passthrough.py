@@ -34,5 +34,6 @@ def test_every_workflow_file_stays_sandboxed() -> None:
         "workflows.ach_payment",
         "workflows.reconciliation",
         "workflows.nacha_files",
+        "workflows.webhook_delivery",
     }
     assert not workflow_files & set(HELPER_MODULES)

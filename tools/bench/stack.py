@@ -194,6 +194,7 @@ def stack_secrets() -> dict[str, str]:
         "PROCESSOR_WEBHOOK_SECRET": secrets.token_urlsafe(32),
         "API_KEY_PEPPER": secrets.token_urlsafe(32),
         "CODEC_KEYS": "bench1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        "WEBHOOK_SECRET_KEYS": "bench1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
     }
 
 

@@ -26,6 +26,9 @@ def chaos(
     lifecycle_debits: int = typer.Option(
         200, min=0, help="Debits across the SPEC §9 test accounts, webhooks dropped and duplicated (0 skips)."
     ),
+    webhook_probes: int = typer.Option(
+        40, min=0, help="Probe events for the loopback webhook receiver failing 30% of tries (0 skips it)."
+    ),
     seed: int | None = typer.Option(None, help="Random seed (printed, to replay a run)."),
     work_dir: Path | None = typer.Option(None, help="Where logs and the dedicated PostgreSQL go."),
 ) -> None:
@@ -34,6 +37,7 @@ def chaos(
 
     from tools.chaos.campaign import CampaignConfig, run_campaign
     from tools.chaos.lifecycle_phase import LifecyclePhaseConfig
+    from tools.chaos.webhook_phase import WebhookPhaseConfig
 
     if broken not in ("email", "sms"):
         raise typer.BadParameter("--broken is email or sms")
@@ -47,6 +51,7 @@ def chaos(
         broken_channel=broken,
         schemathesis_calls=schemathesis_calls,
         lifecycle=LifecyclePhaseConfig(debits=lifecycle_debits),
+        webhooks=WebhookPhaseConfig(probes=webhook_probes) if webhook_probes else None,
     )
     if seed is not None:
         cfg.seed = seed

@@ -8,6 +8,7 @@ the promises are checked, hostile input is thrown at the API, and a report table
 """
 
 import asyncio
+import contextlib
 import random
 import secrets
 import time
@@ -41,6 +42,7 @@ from tools.chaos.customers import Customer, CustomerRecord, make_plans
 from tools.chaos.hostile import brute_force, fuzz_api
 from tools.chaos.lifecycle_phase import LifecyclePhaseConfig, run_lifecycle_phase
 from tools.chaos.log_secrets import check_logs
+from tools.chaos.webhook_phase import WebhookPhase, WebhookPhaseConfig, webhook_phase
 from tools.standins.faulty_providers import ProviderFaults
 
 
@@ -60,6 +62,8 @@ class CampaignConfig:
     seed: int = field(default_factory=lambda: secrets.randbits(31))
     work_dir: Path = field(default_factory=lambda: (STATE_DIR / f"chaos-{int(time.time())}").resolve())
     lifecycle: LifecyclePhaseConfig = field(default_factory=LifecyclePhaseConfig)
+    # SPEC §12: a loopback webhook receiver failing 30 % of tries; None skips it.
+    webhooks: WebhookPhaseConfig | None = field(default_factory=WebhookPhaseConfig)
 
 
 @dataclass
@@ -156,13 +160,18 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
         "OTP_RESEND_COOLDOWN_SECONDS": "1",
         "WORKER_GRACEFUL_SHUTDOWN_SECONDS": "2",
         **cfg.lifecycle.processor_env(),
+        **(cfg.webhooks.env() if cfg.webhooks else {}),
     }
     stack = Stack(StackConfig(work_dir=cfg.work_dir, extra_env=env, persist_temporal=cfg.server_restarts > 0))
+    exits = contextlib.AsyncExitStack()
     try:
         await stack.start()
         settings = settings_from_env(stack.env)
         pool = await create_pool(stack.database_url, min_size=0, max_size=4)
         client = await connect(settings)
+        hooks: WebhookPhase | None = None
+        if cfg.webhooks is not None:
+            hooks = await exits.enter_async_context(webhook_phase(cfg.webhooks, settings, pool))
         invoices = await seed_invoices(pool, cfg.attempts + cfg.brute_force_invoices + 1)
         signer = signer_from_settings(settings)
         for inv in invoices:
@@ -202,6 +211,7 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
             await asyncio.gather(
                 asyncio.gather(*(customer(r) for r in records)),
                 inject_faults(stack, cfg, in_flight, across_restart, rng, fault_log, fault_times),
+                hooks.write_probes(pool, random.Random(rng.random()), ramp) if hooks else asyncio.sleep(0),
             )
             assert stack.worker is not None
             if not stack.worker.alive():
@@ -235,6 +245,9 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
                     console=console,
                     earlier_invoices=ids,
                 )
+            if hooks is not None:
+                console.print("waiting for every webhook to be delivered…")
+                promises += await hooks.settle_and_check(pool)
             console.print("brute force and schemathesis…")
             working = "sms" if cfg.broken_channel == "email" else "email"
             promises.append(
@@ -254,9 +267,11 @@ async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
                 promises += await run_attacks(
                     http, pool, client, settings, faults, stack.config.task_queue, used, console, cfg.attacks
                 )
+        await exits.aclose()
         await pool.close()
         add_delivered_codes(used, faults.log)
     finally:
+        await exits.aclose()
         stack.stop()
         faults.stop()
     # Once every process has stopped and flushed: the logs the whole run wrote.
