@@ -371,7 +371,10 @@ class Settings(BaseSettings):
 
     def _refuse_equal_secrets(self) -> None:
         seen: dict[str, str] = {}
-        for name in (*OWN_SECRETS, "codec_keys", "api_key_pepper", "database_app_password"):
+        # Each name once (a name listed twice would be "equal" to itself).
+        for name in dict.fromkeys(
+            (*OWN_SECRETS, "codec_keys", "webhook_secret_keys", "database_app_password")
+        ):
             value: SecretStr | None = getattr(self, name, None)
             if value is None or not value.get_secret_value():
                 continue

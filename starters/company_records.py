@@ -32,7 +32,7 @@ from domain.invoice_standing import INVOICE_VOID_STATUS
 from infra.stores import company_records as records
 from infra.stores.audit_trail import append_event
 from infra.stores.events import record_event
-from starters.portal.staff.actions import StaffActionRefused, StaffServices, change_contact
+from starters.staff_changes.actions import StaffActionRefused, StaffServices, change_contact
 from starters.workflow_client import AttemptNotFound, AttemptRefused
 
 log = logging.getLogger(__name__)

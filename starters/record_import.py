@@ -44,7 +44,7 @@ from starters.company_records import (
     upsert_customer,
     upsert_invoice,
 )
-from starters.portal.staff.actions import StaffServices
+from starters.staff_changes.actions import StaffServices
 
 MAX_ROWS = 10_000
 

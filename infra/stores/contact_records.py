@@ -1,6 +1,6 @@
 """Contacts as staff change them: the customer's row lock, the contact rows, and who pays.
 
-SQL only; the rules (what a change cancels, revokes and tells) live in `starters/portal/staff/actions.py`.
+SQL only; the rules (what a change cancels, revokes and tells) live in `starters/staff_changes/actions.py`.
 """
 
 from dataclasses import dataclass

@@ -17,8 +17,8 @@ from domain.attempt import ClientContext
 from infra.providers.delivery.factory import build_code_senders, close_code_senders
 from infra.resources import ExpectedFailure, open_resources
 from starters.cli.plumbing import console, err_console, run_async, settings_or_exit
-from starters.portal.staff.actions import StaffServices
 from starters.record_import import ImportKind, ImportRefused, report_json, report_lines, run_import
+from starters.staff_changes.actions import StaffServices
 from starters.workflow_client import AttemptGateway
 
 MAX_FILE_BYTES = 16 * 1024 * 1024

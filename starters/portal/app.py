@@ -48,12 +48,12 @@ from starters.portal.schemas import Health, OutboxMessage
 from starters.portal.staff import api as staff_api
 from starters.portal.staff import invoice_api as staff_invoice_api
 from starters.portal.staff import proof_routes
-from starters.portal.staff.actions import StaffServices
 from starters.portal.staff.console import install_staff_console
 from starters.portal.staff.console.imports import IMPORT_PATH
 from starters.portal.staff.console.imports import MAX_UPLOAD_BYTES as IMPORT_MAX_BYTES
 from starters.portal.webhooks.processor import processor_webhook_router
 from starters.portal.webhooks.twilio import twilio_status_router
+from starters.staff_changes.actions import StaffServices
 from starters.workflow_client import AttemptGateway
 from workflows.pay_invoice import PayInvoiceWorkflow
 

@@ -1,5 +1,6 @@
 """Prod start-up refusals and the Temporal connection settings (SPEC §11), without a live cluster."""
 
+import base64
 import os
 import subprocess
 import sys
@@ -49,7 +50,7 @@ def prod(**overrides: Any) -> Settings:
         "processor_webhook_secret": "w" * 32,
         "api_key_pepper": "p" * 32,
         "codec_keys": TEST_CODEC_KEYS,
-        "webhook_secret_keys": TEST_CODEC_KEYS,
+        "webhook_secret_keys": "wh1:" + base64.b64encode(b"w" * 32).decode(),
         "email_provider": "sendgrid",
         "sms_provider": "twilio",
         "portal_base_url": "https://pay.example.com",

@@ -229,3 +229,32 @@ async def test_paging_over_endpoints_visits_each_once(api: Api) -> None:
     finally:
         for endpoint_id in made:
             await api.http.delete(f"{ENDPOINTS}/{endpoint_id}", headers=api.headers)
+
+
+async def test_an_idempotent_create_keeps_its_answer_sealed_and_replays_the_same_secret(
+    api: Api, db_pool: asyncpg.Pool
+) -> None:
+    """The stored answer of a create made with Idempotency-Key carries the secret shown once: it
+    is kept sealed, and the replay shows the same secret byte for byte."""
+    key = f"create-{uuid.uuid4().hex}"
+    headers = {**api.headers, "Idempotency-Key": key}
+    body = {"url": "http://127.0.0.1:9/hook", "events": ["*"]}
+    first = await api.http.post(ENDPOINTS, json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await api.http.post(ENDPOINTS, json=body, headers=headers)
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.content == first.content
+    secret = str(first.json()["secret"])
+    raw = secret.removeprefix("whsec_")
+    try:
+        stored = await db_pool.fetchrow(
+            "SELECT response_body, response_headers::text AS headers FROM idempotency_keys WHERE key = $1",
+            key,
+        )
+        assert stored is not None and stored["response_body"] is not None
+        kept = bytes(stored["response_body"])
+        for form in (secret.encode(), raw.encode(), base64.b64decode(raw), b"whsec_"):
+            assert form not in kept
+        assert secret not in stored["headers"]
+    finally:
+        await api.http.delete(f"{ENDPOINTS}/{first.json()['id']}", headers=api.headers)

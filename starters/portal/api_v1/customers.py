@@ -17,7 +17,7 @@ from starters.company_records import RecordRefused, upsert_contact, upsert_custo
 from starters.portal.api_v1.auth import ApiKeyPrincipal, api_client_context, require_scope
 from starters.portal.api_v1.errors import API_ERROR_RESPONSES, ApiError
 from starters.portal.api_v1.schemas import ContactBody, CustomerBody, ExternalId
-from starters.portal.staff.actions import staff_services
+from starters.staff_changes.actions import staff_services
 
 router = APIRouter(prefix="/api/v1", tags=["api v1"], responses=API_ERROR_RESPONSES)
 CustomersWriter = Annotated[ApiKeyPrincipal, Depends(require_scope(CUSTOMERS_WRITE))]

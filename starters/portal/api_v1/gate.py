@@ -12,11 +12,14 @@ order and spacing do not matter). Records live in PostgreSQL, shared by every po
 """
 
 import hashlib
+import hmac
 import json
 import logging
+import os
 from datetime import UTC, datetime
 
 import asyncpg
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.stores import idempotency_keys as store
@@ -136,7 +139,8 @@ class ApiV1Gate:
             return
         if claim.outcome is store.ClaimOutcome.REPLAY:
             assert claim.answer is not None
-            await _replay(send, claim.answer)
+            body = open_answer(self._state.pepper, key_id, key, claim.answer.body)
+            await _replay(send, store.StoredAnswer(claim.answer.status_code, claim.answer.headers, body))
             return
 
         replayed_body = False
@@ -171,7 +175,9 @@ class ApiV1Gate:
         if status == 0 or status >= 500:
             await store.release(pool, api_key_id=key_id, key=key)
             return
-        answer = store.StoredAnswer(status, headers, b"".join(chunks))
+        # Answers can carry a secret shown once (a webhook endpoint's `whsec_`): kept sealed.
+        sealed = seal_answer(self._state.pepper, key_id, key, b"".join(chunks))
+        answer = store.StoredAnswer(status, headers, sealed)
         await store.store_answer(pool, api_key_id=key_id, key=key, answer=answer, now=datetime.now(UTC))
 
 
@@ -192,3 +198,18 @@ async def _replay(send: Send, answer: store.StoredAnswer) -> None:
     raw_headers.append((REPLAYED_HEADER.encode(), b"true"))
     await send({"type": "http.response.start", "status": answer.status_code, "headers": raw_headers})
     await send({"type": "http.response.body", "body": answer.body, "more_body": False})
+
+
+def _answer_key(pepper: bytes) -> AESGCM:
+    return AESGCM(hmac.new(pepper, b"portalpay idempotent answers v1", hashlib.sha256).digest())
+
+
+def seal_answer(pepper: bytes, key_id: str, key: str, body: bytes) -> bytes:
+    """AES-GCM under a key derived from API_KEY_PEPPER, bound to the API key and Idempotency-Key:
+    a stored answer is no plaintext copy of what it showed once."""
+    nonce = os.urandom(12)
+    return nonce + _answer_key(pepper).encrypt(nonce, body, f"{key_id}\x1f{key}".encode())
+
+
+def open_answer(pepper: bytes, key_id: str, key: str, sealed: bytes) -> bytes:
+    return _answer_key(pepper).decrypt(sealed[:12], sealed[12:], f"{key_id}\x1f{key}".encode())

@@ -21,8 +21,8 @@ from starters.portal.api_v1.paging import DEFAULT_LIMIT, Limit, Page, StartingAf
 from starters.portal.api_v1.schemas import ExternalId, InvoiceBody, PaymentRequestBody
 from starters.portal.deps import portal_deps
 from starters.portal.errors import PortalError
-from starters.portal.staff.actions import staff_services
 from starters.portal.staff.api import send_payment_request
+from starters.staff_changes.actions import staff_services
 
 router = APIRouter(prefix="/api/v1", tags=["api v1"], responses=API_ERROR_RESPONSES)
 InvoicesWriter = Annotated[ApiKeyPrincipal, Depends(require_scope(INVOICES_WRITE))]

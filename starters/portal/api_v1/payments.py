@@ -12,7 +12,7 @@ from infra.stores.events import payment_event_object
 from starters.portal.api_v1.auth import ApiKeyPrincipal, require_scope
 from starters.portal.api_v1.errors import API_ERROR_RESPONSES, ApiError
 from starters.portal.api_v1.paging import DEFAULT_LIMIT, Limit, Page, StartingAfter, page_of
-from starters.portal.staff.actions import staff_services
+from starters.staff_changes.actions import staff_services
 
 router = APIRouter(prefix="/api/v1", tags=["api v1"], responses=API_ERROR_RESPONSES)
 PaymentsReader = Annotated[ApiKeyPrincipal, Depends(require_scope(PAYMENTS_READ))]

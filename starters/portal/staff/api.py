@@ -41,14 +41,14 @@ from starters.portal.schemas import (
     PaymentRequestView,
     RecipientView,
 )
-from starters.portal.staff.actions import (
+from starters.portal.staff.schemas import ContactChangeView, ContactPatchBody
+from starters.staff_changes.actions import (
     StaffActionRefused,
     change_contact,
     outcome_summary,
     staff_services,
 )
-from starters.portal.staff.contact_change import ContactChangeOutcome
-from starters.portal.staff.schemas import ContactChangeView, ContactPatchBody
+from starters.staff_changes.contact_change import ContactChangeOutcome
 
 
 def _consequences(outcome: ContactChangeOutcome) -> dict[str, Any]:

@@ -18,11 +18,6 @@ from infra.stores.audit_trail import fetch_chain
 from infra.stores.contact_records import ContactRecord, customer_contacts, effective_payer
 from infra.stores.staff_sessions import StaffSession, set_flash
 from starters.portal.deps import Deps
-from starters.portal.staff.actions import (
-    StaffActionRefused,
-    change_contact,
-    staff_services,
-)
 from starters.portal.staff.console.web import (
     PlainId,
     Staff,
@@ -33,7 +28,12 @@ from starters.portal.staff.console.web import (
     require_csrf,
     staff_context,
 )
-from starters.portal.staff.contact_change import ContactChangeOutcome
+from starters.staff_changes.actions import (
+    StaffActionRefused,
+    change_contact,
+    staff_services,
+)
+from starters.staff_changes.contact_change import ContactChangeOutcome
 
 router = APIRouter(include_in_schema=False)
 

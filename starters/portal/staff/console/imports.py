@@ -13,9 +13,9 @@ from starlette.datastructures import UploadFile
 
 from domain.company_records import neutralise_formula
 from starters.portal.deps import Deps
-from starters.portal.staff.actions import staff_services
 from starters.portal.staff.console.web import PAGE_HEADERS, Staff, render, require_csrf, staff_context
 from starters.record_import import HEADERS, ImportKind, ImportRefused, report_json, run_import
+from starters.staff_changes.actions import staff_services
 
 router = APIRouter(include_in_schema=False)
 

@@ -17,7 +17,7 @@ from infra.providers.delivery.messages import (
     old_address_line,
 )
 from infra.stores.contact_records import ContactRecord
-from starters.portal.staff.contact_change import ContactChangeOutcome
+from starters.staff_changes.contact_change import ContactChangeOutcome
 
 
 async def tell_old_and_new_addresses(

@@ -32,8 +32,8 @@ from infra.stores import contact_records as store
 from infra.stores.audit_trail import append_event
 from infra.stores.events import record_event
 from infra.stores.pay_link_revocations import revoke_links_issued_before
-from starters.portal.staff.change_notices import tell_old_and_new_addresses
-from starters.portal.staff.contact_change import ContactChangeOutcome
+from starters.staff_changes.change_notices import tell_old_and_new_addresses
+from starters.staff_changes.contact_change import ContactChangeOutcome
 from starters.workflow_client import AttemptGateway, AttemptNotFound, AttemptRefused
 
 log = logging.getLogger(__name__)
