@@ -55,6 +55,10 @@ class TestInvoice:
     phone: str | None
 
 
+# Messages name the customer and their readers take the first six-digit run as a code: no digits in names.
+_DIGITS_AS_LETTERS = str.maketrans("0123456789", "OIZEASGTBN")
+
+
 async def create_invoice(
     pool: asyncpg.Pool,
     *,
@@ -79,7 +83,11 @@ async def create_invoice(
     payer = f"CT-{tag}-X"
     invoice_id = f"{'DEP' if kind == 'deposit' else 'INV'}-T{tag}"
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("INSERT INTO customers (id, name) VALUES ($1, $2)", customer_id, f"Customer {tag}")
+        await conn.execute(
+            "INSERT INTO customers (id, name) VALUES ($1, $2)",
+            customer_id,
+            f"Customer {tag.translate(_DIGITS_AS_LETTERS)}",
+        )
         await conn.execute(
             "INSERT INTO contacts (id, customer_id, name, email, phone, is_primary)"
             " VALUES ($1, $2, 'Primary Person', $3, $4, true)",
