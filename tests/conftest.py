@@ -2,10 +2,19 @@
 
 Set TEST_DATABASE_URL to run against another PostgreSQL. Every test makes its own invoice ids and
 task queue, so tests never see each other's data (audit rows can never be deleted anyway).
+
+Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) every session fixture here exists once
+per worker process: each worker has its own PostgreSQL, Temporal dev server, sandbox processor and
+browser. What a new test must do to be safe there is in docs/test-suite.md.
+
+`--seed N` (or PORTALPAY_TEST_SEED) fixes the suite's seed: `random` is seeded from it and the test's
+id before every test, and the short campaign takes it as its own. The seed used is printed at the end.
 """
 
 import contextlib
 import os
+import random
+import secrets
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +37,73 @@ from starters.workflow_client import AttemptGateway
 from tests.support import BIN_DIR, Harness, test_settings
 from workers.worker import WorkerDeps, build_worker
 from workflows.search_attributes import ALL_KEYS
+
+SEED_ENV = "PORTALPAY_TEST_SEED"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--seed",
+        type=int,
+        default=None,
+        help=f"the suite's random seed (default: ${SEED_ENV}, else a new one; printed at the end)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Chosen once, in the controller: xdist workers are started after this and inherit the environment.
+    seed = config.getoption("seed")
+    if seed is None:
+        seed = int(os.environ.get(SEED_ENV) or 0) or secrets.randbits(31)
+    os.environ[SEED_ENV] = str(seed)
+    config.addinivalue_line(
+        "markers", "campaign: the short fault campaign, its own step (`make campaign`) beside `make test`"
+    )
+
+
+def suite_seed() -> int:
+    return int(os.environ[SEED_ENV])
+
+
+@pytest.hookimpl(trylast=True)  # after the slowest-tests table: the run's last lines
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    seed = suite_seed()
+    terminalreporter.write_line(f"seed {seed}: replay with `make test SEED={seed}` or `pytest --seed {seed}`")
+
+
+@pytest.fixture(autouse=True)
+def _seeded_random(request: pytest.FixtureRequest) -> None:
+    """The same seed and test id give the same `random` draws, whichever worker runs the test."""
+    random.seed(f"{suite_seed()}:{request.node.nodeid}")
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Any]:
+    """One headless Chromium per worker process; each test opens its own context (cookies, storage)."""
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:  # pragma: no cover - playwright is in the dev lock
+        pytest.skip("playwright is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip(
+            "needs Debian's chromium at /usr/bin/chromium (`make browser` apt-installs it where it can)"
+        )
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from infra.pay_links import signer_from_settings
 from tests.conftest import HarnessFactory
 from tests.lifecycle.services import wait_for
 from tests.lifecycle.stack import Stack, lifecycle_stack
-from tests.portal.test_browser import CHROMIUM, SCREENSHOTS, browser, fill_bank, phone_page, view
+from tests.portal.test_browser import CHROMIUM, SCREENSHOTS, fill_bank, phone_page, view
 from tests.support import create_invoice, latest_code, outbox_messages
 from tests.workflow.steps import unique_email
 
@@ -30,8 +30,6 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
     pytest.mark.skipif(Axe is None, reason="needs axe-playwright-python (dev extra)"),
 ]
-
-__all__ = ["browser"]  # the fixture, imported for pytest
 
 
 async def check_view(page: "Page", name: str) -> None:
