@@ -17,7 +17,7 @@ import random
 import secrets
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -115,13 +115,49 @@ def database_url() -> str:
     return embedded_database_url(data_dir, cleanup_mode="delete")
 
 
+# Every full account number this process sent to a processor service (debits and validations).
+SENT_ACCOUNT_NUMBERS: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _record_sent_account_numbers() -> Iterator[None]:
+    """Notes each account number the HTTP processor client sends, for the scan at the session's end."""
+    from infra.providers.processor.client import HttpProcessorClient
+
+    debit, validate = HttpProcessorClient.debit, HttpProcessorClient.validate_account
+
+    async def noted_debit(self: HttpProcessorClient, **kwargs: Any) -> Any:
+        SENT_ACCOUNT_NUMBERS.add(kwargs["account_number"])
+        return await debit(self, **kwargs)
+
+    async def noted_validate(self: HttpProcessorClient, **kwargs: Any) -> Any:
+        SENT_ACCOUNT_NUMBERS.add(kwargs["account_number"])
+        return await validate(self, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(HttpProcessorClient, "debit", noted_debit)
+        patch.setattr(HttpProcessorClient, "validate_account", noted_validate)
+        yield
+
+
 @pytest.fixture(scope="session")
 async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """The owner's pool: migrations, and what tests set up and read back."""
+    """The owner's pool: migrations, and what tests set up and read back.
+
+    When the session ends, every text, json and bytea column of every table (the sandbox service's
+    own aside) is searched for each full account number the session sent to the processor: one
+    found fails the run (reported as an error at teardown) naming the table and column.
+    """
+    from tests.db_scan import find_in_database
+
     await migrate_url(database_url)
     pool = await create_pool(database_url, min_size=2, max_size=20)
     yield pool
-    await pool.close()
+    try:
+        hits = await find_in_database(pool, SENT_ACCOUNT_NUMBERS)
+        assert not hits, "full account numbers stored: " + "; ".join(map(str, hits))
+    finally:
+        await pool.close()
 
 
 @pytest.fixture(scope="session")
