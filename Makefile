@@ -9,7 +9,7 @@ LOCK := requirements.lock
 PROD_LOCK := requirements-prod.lock
 UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --python-version 3.11 --custom-compile-command "make lock" -q
 
-.PHONY: install lock run test lint typecheck browser fonts bench chaos clean
+.PHONY: install lock run test campaign lint typecheck browser fonts bench chaos clean
 
 # The project itself goes in without its dependencies: they are exactly the lock's. `pip check`
 # fails when pyproject.toml names a package the lock lacks (run `make lock`).
@@ -67,11 +67,26 @@ fonts:
 		else echo "no DejaVu font and no root apt-get: proof PDFs fall back to core fonts"; fi; \
 	fi
 
-# -rs: every skipped test is listed with its reason. The last line says when the browser tests could not run.
+# The suite's seed, chosen once per `make` (pass SEED=… to replay a run): pytest seeds `random` from it
+# and the short campaign takes it as its own. Both print it at their end.
+SEED := $(or $(SEED),$(shell $(PY) -c 'import secrets; print(secrets.randbits(31) | 1)'))
+# Two workers (every session fixture, PostgreSQL and Temporal included, exists once per worker);
+# tests marked `xdist_group` run on one worker, in order. See docs/test-suite.md.
+PYTEST_PARALLEL ?= -n 2 --dist loadgroup
+
+# -rs: every skipped test is listed with its reason. The last lines name the 15 slowest tests and the
+# seed. The short campaign is its own step (`make campaign`), run beside this one by .ci/run.
 test: $(STAMP) lint typecheck browser fonts
-	@status=0; $(BIN)/python -m pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS) || status=$$?; \
+	@status=0; $(BIN)/python -m pytest -q -rs -p no:cacheprovider $(PYTEST_PARALLEL) -m "not campaign" \
+		--durations=15 --durations-min=0 --seed $(SEED) $(PYTEST_ARGS) || status=$$?; \
 	if [ ! -x /usr/bin/chromium ]; then echo "NOTE: no Chromium could be installed here: the browser tests (tests/portal/test_browser.py) were skipped"; fi; \
+	echo "make test: seed $(SEED) (replay: make test SEED=$(SEED))"; \
 	exit $$status
+
+# The fault campaign, shortened (tests/campaign/test_short_campaign.py): its own PostgreSQL, Temporal
+# server, worker and portal, so it runs beside `make test` (.ci/run does) and shares nothing with it.
+campaign: $(STAMP)
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider -m campaign --seed $(SEED) tests/campaign/test_short_campaign.py
 
 bench: $(STAMP)
 	$(BIN)/python -m tools.bench $(or $(BENCH_ARGS),--parked 2000)

@@ -50,8 +50,9 @@ from domain.masking import last4
 from infra.providers.processor.client import ProcessorClient, ProcessorRejected, ProcessorUnavailable
 from infra.stores.audit_trail import append_event
 
-# NACHA: keep the authorization (and the authentication behind it) two years.
-AUTHORIZATION_RETENTION = timedelta(days=2 * 365)
+# NACHA: keep the authorization (and the authentication behind it) two years. Two calendar years
+# are 731 days when a 29 February lies between: 730 fell a day short (tests/workflow/test_retention.py).
+AUTHORIZATION_RETENTION = timedelta(days=731)
 SUBMIT_SCREENED_DEBIT = "submit_screened_debit"
 
 # A debit the processor accepted, whatever became of it since (SPEC §9 statuses). A debit found

@@ -2,13 +2,22 @@
 
 Set TEST_DATABASE_URL to run against another PostgreSQL. Every test makes its own invoice ids and
 task queue, so tests never see each other's data (audit rows can never be deleted anyway).
+
+Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) every session fixture here exists once
+per worker process: each worker has its own PostgreSQL, Temporal dev server, sandbox processor and
+browser. What a new test must do to be safe there is in docs/test-suite.md.
+
+`--seed N` (or PORTALPAY_TEST_SEED) fixes the suite's seed: `random` is seeded from it and the test's
+id before every test, and the short campaign takes it as its own. The seed used is printed at the end.
 """
 
 import contextlib
 import os
+import random
+import secrets
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +38,73 @@ from tests.support import BIN_DIR, Harness, test_settings
 from workers.worker import WorkerDeps, build_worker
 from workflows.search_attributes import ALL_KEYS
 
+SEED_ENV = "PORTALPAY_TEST_SEED"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--seed",
+        type=int,
+        default=None,
+        help=f"the suite's random seed (default: ${SEED_ENV}, else a new one; printed at the end)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Chosen once, in the controller: xdist workers are started after this and inherit the environment.
+    seed = config.getoption("seed")
+    if seed is None:
+        seed = int(os.environ.get(SEED_ENV) or 0) or secrets.randbits(31)
+    os.environ[SEED_ENV] = str(seed)
+    config.addinivalue_line(
+        "markers", "campaign: the short fault campaign, its own step (`make campaign`) beside `make test`"
+    )
+
+
+def suite_seed() -> int:
+    return int(os.environ[SEED_ENV])
+
+
+@pytest.hookimpl(trylast=True)  # after the slowest-tests table: the run's last lines
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    seed = suite_seed()
+    terminalreporter.write_line(f"seed {seed}: replay with `make test SEED={seed}` or `pytest --seed {seed}`")
+
+
+@pytest.fixture(autouse=True)
+def _seeded_random(request: pytest.FixtureRequest) -> None:
+    """The same seed and test id give the same `random` draws, whichever worker runs the test."""
+    random.seed(f"{suite_seed()}:{request.node.nodeid}")
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Any]:
+    """One headless Chromium per worker process; each test opens its own context (cookies, storage)."""
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:  # pragma: no cover - playwright is in the dev lock
+        pytest.skip("playwright is not installed")
+    if not CHROMIUM.exists():
+        pytest.skip(
+            "needs Debian's chromium at /usr/bin/chromium (`make browser` apt-installs it where it can)"
+        )
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
 
 @pytest.fixture(scope="session")
 def database_url() -> str:
@@ -39,13 +115,49 @@ def database_url() -> str:
     return embedded_database_url(data_dir, cleanup_mode="delete")
 
 
+# Every full account number this process sent to a processor service (debits and validations).
+SENT_ACCOUNT_NUMBERS: set[str] = set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _record_sent_account_numbers() -> Iterator[None]:
+    """Notes each account number the HTTP processor client sends, for the scan at the session's end."""
+    from infra.providers.processor.client import HttpProcessorClient
+
+    debit, validate = HttpProcessorClient.debit, HttpProcessorClient.validate_account
+
+    async def noted_debit(self: HttpProcessorClient, **kwargs: Any) -> Any:
+        SENT_ACCOUNT_NUMBERS.add(kwargs["account_number"])
+        return await debit(self, **kwargs)
+
+    async def noted_validate(self: HttpProcessorClient, **kwargs: Any) -> Any:
+        SENT_ACCOUNT_NUMBERS.add(kwargs["account_number"])
+        return await validate(self, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(HttpProcessorClient, "debit", noted_debit)
+        patch.setattr(HttpProcessorClient, "validate_account", noted_validate)
+        yield
+
+
 @pytest.fixture(scope="session")
 async def db_pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """The owner's pool: migrations, and what tests set up and read back."""
+    """The owner's pool: migrations, and what tests set up and read back.
+
+    When the session ends, every text, json and bytea column of every table (the sandbox service's
+    own aside) is searched for each full account number the session sent to the processor: one
+    found fails the run (reported as an error at teardown) naming the table and column.
+    """
+    from tests.db_scan import find_in_database
+
     await migrate_url(database_url)
     pool = await create_pool(database_url, min_size=2, max_size=20)
     yield pool
-    await pool.close()
+    try:
+        hits = await find_in_database(pool, SENT_ACCOUNT_NUMBERS)
+        assert not hits, "full account numbers stored: " + "; ".join(map(str, hits))
+    finally:
+        await pool.close()
 
 
 @pytest.fixture(scope="session")

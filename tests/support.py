@@ -1,7 +1,9 @@
 """Helpers shared by the test suites: test data with unique ids, the outbox, the harness."""
 
 import base64
+import os
 import secrets
+import socket
 import sys
 import uuid
 from dataclasses import dataclass
@@ -20,6 +22,30 @@ TEST_CODEC_KEYS = "test1:" + base64.b64encode(b"k" * 32).decode()
 TEST_WEBHOOK_SECRET_KEYS = "whk1:" + base64.b64encode(b"w" * 32).decode()
 GOOD_ROUTING = "011000015"  # passes the ABA checksum
 GOOD_ACCOUNT = "000123456789"
+
+
+# Ports tests listen on are chosen below Linux's ephemeral range (32768-60999), each xdist worker from
+# its own slice: bind(0) anywhere on the machine, and the other worker, never hand out the same one
+# between our check and the server's bind (issue 18: two lifecycle stacks took one port under -n 2).
+_PORTS_LOW, _PORTS_HIGH = 20000, 32767
+
+
+def free_port() -> int:
+    """A port nothing listens on now, from this worker's slice of 20000-32767."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    workers = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1), 1)
+    index = int(worker) % workers if worker.isdigit() else 0
+    span = (_PORTS_HIGH - _PORTS_LOW) // workers
+    low = _PORTS_LOW + index * span
+    for _ in range(500):
+        port = low + secrets.randbelow(span)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}-{low + span}")
 
 
 def test_settings(**overrides: Any) -> Settings:
@@ -58,6 +84,10 @@ class TestInvoice:
     phone: str | None
 
 
+# Messages name the customer and their readers take the first six-digit run as a code: no digits in names.
+_DIGITS_AS_LETTERS = str.maketrans("0123456789", "OIZEASGTBN")
+
+
 async def create_invoice(
     pool: asyncpg.Pool,
     *,
@@ -82,7 +112,11 @@ async def create_invoice(
     payer = f"CT-{tag}-X"
     invoice_id = f"{'DEP' if kind == 'deposit' else 'INV'}-T{tag}"
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("INSERT INTO customers (id, name) VALUES ($1, $2)", customer_id, f"Customer {tag}")
+        await conn.execute(
+            "INSERT INTO customers (id, name) VALUES ($1, $2)",
+            customer_id,
+            f"Customer {tag.translate(_DIGITS_AS_LETTERS)}",
+        )
         await conn.execute(
             "INSERT INTO contacts (id, customer_id, name, email, phone, is_primary)"
             " VALUES ($1, $2, 'Primary Person', $3, $4, true)",

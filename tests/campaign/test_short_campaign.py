@@ -7,6 +7,9 @@ at 30% with SMS broken for good, an attacker guessing codes, 300 schemathesis ca
 26 debits across the SPEC §9 test accounts with 30% of webhooks dropped and 20% duplicated and a
 reconciliation, and a grep of every log the stack wrote for the run's secrets. No timing is
 asserted: only that nothing was lost, doubled, stuck or leaked.
+
+Marked `campaign`: `make test` leaves it out and `make campaign` runs it, beside `make test` in
+.ci/run. Its seed is the suite's (`--seed N`), printed first.
 """
 
 import shutil
@@ -16,11 +19,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from tests.conftest import suite_seed
 from tools.chaos.campaign import CampaignConfig, run_campaign
 from tools.chaos.lifecycle_phase import LifecyclePhaseConfig
 from tools.chaos.webhook_phase import WebhookPhaseConfig
 
 
+@pytest.mark.campaign
 @pytest.mark.timeout(600)
 async def test_short_campaign_keeps_every_promise() -> None:
     # Not under pytest's tmp_path: its root is 0700 (and reset to it by any other pytest run as the
@@ -38,8 +43,10 @@ async def test_short_campaign_keeps_every_promise() -> None:
         work_dir=work_dir / "campaign",
         lifecycle=LifecyclePhaseConfig(debits=26),
         webhooks=WebhookPhaseConfig(probes=15),
+        seed=suite_seed(),  # `--seed N` (`make campaign SEED=N`) replays the same plans and faults
     )
     console = Console(width=140)
+    console.print(f"short campaign seed {config.seed} (replay: make campaign SEED={config.seed})")
     try:
         report = await run_campaign(config, console)
     finally:

@@ -1,17 +1,16 @@
 """Helpers for running the real `portalpay` command against the test servers: fresh databases, free ports."""
 
-import socket
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from tests.support import free_port as support_free_port
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free port from this xdist worker's own range (tests.support.free_port)."""
+    return support_free_port()
 
 
 async def fresh_database(pool: asyncpg.Pool, database_url: str) -> str:

@@ -1,7 +1,9 @@
-"""`portalpay dev` as a developer runs it: it comes up, prints its links, and Ctrl-C leaves nothing running."""
+"""`portalpay dev` as a developer runs it: it comes up, prints its links and the staff password (which
+signs in), and Ctrl-C leaves nothing running."""
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -12,6 +14,7 @@ import psutil
 from temporalio.client import Client
 
 from tests.cli.stack import free_port, fresh_database
+from tests.console.support import sign_in
 from tests.ops.cli_process import PORTALPAY, cli_env
 
 
@@ -61,12 +64,23 @@ async def test_dev_comes_up_prints_links_and_ctrl_c_stops_everything(
             line.split()[0]: line.split()[1] for line in seen if line.strip().startswith(("INV-", "DEP-"))
         }
         assert set(links) >= {"INV-1001", "DEP-1001", "INV-1002", "INV-1003", "INV-1004"}
+        # SPEC §10: dev creates staff@example.com and prints its password; it signs in.
+        await _read_until(proc.stdout, "with password", seen, timeout=60)
+        printed_login = re.search(r"sign in as (\S+) with password (\S+)", "".join(seen))
+        assert printed_login, "".join(seen)
+        assert printed_login.group(1) == "staff@example.com"
 
         async with httpx.AsyncClient(timeout=30) as http:
             page = await http.get(links["INV-1001"])
             assert page.status_code == 200 and "Pay Your Invoice" in page.text
             assert (await http.get(f"http://127.0.0.1:{portal}/dev/outbox")).status_code == 200
             assert (await http.get(f"http://127.0.0.1:{ui}/")).status_code == 200  # the Temporal UI
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{portal}", timeout=30) as staff:
+            wrong = await sign_in(staff, "staff@example.com", printed_login.group(2) + "x")
+            assert wrong.status_code == 401
+            signed = await sign_in(staff, "staff@example.com", printed_login.group(2))
+            assert signed.status_code == 303 and signed.headers["location"] == "/staff", signed.text
+            assert (await staff.get("/staff")).status_code == 200
 
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("temporal" in " ".join(c.cmdline()) for c in children)

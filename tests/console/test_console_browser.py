@@ -17,7 +17,7 @@ import pytest
 from domain.attempt import ClientContext
 from tests.console.support import StaffCreds, audit_row, eventually, make_staff
 from tests.portal.conftest import clone_demo_customer
-from tests.portal.test_browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, pay_url, serve
+from tests.portal.test_browser import CHROMIUM, SCREENSHOTS, pay_url, serve
 from tests.support import Harness, outbox_messages
 
 try:
@@ -35,16 +35,6 @@ pytestmark = [
 ]
 
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 900}}
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator["Browser"]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @contextlib.asynccontextmanager

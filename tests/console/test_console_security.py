@@ -104,21 +104,28 @@ async def test_a_session_cookie_is_refused_after_sign_out_idle_and_lifetime(port
         r = await replay.get("/staff")
         assert r.status_code == 303 and r.headers["location"] == "/staff/login"
 
-    # Idle 30 min and lifetime 12 h by default: age the row past each instead of waiting.
-    for column, age in (("last_seen_at", timedelta(minutes=31)), ("created_at", timedelta(hours=13))):
+    # Idle 30 min and lifetime 12 h by default (SPEC §10): age the row to just inside each limit (the
+    # session still works), then to just past it (refused), instead of waiting.
+    settings = portal.harness.settings
+    idle = timedelta(seconds=settings.staff_session_idle_seconds)
+    lifetime = timedelta(seconds=settings.staff_session_absolute_seconds)
+    assert (idle, lifetime) == (timedelta(minutes=30), timedelta(hours=12))
+    margin = timedelta(seconds=20)
+    for column, limit in (("last_seen_at", idle), ("created_at", lifetime)):
         async with console_client(portal.app) as http:
             await signed_in(http, creds)
-            assert (await http.get("/staff")).status_code == 200
-            await portal.pool.execute(
-                f"UPDATE staff_sessions SET {column} = now() - $2::interval"
-                " WHERE staff_user_id = $1 AND ended_at IS NULL",
-                creds.id,
-                __import__("datetime").timedelta(minutes=31)
-                if age == "31 minutes"
-                else __import__("datetime").timedelta(hours=13),
-            )
-            r = await http.get("/staff")
-            assert r.status_code == 303, f"a session past its {column} limit still works"
+            for age, works in ((limit - margin, True), (limit + margin, False)):
+                await portal.pool.execute(
+                    f"UPDATE staff_sessions SET {column} = now() - $2::interval"
+                    " WHERE staff_user_id = $1 AND ended_at IS NULL",
+                    creds.id,
+                    age,
+                )
+                r = await http.get("/staff")
+                if works:
+                    assert r.status_code == 200, f"a session aged {age} on its {column} was refused"
+                else:
+                    assert r.status_code == 303, f"a session aged {age} on its {column} still works"
 
 
 async def test_a_disabled_account_cannot_sign_in_and_its_sessions_end(portal: Portal) -> None:

@@ -10,6 +10,8 @@ import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp
 
+from tests.support import free_port as support_free_port
+
 T = TypeVar("T")
 
 
@@ -48,12 +50,8 @@ async def wait_for(
 
 
 def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A free port from this xdist worker's own range (tests.support.free_port)."""
+    return support_free_port()
 
 
 class WebhookRecorder:

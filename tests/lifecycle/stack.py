@@ -70,3 +70,18 @@ async def lifecycle_stack(
         app = build_portal_app(harness.settings, harness.client, harness.pool, task_queue=harness.task_queue)
         portal_url = await stack.enter_async_context(serve(app, port=portal_port))
         yield Stack(harness, portal_url, processor_url, client, keys[0])
+
+
+async def settle_now(pool: asyncpg.Pool, invoice_id: str) -> None:
+    """Move the invoice's processing debit's settlement date to now in the sandbox service's ledger.
+
+    Tests that must see a payment `processing` first give the sandbox a settlement an hour away, then
+    bring it forward here instead of guessing how long the first checks take; the service's clock
+    settles it on its next tick and its webhook reaches the portal.
+    """
+    moved = await pool.execute(
+        "UPDATE sandbox_debits SET settle_at = now() WHERE status = 'processing' AND id IN"
+        " (SELECT processor_reference FROM payments WHERE invoice_id = $1)",
+        invoice_id,
+    )
+    assert moved == "UPDATE 1", f"no processing debit for {invoice_id} ({moved})"

@@ -14,7 +14,7 @@ import httpx
 from tests.conftest import HarnessFactory
 from tests.console.support import make_staff, signed_in
 from tests.lifecycle.services import wait_for
-from tests.lifecycle.stack import Stack, lifecycle_stack
+from tests.lifecycle.stack import Stack, lifecycle_stack, settle_now
 from tests.lifecycle.test_portal_payments import customer, pay, verified_session
 from tests.support import GOOD_ACCOUNT, create_invoice
 from tests.workflow.steps import unique_email, unique_phone
@@ -78,7 +78,8 @@ def _token(http: httpx.AsyncClient) -> str:
 async def test_receipt_says_submitted_and_the_link_follows_the_payment_until_settled(
     harness_factory: HarnessFactory, db_pool: asyncpg.Pool
 ) -> None:
-    async with lifecycle_stack(harness_factory, db_pool, sandbox_settlement_seconds=6.0) as s:
+    # Settlement an hour away, brought forward in the sandbox's ledger once `processing` was seen.
+    async with lifecycle_stack(harness_factory, db_pool, sandbox_settlement_seconds=3600) as s:
         inv = await create_invoice(s.pool, amount_cents=125000, email=unique_email())
         async with customer(s, inv) as http:
             before = await _link_view(http)
@@ -116,6 +117,7 @@ async def test_receipt_says_submitted_and_the_link_follows_the_payment_until_set
                 and "routing" not in str(view)
             )
 
+            await settle_now(s.pool, inv.invoice_id)
             await wait_for(
                 lambda: _payment_status(s.pool, inv.invoice_id), lambda v: v == "settled", what="settled"
             )

@@ -11,7 +11,7 @@ import httpx
 from infra.pay_links import signer_from_settings
 from tests.conftest import HarnessFactory
 from tests.lifecycle.services import wait_for
-from tests.lifecycle.stack import Stack, lifecycle_stack
+from tests.lifecycle.stack import Stack, lifecycle_stack, settle_now
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, create_invoice, latest_code, outbox_messages
 from tests.support import TestInvoice as Invoice
 from tests.workflow.steps import audit_rows, unique_email, unique_phone
@@ -68,7 +68,9 @@ async def _payment(pool: asyncpg.Pool, invoice_id: str) -> dict[str, Any]:
 async def test_settles_pending_then_paid_and_no_new_attempt_meanwhile(
     harness_factory: HarnessFactory, db_pool: asyncpg.Pool
 ) -> None:
-    async with lifecycle_stack(harness_factory, db_pool, sandbox_settlement_seconds=3.0) as s:
+    # Settlement an hour away: the checks in between see `processing` however slow the machine;
+    # then the date is moved to now in the sandbox's ledger (settle_now).
+    async with lifecycle_stack(harness_factory, db_pool, sandbox_settlement_seconds=3600) as s:
         inv = await create_invoice(s.pool, amount_cents=125000, email=unique_email())
         async with customer(s, inv) as http:
             session = await verified_session(s, http, inv)
@@ -78,6 +80,7 @@ async def test_settles_pending_then_paid_and_no_new_attempt_meanwhile(
             assert (await _payment(s.pool, inv.invoice_id))["status"] == "processing"
             again = await http.post("/api/portal/sessions")
             assert again.status_code == 409, again.text
+            await settle_now(s.pool, inv.invoice_id)
             await wait_for(lambda: _invoice(s.pool, inv.invoice_id), lambda i: i[0] == "paid", what="paid")
         types = [r["event_type"] for r in await audit_rows(s.pool, inv.invoice_id)]
         assert types[-4:] == ["ACCOUNT_VALIDATED", "PAYMENT_SUBMITTED", "PAYMENT_ACCEPTED", "PAYMENT_SETTLED"]

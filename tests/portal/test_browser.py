@@ -18,25 +18,20 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from domain.status import PaymentStatus
 from infra.pay_links import signer_from_settings
 from starters.portal.app import build_portal_app
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.portal.conftest import DemoClone, clone_demo_customer
 from tests.support import GOOD_ROUTING, Harness
 from workflows.pay_invoice import PayInvoiceWorkflow
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+__all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+]  # the session browser's (tests/conftest.py), for the other browser tests
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PHONE: "ViewportSize" = {"width": 390, "height": 844}
 
@@ -73,16 +68,6 @@ async def serve(harness: Harness) -> AsyncIterator[str]:
         server.should_exit = True
         await task
         sock.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator["Browser"]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @contextlib.asynccontextmanager

@@ -15,8 +15,8 @@ from playwright.async_api import Browser, Page, expect
 from infra.pay_links import signer_from_settings
 from tests.conftest import HarnessFactory
 from tests.lifecycle.services import wait_for
-from tests.lifecycle.stack import Stack, lifecycle_stack
-from tests.portal.test_browser import CHROMIUM, SCREENSHOTS, browser, fill_bank, phone_page, view
+from tests.lifecycle.stack import Stack, lifecycle_stack, settle_now
+from tests.portal.test_browser import CHROMIUM, SCREENSHOTS, fill_bank, phone_page, view
 from tests.support import create_invoice, latest_code, outbox_messages
 from tests.workflow.steps import unique_email
 
@@ -30,8 +30,6 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium"),
     pytest.mark.skipif(Axe is None, reason="needs axe-playwright-python (dev extra)"),
 ]
-
-__all__ = ["browser"]  # the fixture, imported for pytest
 
 
 async def check_view(page: "Page", name: str) -> None:
@@ -72,8 +70,9 @@ async def _pay_in_the_browser(s: Stack, page: "Page", url: str, email: str, acco
 async def test_receipt_says_submitted_then_the_link_shows_processing_and_settled(
     harness_factory: HarnessFactory, db_pool: asyncpg.Pool, browser: "Browser"
 ) -> None:
-    # Settlement long enough that the first reload still finds the debit processing.
-    async with lifecycle_stack(harness_factory, db_pool, sandbox_settlement_seconds=10.0) as s:
+    # Settlement an hour away, so the first reload finds the debit processing however slow the
+    # machine; then brought forward in the sandbox's ledger (settle_now).
+    async with lifecycle_stack(harness_factory, db_pool, sandbox_settlement_seconds=3600) as s:
         inv = await create_invoice(s.pool, amount_cents=125000, email=unique_email(), phone=None)
         assert inv.email
         url = f"{s.portal_url}/pay/{signer_from_settings(s.harness.settings).issue(inv.invoice_id)}"
@@ -98,6 +97,7 @@ async def test_receipt_says_submitted_then_the_link_shows_processing_and_settled
             )
             await check_view(page, "processing")
 
+            await settle_now(s.pool, inv.invoice_id)
             await wait_for(
                 lambda: _status(s.pool, inv.invoice_id), lambda v: v == "settled", timeout=40, what="settled"
             )

@@ -3,8 +3,6 @@
 Over HTTP in-process (httpx) for the refusals, and in real headless Chromium for the link itself.
 """
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from domain.audit import AuditEventType
@@ -12,7 +10,7 @@ from infra.stores.audit_trail import fetch_trail
 from tests.console.support import audit_row, console_client, make_staff, signed_in
 from tests.console.test_console_browser import check_page, staff_page
 from tests.portal.conftest import Portal
-from tests.portal.test_browser import CHROMIUM, CHROMIUM_ARGS, serve
+from tests.portal.test_browser import serve
 from tests.proof.support import pay, pdf_text
 from tests.support import Harness, create_invoice
 
@@ -63,18 +61,6 @@ async def test_console_proof_is_for_signed_in_staff_only(portal: Portal) -> None
         odd = await http.get("/staff/payments/%3Cscript%3Ealert(1)%3C%2Fscript%3E/proof.pdf")
         assert odd.status_code == 404 and "<script>alert(1)" not in odd.text
         assert len(await fetch_trail(portal.pool, inv.invoice_id)) == before
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator["Browser"]:
-    if not CHROMIUM.exists() or async_playwright is None:
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium and playwright (`make browser`)")
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.mark.browser

@@ -7,7 +7,6 @@
 Every captured request is validated against the providers' documents.
 """
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -37,6 +36,7 @@ from infra.stores.audit_trail import fetch_trail
 from starters.portal.webhooks.twilio import STATUS_PATH, twilio_status_router
 from starters.workflow_client import AttemptRefused
 from tests.conftest import HarnessFactory
+from tests.lifecycle.services import wait_for
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, Harness, create_invoice
 from tools.standins.providers import Reply, SendGridStandIn, TwilioStandIn, twilio_error
 from workflows.pay_invoice import PayInvoiceWorkflow
@@ -139,8 +139,7 @@ async def test_sms_refused_then_paid_through_email(
     )
     assert paid.status is PaymentStatus.PAID
 
-    trail = await fetch_trail(h.pool, inv.invoice_id)
-    failed = [row for row in trail if row["event_type"] == "OTP_DELIVERY_FAILED"]
+    failed = await delivery_failures(h, inv.invoice_id)
     assert len(failed) == 1
     details: dict[str, Any] = failed[0]["details"]
     if isinstance(details, str):
@@ -213,13 +212,29 @@ async def test_undelivered_callback_marks_sms_failed(
         r = await http.post(STATUS_PATH, data=form, headers=headers)
     assert r.status_code == 200
 
-    # A signal is handled on the workflow's next task: poll the query briefly.
-    for _ in range(100):
-        state = await gw.state(inv.invoice_id, opened.run_id)
-        if state.failed_channels:
-            break
-        await asyncio.sleep(0.05)
+    # A signal is handled on the workflow's next task, and its audit row by an activity after that:
+    # wait for each (a deadline, not a guess at how long it takes).
+    state = await wait_for(
+        lambda: gw.state(inv.invoice_id, opened.run_id),
+        lambda st: bool(st.failed_channels),
+        timeout=60,
+        what="SMS marked failed",
+    )
     assert state.failed_channels == [Channel.SMS]
     assert [c.channel for c in state.channels if c.channel not in state.failed_channels] == [Channel.EMAIL]
-    trail = await fetch_trail(h.pool, inv.invoice_id)
-    assert "OTP_DELIVERY_FAILED" in [row["event_type"] for row in trail]
+    assert len(await delivery_failures(h, inv.invoice_id)) == 1
+
+
+async def delivery_failures(h: Harness, invoice_id: str) -> list[Any]:
+    """The attempt's OTP_DELIVERY_FAILED audit rows, once the workflow has written one.
+
+    The row is written by an activity the workflow schedules after it learns of the failure: reading
+    the trail right after the update (or the signal) returns can come before it.
+    """
+    trail = await wait_for(
+        lambda: fetch_trail(h.pool, invoice_id),
+        lambda rows: any(row["event_type"] == "OTP_DELIVERY_FAILED" for row in rows),
+        timeout=60,
+        what="the OTP_DELIVERY_FAILED audit row",
+    )
+    return [row for row in trail if row["event_type"] == "OTP_DELIVERY_FAILED"]

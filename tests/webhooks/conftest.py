@@ -21,7 +21,6 @@ from infra.webhook_secrets import SecretBox
 from infra.webhook_settings import WebhookConfig, secret_box
 from tests.api_v1.conftest import api, api_factory  # noqa: F401 - fixtures for the API tests
 from tests.conftest import HarnessFactory
-from tests.console.test_console_browser import browser  # noqa: F401 - fixture for the console test
 from tests.lifecycle.services import serve
 from tests.portal.conftest import portal_factory  # noqa: F401 - fixture
 from tests.support import Harness

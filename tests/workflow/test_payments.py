@@ -1,24 +1,20 @@
-"""Submitting the debit to the sandbox processor (SPEC §6): declines, and never two debits."""
+"""Submitting the debit to the sandbox processor (SPEC §6): declines, and never two debits.
+
+The processor refusing the request itself runs through the real service: tests/lifecycle/test_processor_refusals.py.
+"""
 
 import asyncio
 
 import pytest
-from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from activities.payments import PaymentActivities
-from domain.activity_io import ProcessorDebitRequest
-from domain.attempt import PaymentReceipt
 from domain.channels import Channel
 from domain.errors import RefusalType
 from domain.policy import PaymentMethod
 from domain.sandbox import DECLINING_ACCOUNTS
 from domain.status import PaymentStatus
 from starters.workflow_client import AttemptNotFound, AttemptRefused
-from tests.conftest import HarnessFactory
 from tests.support import Harness
 from tests.workflow.steps import Attempt, audit_rows, audit_types, bank_details, new_invoice
-from workers import worker as worker_module
 
 SPEC_DECLINES = {
     "000111111113": "account_closed",
@@ -123,32 +119,3 @@ async def test_a_retried_post_gets_the_first_answer(harness: Harness) -> None:
         await harness.pool.fetchval("SELECT count(*) FROM payments WHERE invoice_id = $1", inv.invoice_id)
         == 1
     )
-
-
-class ProcessorRefusesRequest(PaymentActivities):
-    """A processor that rejects the request itself (a 4xx): nothing to retry, nothing debited."""
-
-    @activity.defn(name="submit_debit")
-    async def submit_debit(self, request: ProcessorDebitRequest) -> PaymentReceipt:
-        raise ApplicationError("request malformed", type="ProcessorRejected", non_retryable=True)
-
-    @activity.defn(name="submit_screened_debit")
-    async def submit_screened_debit(self, request: ProcessorDebitRequest) -> PaymentReceipt:
-        return await self.submit_debit(request)
-
-
-async def test_processor_rejection_declines_instead_of_retrying_forever(
-    harness_factory: HarnessFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(worker_module, "PaymentActivities", ProcessorRefusesRequest)
-    async with harness_factory() as h:
-        inv = await new_invoice(h.pool)
-        attempt = await Attempt.open(h, inv)
-        await attempt.verified(Channel.SMS)
-        declined = await attempt.pay()
-
-    assert declined.status is PaymentStatus.DECLINED
-    assert declined.payment.accepted is False
-    assert declined.payment.decline_reason == "processor_rejected: request malformed"
-    assert await h.pool.fetchval("SELECT count(*) FROM payments WHERE invoice_id = $1", inv.invoice_id) == 0
-    assert (await audit_types(h.pool, inv.invoice_id))[-1] == "PAYMENT_DECLINED"

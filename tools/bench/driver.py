@@ -60,6 +60,11 @@ class Timings:
         self.errors[what[:120]] += 1
 
 
+# A customer's name appears in messages (staff change notices) whose readers take the first run of six
+# digits as a code: the name spells the key's digits as letters.
+_DIGITS_AS_LETTERS = str.maketrans("0123456789", "OIZEASGTBN")
+
+
 async def seed_invoices(
     pool: asyncpg.Pool, count: int, *, tag: str | None = None, first: int = 0
 ) -> list[BenchInvoice]:
@@ -74,7 +79,8 @@ async def seed_invoices(
         rows.append((key, f"payer-{key.lower()}@bench.example", f"+1555{i % 10_000_000:07d}"))
     async with pool.acquire() as conn, conn.transaction():
         await conn.executemany(
-            "INSERT INTO customers (id, name) VALUES ($1, $2)", [(f"C-{k}", f"Bench {k}") for k, *_ in rows]
+            "INSERT INTO customers (id, name) VALUES ($1, $2)",
+            [(f"C-{k}", f"Bench {k.translate(_DIGITS_AS_LETTERS)}") for k, *_ in rows],
         )
         await conn.executemany(
             "INSERT INTO contacts (id, customer_id, name, email, phone, is_primary, portal_payer)"

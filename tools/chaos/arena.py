@@ -114,7 +114,7 @@ class Arena:
         ids = [f"CT-{key}-{i}" for i in range(len(contacts))]
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO customers (id, name) VALUES ($1, $2)", f"C-{key}", f"Attack {key}"
+                "INSERT INTO customers (id, name) VALUES ($1, $2)", f"C-{key}", customer_name("Attack", key)
             )
             await conn.executemany(
                 "INSERT INTO contacts (id, customer_id, name, email, phone, is_primary, portal_payer)"
@@ -206,6 +206,16 @@ class Seeded:
     contact_ids: list[str]
     contacts: list[tuple[str, str]]  # (email, phone), the payer first
     token: str
+
+
+# Staff change notices name the customer, and every reader of a message (the stand-in's inbox, the
+# campaign's checks) takes its first run of six digits as a code: a name must never hold one.
+_DIGITS_AS_LETTERS = str.maketrans("0123456789", "OIZEASGTBN")
+
+
+def customer_name(prefix: str, key: str) -> str:
+    """A customer's name for `key` with its digits spelled as letters (no six-digit run, ever)."""
+    return f"{prefix} {key.translate(_DIGITS_AS_LETTERS)}"
 
 
 def unique_phone() -> str:

@@ -151,6 +151,7 @@ def resumed_across_restart(
 
 async def run_campaign(cfg: CampaignConfig, console: Console) -> CampaignReport:
     started = time.monotonic()
+    console.print(f"campaign seed {cfg.seed} (replay: --seed {cfg.seed})")
     rng = random.Random(cfg.seed)
     faults = ProviderFaults(
         fault_rate=cfg.fault_rate, broken_channel=cfg.broken_channel, seed=cfg.seed

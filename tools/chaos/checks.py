@@ -140,11 +140,14 @@ async def check_payments(
         "SELECT i AS invoice_id,"
         "  (SELECT count(*) FROM sandbox_debits d JOIN payments p ON p.idempotency_key = d.idempotency_key"
         "    WHERE p.invoice_id = i AND d.status <> 'declined') AS debits,"
-        f"  (SELECT count(*) FROM sandbox_debits d JOIN payments p ON p.idempotency_key = d.idempotency_key"
-        f"    WHERE p.invoice_id = i AND d.status IN {_LIVE}) AS live,"
+        # Live debits by the invoice the processor was told (its metadata), not through payment
+        # rows: one open payment per invoice is a unique index, so through them it is never two.
+        f"  (SELECT count(*) FROM sandbox_debits d"
+        f"    WHERE d.metadata->>'invoice_id' = i AND d.status IN {_LIVE} AND d.created_at >= $2) AS live,"
         f"  (SELECT count(*) FROM payments p WHERE p.invoice_id = i AND {_TAKEN}) AS taken"
         " FROM unnest($1::text[]) AS i",
         invoice_ids,
+        since,
     )
     doubled = [r for r in per_invoice if r["live"] > 1]
     unmatched = [r for r in per_invoice if r["debits"] != r["taken"]]
@@ -280,7 +283,7 @@ async def check_audit(
         with_runs = client.list_workflows(f'WorkflowId = "{workflow_id_for(invoice_id)}"')
         async for wf in with_runs:
             runs.add((wf.id, wf.run_id))
-    lost = doubled = extra = expected_total = 0
+    lost = extra = expected_total = 0
     examples: list[str] = []
     for workflow_id, run_id in sorted(runs):
         try:
@@ -293,19 +296,18 @@ async def check_audit(
         expected_total += sum(expected.values())
         run_lost = sum((expected - have).values())
         run_extra = sum((have - expected).values())
-        run_doubled = sum(n - 1 for n in have.values() if n > 1)
-        lost, extra, doubled = lost + run_lost, extra + run_extra, doubled + run_doubled
-        if (run_lost or run_extra or run_doubled) and len(examples) < 5:
-            examples.append(
-                f"{workflow_id}/{run_id}: lost {run_lost} extra {run_extra} doubled {run_doubled}"
-            )
+        # Event keys are unique in the table, so a row stored twice under one key cannot exist: a
+        # doubled write is a second row under another key, one the history does not explain.
+        lost, extra = lost + run_lost, extra + run_extra
+        if (run_lost or run_extra) and len(examples) < 5:
+            examples.append(f"{workflow_id}/{run_id}: lost {run_lost}, unexplained {run_extra}")
     chains_bad = [i for i in invoice_ids if not await chain_ok(pool, i, key=audit_key)]
     return [
         Promise(
             "0 audit rows lost or doubled (vs workflow history)",
             f"{len(rows)} rows / {expected_total} in histories of {len(runs)} runs;"
-            f" lost {lost}, doubled {doubled}, unexplained {extra}",
-            lost == doubled == extra == 0,
+            f" lost {lost}, unexplained (doubled or forged) {extra}",
+            lost == extra == 0 and expected_total > 0,
             "; ".join(examples),
         ),
         Promise(
