@@ -26,7 +26,7 @@ from domain.activity_io import AuditEventInput
 from domain.attempt import CancelInput, ClientContext
 from domain.audit import AuditEventType
 from domain.company_records import ContactFields, CustomerFields, InvoiceFields
-from domain.contact_details import ContactDetailError, clean_email, clean_phone
+from domain.contact_details import ContactDetailError, clean_contact_details
 from domain.events import EventType
 from domain.invoice_standing import INVOICE_VOID_STATUS
 from infra.stores import company_records as records
@@ -158,15 +158,10 @@ async def customer_id_for(
 
 
 def _cleaned_details(details: dict[str, str | None]) -> dict[str, str | None]:
-    cleaned: dict[str, str | None] = {}
     try:
-        if "email" in details:
-            cleaned["email"] = clean_email(details["email"])
-        if "phone" in details:
-            cleaned["phone"] = clean_phone(details["phone"])
+        return clean_contact_details(details)
     except ContactDetailError as exc:
         raise RecordRefused(422, "InvalidInput", exc.message, field=exc.field) from None
-    return cleaned
 
 
 async def upsert_contact(

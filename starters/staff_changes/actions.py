@@ -23,7 +23,11 @@ from domain.activity_io import AuditEventInput
 from domain.attempt import CancelInput, ClientContext
 from domain.audit import AuditEventType
 from domain.channels import Channel, mask_destination
-from domain.contact_details import ContactDetailError, clean_email, clean_phone, has_control_characters
+from domain.contact_details import (
+    ContactDetailError,
+    clean_contact_details,
+    has_control_characters,
+)
 from domain.events import EventType
 from infra.providers.delivery.base import CodeSender
 from infra.settings import Settings
@@ -66,15 +70,10 @@ def _masked(channel: Channel, value: str | None) -> str | None:
 
 
 def _clean(details: Mapping[str, str | None]) -> dict[str, str | None]:
-    cleaned: dict[str, str | None] = {}
     try:
-        if "email" in details:
-            cleaned["email"] = clean_email(details["email"])
-        if "phone" in details:
-            cleaned["phone"] = clean_phone(details["phone"])
+        return clean_contact_details(details)
     except ContactDetailError as exc:
         raise StaffActionRefused(422, "InvalidInput", exc.message, field=exc.field) from None
-    return cleaned
 
 
 async def change_contact(

@@ -98,7 +98,7 @@ def test_dot_env_is_read_and_the_environment_wins_over_it(tmp_path: Path) -> Non
 
 
 def test_dev_generates_each_secret_once_and_keeps_it_under_portalpay(tmp_path: Path) -> None:
-    wanted = (*OWN_SECRETS, "codec_keys")
+    wanted = (*OWN_SECRETS, "codec_keys", "webhook_secret_keys")
     first = probe(tmp_path, secrets=wanted, PORTALPAY_ENV="dev")
     assert not first["errors"]
     made = first["secrets"]

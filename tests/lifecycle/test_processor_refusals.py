@@ -18,8 +18,10 @@ import httpx
 import pytest
 
 from domain.channels import Channel
+from domain.errors import ErrorType
 from domain.status import PaymentStatus
 from infra.providers.processor.client import HttpProcessorClient
+from starters.workflow_client import AttemptRefused
 from tests.conftest import HarnessFactory
 from tests.workflow.steps import Attempt, audit_types, new_invoice
 
@@ -72,23 +74,28 @@ async def spoiled() -> AsyncIterator[Callable[[str], SpoilRouting]]:
         await transport.aclose()
 
 
-async def test_a_refused_account_validation_declines_without_a_payment(
+async def test_a_refused_account_validation_is_a_failed_validation_not_a_decline(
     harness_factory: HarnessFactory, processor_url: str, spoiled: Callable[[str], SpoilRouting]
 ) -> None:
+    """Issue 20 finding 7: a 4xx from account validation is the validation failing (SPEC §9: the
+    customer checks the numbers, the attempt stays AWAITING_PAYMENT), never a PAYMENT_DECLINED row
+    for a payment that does not exist."""
     transport = spoiled("/v1/account-validations")
     async with harness_factory(wrap_deps=spoiling(processor_url, transport)) as h:
         inv = await new_invoice(h.pool)
         attempt = await Attempt.open(h, inv)
         await attempt.verified(Channel.EMAIL)
-        declined = await attempt.pay()
+        with pytest.raises(AttemptRefused) as refused:
+            await attempt.pay()
+        state = await attempt.current()
 
     assert transport.answers == [("/v1/account-validations", 422)], "refused once, never retried"
-    assert declined.status is PaymentStatus.DECLINED
-    assert declined.payment is not None and declined.payment.accepted is False
-    assert declined.payment.decline_reason == REFUSAL
+    assert refused.value.type is ErrorType.ACCOUNT_VALIDATION_FAILED
+    assert state.status is PaymentStatus.AWAITING_PAYMENT
     assert await h.pool.fetchval("SELECT count(*) FROM payments WHERE invoice_id = $1", inv.invoice_id) == 0
     trail = await audit_types(h.pool, inv.invoice_id)
-    assert trail[-1] == "PAYMENT_DECLINED" and "PAYMENT_SUBMITTED" not in trail
+    assert "ACCOUNT_VALIDATION_FAILED" in trail
+    assert "PAYMENT_DECLINED" not in trail and "PAYMENT_SUBMITTED" not in trail
 
 
 async def test_a_refused_debit_is_recorded_declined_and_never_debited(

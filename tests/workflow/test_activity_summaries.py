@@ -47,13 +47,13 @@ async def test_every_activity_of_a_paid_attempt_has_a_summary_in_words(harness: 
 
     found = await summaries(harness.client, attempt.state.workflow_id, attempt.run_id)
     types = [t for t, _ in found]
-    assert {"resolve_payer", "send_code", "check_code", "submit_debit"} <= set(types), types
+    assert {"resolve_payer", "send_code", "check_code", "submit_screened_debit"} <= set(types), types
     missing = [t for t, text in found if not text.strip()]
     assert not missing, f"activities without a summary: {missing}"
     by_type = dict(found)
     assert by_type["send_code"].startswith("send code #1 by sms to ")
     assert by_type["check_code"] == "check code entry #1 against code #1"
-    assert by_type["submit_debit"] == f"debit 125000 USD for {inv.invoice_id}"
+    assert by_type["submit_screened_debit"] == f"debit 125000 USD for {inv.invoice_id}"
     assert by_type["resolve_payer"] == f"resolve the Customer Portal Payer of {inv.invoice_id}"
     # The payment's follower (SPEC §9), started when the debit was accepted, says what it does too.
     assert paid.payment is not None

@@ -300,7 +300,10 @@ async def check_audit(
         # doubled write is a second row under another key, one the history does not explain.
         lost, extra = lost + run_lost, extra + run_extra
         if (run_lost or run_extra) and len(examples) < 5:
-            examples.append(f"{workflow_id}/{run_id}: lost {run_lost}, unexplained {run_extra}")
+            which = sorted((expected - have) + (have - expected))[:3]
+            examples.append(
+                f"{workflow_id}/{run_id}: lost {run_lost}, unexplained {run_extra} ({', '.join(which)})"
+            )
     chains_bad = [i for i in invoice_ids if not await chain_ok(pool, i, key=audit_key)]
     return [
         Promise(
