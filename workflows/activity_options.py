@@ -32,12 +32,6 @@ ALL_ACTIVITY_NAMES = (
 # answers: a long schedule-to-close outlasts any outage, where a small attempt count would leave a
 # handler halfway (money taken, nothing recorded). Every step is idempotent by its key.
 MUST_FINISH_WITHIN = timedelta(days=7)
-# A step the customer is waiting on under the attempt's lock (checking a code) is bounded: after
-# this the customer is told to try again (429 with retry_after) instead of every other message of
-# the attempt waiting behind the lock for days. A check that could not reach the database judged
-# no guess, so nothing is counted.
-CUSTOMER_STEP_WITHIN = timedelta(minutes=2)
-CUSTOMER_STEP_RETRY_AFTER_SECONDS = 30
 DATABASE_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     backoff_coefficient=2.0,

@@ -6,7 +6,6 @@ numbers) and the summary an operator reads in the Temporal UI (masked destinatio
 """
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.activity_io import (
@@ -25,10 +24,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyCodeInput,
     )
     from domain.attempt_clock import AttemptClock
-    from domain.errors import ErrorType
-    from domain.status import PaymentStatus
     from workflows import activity_options as opts
-    from workflows.attempt_refusals import refuse
     from workflows.otp_progress import OtpProgress
 
 
@@ -74,38 +70,15 @@ async def send_code(
 
 
 async def check_code(
-    ref: AttemptRef,
-    code: CodeChallengeView,
-    input: VerifyCodeInput,
-    otp: OtpProgress,
-    clock: AttemptClock,
-    status: PaymentStatus,
+    ref: AttemptRef, code: CodeChallengeView, input: VerifyCodeInput, otp: OtpProgress, clock: AttemptClock
 ) -> CheckCodeResult:
     """One entry checked against the code last sent; the activity writes the verdict's audit row
     and, on the last wrong guess, the lockout (`lock_until_if_wrong`).
 
-    Bounded (the customer waits on it under the attempt's lock): a database that does not answer
-    in time judged no guess, so the customer is asked to try again and nothing counts."""
+    Retried until the database answers (MUST_FINISH_WITHIN), like every step that writes a verdict:
+    a check given up on may still have judged the entry (its row written, a guess counted), so
+    "nothing was judged, try again" would be a guess the attempt does not know about."""
     remaining = otp.attempts_remaining(clock)
-    try:
-        return await _check_code(ref, code, input, otp, clock, remaining)
-    except ActivityError:
-        raise refuse(
-            ErrorType.ATTEMPT_BUSY,
-            "the code could not be checked just now; please try again",
-            status=status.value,
-            retry_after=opts.CUSTOMER_STEP_RETRY_AFTER_SECONDS,
-        ) from None
-
-
-async def _check_code(
-    ref: AttemptRef,
-    code: CodeChallengeView,
-    input: VerifyCodeInput,
-    otp: OtpProgress,
-    clock: AttemptClock,
-    remaining: int,
-) -> CheckCodeResult:
     checked: CheckCodeResult = await workflow.execute_activity(
         opts.CHECK_CODE,
         CheckCodeRequest(
@@ -122,7 +95,7 @@ async def _check_code(
         ),
         result_type=CheckCodeResult,
         start_to_close_timeout=opts.DATABASE_TIMEOUT,
-        schedule_to_close_timeout=opts.CUSTOMER_STEP_WITHIN,
+        schedule_to_close_timeout=opts.MUST_FINISH_WITHIN,
         retry_policy=opts.DATABASE_RETRY,
         summary=f"check code entry #{otp.check_seq} against code #{code.send_seq}",
     )

@@ -305,7 +305,7 @@ class PayInvoiceWorkflow(AttemptSession):
             if workflow.now() >= code.expires_at:
                 return self._verdict(False, reason="code_expired")
             otp.check_seq += 1
-            checked = await attempt_steps.check_code(self._ref(), code, input, otp, self._clock, self._status)
+            checked = await attempt_steps.check_code(self._ref(), code, input, otp, self._clock)
             # The verdict's audit row (and a lockout it earned) was written with the check.
             if checked.ok:
                 otp.verified_at = workflow.now()
