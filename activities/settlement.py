@@ -359,16 +359,8 @@ class SettlementActivities:
             }
 
         def event(kind: AuditEventType, suffix: str, extra: dict[str, Any]) -> AuditEventInput:
-            return AuditEventInput(
-                event_key=f"{workflow_id}/{suffix}",
-                event_type=kind,
-                invoice_id=pay["invoice_id"],
-                customer_id=pay["customer_id"],
-                payer_contact_id=pay["payer_contact_id"],
-                workflow_id=workflow_id,
-                client=ClientContext(actor="processor"),
-                details=extra,
-                occurred_at=request.occurred_at,
+            return _payment_audit(
+                pay, f"{workflow_id}/{suffix}", kind, "processor", extra, request.occurred_at
             )
 
         await append_event(
@@ -461,22 +453,20 @@ class SettlementActivities:
             request.expected_settlement_at.strftime("%d %b %Y") if request.expected_settlement_at else "?"
         )
         async with self._pool.acquire() as conn:
+            details = {
+                "payment_id": row["id"],
+                "expected_settlement_at": expected,
+                "processor_checks": request.polls,
+            }
             await append_event(
                 conn,
-                AuditEventInput(
-                    event_key=f"{workflow_id}/overdue",
-                    event_type=AuditEventType.PAYMENT_SETTLEMENT_OVERDUE,
-                    invoice_id=row["invoice_id"],
-                    customer_id=row["customer_id"],
-                    payer_contact_id=row["payer_contact_id"],
-                    workflow_id=workflow_id,
-                    client=ClientContext(actor="system"),
-                    details={
-                        "payment_id": row["id"],
-                        "expected_settlement_at": expected,
-                        "processor_checks": request.polls,
-                    },
-                    occurred_at=datetime.now(UTC),
+                _payment_audit(
+                    row,
+                    f"{workflow_id}/overdue",
+                    AuditEventType.PAYMENT_SETTLEMENT_OVERDUE,
+                    "system",
+                    details,
+                    datetime.now(UTC),
                 ),
                 key=self._audit_key,
             )
@@ -524,18 +514,15 @@ class SettlementActivities:
         async with self._pool.acquire() as conn:
             await append_event(
                 conn,
-                AuditEventInput(
-                    event_key=f"{key}/{recipient}/notice-failed",
-                    event_type=AuditEventType.PAYMENT_NOTICE_FAILED,
-                    invoice_id=row["invoice_id"],
-                    customer_id=row["customer_id"],
-                    payer_contact_id=row["payer_contact_id"],
-                    workflow_id=ach_workflow_id(row["id"]),
+                _payment_audit(
+                    row,
+                    f"{key}/{recipient}/notice-failed",
+                    AuditEventType.PAYMENT_NOTICE_FAILED,
+                    "system",
+                    {"payment_id": row["id"], "recipient": recipient, "reason": reason[:300]},
+                    datetime.now(UTC),
                     channel=channel,
                     destination=destination,
-                    client=ClientContext(actor="system"),
-                    details={"payment_id": row["id"], "recipient": recipient, "reason": reason[:300]},
-                    occurred_at=datetime.now(UTC),
                 ),
                 key=self._audit_key,
             )
@@ -547,15 +534,12 @@ class SettlementActivities:
         async with self._pool.acquire() as conn, conn.transaction():
             await append_event(
                 conn,
-                AuditEventInput(
-                    event_key=f"{workflow_id}/late/{request.event_id}",
-                    event_type=AuditEventType.PROCESSOR_EVENT_LATE,
-                    invoice_id=pay["invoice_id"],
-                    customer_id=pay["customer_id"],
-                    payer_contact_id=pay["payer_contact_id"],
-                    workflow_id=workflow_id,
-                    client=ClientContext(actor="processor"),
-                    details={
+                _payment_audit(
+                    pay,
+                    f"{workflow_id}/late/{request.event_id}",
+                    AuditEventType.PROCESSOR_EVENT_LATE,
+                    "processor",
+                    {
                         "payment_id": pay["id"],
                         "processor_event_id": request.event_id,
                         "event_type": request.event_type,
@@ -564,7 +548,7 @@ class SettlementActivities:
                         "reason": request.reason,
                         "changed": False,
                     },
-                    occurred_at=request.occurred_at,
+                    request.occurred_at,
                 ),
                 key=self._audit_key,
             )
@@ -590,3 +574,31 @@ class SettlementActivities:
                 occurred_at=datetime.now(UTC),
             )
         )
+
+
+def _payment_audit(
+    pay: Any,
+    event_key: str,
+    event_type: AuditEventType,
+    actor: str,
+    details: dict[str, Any],
+    occurred_at: datetime,
+    *,
+    channel: Channel | None = None,
+    destination: str | None = None,
+) -> AuditEventInput:
+    """An audit row of one payment's life: tied to its invoice, customer and payer contact, and to
+    its follower's workflow id (the key is the caller's, stable under retry)."""
+    return AuditEventInput(
+        event_key=event_key,
+        event_type=event_type,
+        invoice_id=pay["invoice_id"],
+        customer_id=pay["customer_id"],
+        payer_contact_id=pay["payer_contact_id"],
+        workflow_id=ach_workflow_id(pay["id"]),
+        channel=channel,
+        destination=destination,
+        client=ClientContext(actor=actor),
+        details=details,
+        occurred_at=occurred_at,
+    )
