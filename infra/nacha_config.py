@@ -44,6 +44,19 @@ class NachaConfig:
     prenote_wait_days: int
     settle_after_banking_days: int
 
+    def originator(self) -> Originator:
+        """Who the files are from and to, as the NACHA writer takes it."""
+        return Originator(
+            immediate_destination=self.immediate_destination,
+            immediate_origin=self.immediate_origin,
+            destination_name=self.destination_name,
+            origin_name=self.origin_name,
+            company_name=self.company_name,
+            company_id=self.company_id,
+            odfi_id=self.odfi_id,
+            entry_description=self.entry_description,
+        )
+
 
 _PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
 
@@ -161,18 +174,7 @@ def parse_nacha_config(
         settle_after_banking_days=settle_after_banking_days,
     )
     # The writer's own rules for these values, so a file can never be refused at the cut-off.
-    problems = originator_problems(
-        Originator(
-            immediate_destination=config.immediate_destination,
-            immediate_origin=config.immediate_origin,
-            destination_name=config.destination_name,
-            origin_name=config.origin_name,
-            company_name=config.company_name,
-            company_id=config.company_id,
-            odfi_id=config.odfi_id,
-            entry_description=config.entry_description,
-        )
-    )
+    problems = originator_problems(config.originator())
     if problems:
         raise NachaSettingsError(problems[0])
     return config

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from domain.nacha import fields as f
-from domain.nacha.model import DebitEntry, NoticeOfChange, Originator, Problem, ReturnEntry
+from domain.nacha.model import DebitEntry, NoticeOfChange, Problem, ReturnEntry
 from domain.nacha.read_back import check_file
 from domain.nacha.reader import read_file
 from domain.nacha.writer import batches_by_effective_date, write_file
@@ -26,19 +26,6 @@ class OutgoingEntry:
 
 class FileCheckFailed(Exception):
     """A file we wrote does not read back clean: it is never stored or sent."""
-
-
-def originator(config: NachaConfig) -> Originator:
-    return Originator(
-        immediate_destination=config.immediate_destination,
-        immediate_origin=config.immediate_origin,
-        destination_name=config.destination_name,
-        origin_name=config.origin_name,
-        company_name=config.company_name,
-        company_id=config.company_id,
-        odfi_id=config.odfi_id,
-        entry_description=config.entry_description,
-    )
 
 
 def write_ach_file(
@@ -61,7 +48,7 @@ def write_ach_file(
     ]
     local = created_at.astimezone(config.cutoff_zone)
     return write_file(
-        originator(config), batches_by_effective_date(dated), created_at=local, file_id_modifier=modifier
+        config.originator(), batches_by_effective_date(dated), created_at=local, file_id_modifier=modifier
     )
 
 
