@@ -17,7 +17,7 @@ from starters.company_records import RecordRefused, upsert_invoice, void_invoice
 from starters.portal.api_v1.auth import ApiKeyPrincipal, api_client_context, require_scope
 from starters.portal.api_v1.customers import answer, refused
 from starters.portal.api_v1.errors import API_ERROR_RESPONSES, ApiError
-from starters.portal.api_v1.paging import DEFAULT_LIMIT, Limit, Page, StartingAfter, page_of
+from starters.portal.api_v1.paging import DEFAULT_LIMIT, Limit, Page, StartingAfter, keyset_after, page_of
 from starters.portal.api_v1.schemas import ExternalId, InvoiceBody, PaymentRequestBody
 from starters.portal.deps import portal_deps
 from starters.portal.errors import PortalError
@@ -85,11 +85,7 @@ async def list_invoices(
     starting_after: StartingAfter = None,
 ) -> Page[dict[str, Any]]:
     pool = staff_services(request).pool
-    after = None
-    if starting_after is not None:
-        after = await pool.fetchrow("SELECT created_at, id FROM invoices WHERE id = $1", starting_after)
-        if after is None:
-            raise ApiError(422, "InvalidInput", "starting_after names no invoice.", param="starting_after")
+    after = await keyset_after(pool, "invoices", starting_after)
     rows = await pool.fetch(
         "SELECT i.id, i.external_id, i.number, i.kind, i.amount_cents, i.balance_cents, i.currency, i.status,"
         " i.due_date, i.created_at, i.updated_at, i.customer_id, c.external_id AS customer_external_id"

@@ -6,10 +6,13 @@ pages, so each object is visited once.
 """
 
 from collections.abc import Sequence
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Generic, Literal, TypeVar
 
+import asyncpg
 from fastapi import Query
 from pydantic import BaseModel
+
+from starters.portal.api_v1.errors import ApiError
 
 T = TypeVar("T")
 
@@ -31,3 +34,22 @@ class Page(BaseModel, Generic[T]):
 def page_of(items: Sequence[T], limit: int) -> Page[T]:
     """`items` fetched with LIMIT limit + 1: the extra one only says there is more."""
     return Page[T](data=list(items[:limit]), has_more=len(items) > limit)
+
+
+# Lists keyed by (created_at, id): the table and the noun its refusal names.
+_KEYSET_TABLES = {"invoices": "invoice", "payments": "payment"}
+
+
+async def keyset_after(
+    pool: asyncpg.Pool, table: Literal["invoices", "payments"], starting_after: str | None
+) -> asyncpg.Record | None:
+    """The (created_at, id) to page after; None for the first page, 422 for an id nobody knows."""
+    if starting_after is None:
+        return None
+    after: asyncpg.Record | None = await pool.fetchrow(
+        f"SELECT created_at, id FROM {table} WHERE id = $1", starting_after
+    )
+    if after is None:
+        noun = _KEYSET_TABLES[table]
+        raise ApiError(422, "InvalidInput", f"starting_after names no {noun}.", param="starting_after")
+    return after

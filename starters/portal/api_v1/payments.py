@@ -11,7 +11,7 @@ from domain.company_records import EXTERNAL_ID_PATTERN
 from infra.stores.events import payment_event_object
 from starters.portal.api_v1.auth import ApiKeyPrincipal, require_scope
 from starters.portal.api_v1.errors import API_ERROR_RESPONSES, ApiError
-from starters.portal.api_v1.paging import DEFAULT_LIMIT, Limit, Page, StartingAfter, page_of
+from starters.portal.api_v1.paging import DEFAULT_LIMIT, Limit, Page, StartingAfter, keyset_after, page_of
 from starters.staff_changes.actions import staff_services
 
 router = APIRouter(prefix="/api/v1", tags=["api v1"], responses=API_ERROR_RESPONSES)
@@ -43,11 +43,7 @@ async def list_payments(
     starting_after: StartingAfter = None,
 ) -> Page[dict[str, Any]]:
     pool = staff_services(request).pool
-    after = None
-    if starting_after is not None:
-        after = await pool.fetchrow("SELECT created_at, id FROM payments WHERE id = $1", starting_after)
-        if after is None:
-            raise ApiError(422, "InvalidInput", "starting_after names no payment.", param="starting_after")
+    after = await keyset_after(pool, "payments", starting_after)
     rows = await pool.fetch(
         f"SELECT p.id FROM payments p JOIN invoices i ON i.id = p.invoice_id WHERE p.{_VISIBLE}"
         " AND ($1::text IS NULL OR i.external_id = $1)"
