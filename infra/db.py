@@ -4,8 +4,12 @@ Migrations are plain SQL files applied in name order, each once, under an adviso
 processes starting together do not race.
 """
 
+import contextlib
 import importlib.resources
 import logging
+import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -32,9 +36,46 @@ def embedded_database_url(data_dir: Path | None = None, *, cleanup_mode: str = "
 
     target = (data_dir or STATE_DIR / "pgdata").resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    # "stop": the last process using it stops it (pgserver counts its users), so Ctrl-C is clean.
-    server = get_server(str(target), cleanup_mode=cleanup_mode)
+    with _server_user_ready():
+        # "stop": the last process using it stops it (pgserver counts its users), so Ctrl-C is clean.
+        server = get_server(str(target), cleanup_mode=cleanup_mode)
     return str(server.get_uri())
+
+
+_SERVER_USER = "pgserver"  # the system user pgserver runs PostgreSQL as when we are root
+
+
+@contextlib.contextmanager
+def _server_user_ready() -> Iterator[None]:
+    """Make pgserver's system user exist before a server starts, once per machine.
+
+    As root, pgserver runs PostgreSQL as the system user `pgserver`, which it creates with `useradd`
+    on first use. On a fresh machine the suite's two workers start their servers at once and raced
+    that creation: one worker's `initdb` was refused its own data directory and every test on it
+    errored. The first process to need the user creates it under a file lock and starts its server
+    before letting the next one in; once the user exists nothing waits.
+    """
+    if os.name != "posix" or os.geteuid() != 0 or _user_exists(_SERVER_USER):
+        yield
+        return
+    import fcntl
+
+    from pgserver.utils import ensure_user_exists
+
+    with open(Path(tempfile.gettempdir()) / "portalpay-pgserver-user.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ensure_user_exists(_SERVER_USER)
+        yield
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
 
 
 APP_ROLE = "portalpay_app"
