@@ -52,7 +52,7 @@ def test_the_wheel_ships_the_product_and_no_tools_or_tests(tmp_path: Path) -> No
     assert any(n.startswith("starters/portal/templates/") for n in names)
     assert any(n.startswith("starters/portal/static/") for n in names)
     entry_points = zipfile.ZipFile(wheel).read(f"{wheel.name.split('-')[0]}-0.1.0.dist-info/entry_points.txt")
-    assert b"portalpay = starters.cli.app:app" in entry_points
+    assert b"portalpay = starters.cli.app:run" in entry_points
 
 
 def test_product_dependencies_leave_out_what_only_tools_and_tests_need() -> None:

@@ -1,6 +1,9 @@
 """The `portalpay` command line (SPEC §8). Expected failures print one line and exit non-zero."""
 
+import atexit
 import logging
+import os
+import sys
 
 import typer
 
@@ -134,5 +137,41 @@ def dev(
     run_async(run_dev)(portal_port=portal_port, temporal_port=temporal_port, ui_port=ui_port)
 
 
+def run() -> None:
+    """The `portalpay` executable: the Typer app, then an exit that skips the interpreter's teardown.
+
+    The Temporal client's Rust runtime keeps threads that can touch the GIL while CPython finalizes,
+    which aborts the process (`Fatal Python error: PyGILState_Release`, exit -6) after a command has
+    done its work and printed its answer (temporalio/sdk-python#300; seen here as `ops stuck`
+    exiting -6 under load). An operator's script must see the command's own exit status, so once
+    the command returns we flush, run the atexit handlers (pgserver stops an embedded PostgreSQL
+    there) and leave with `os._exit`.
+    """
+    try:
+        app()
+    except SystemExit as exc:
+        status = _exit_status(exc.code)
+    else:  # pragma: no cover - Typer always raises SystemExit in standalone mode
+        status = 0
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said on it
+            status = status or 1
+    os._exit(status)
+
+
+def _exit_status(code: object) -> int:
+    """What `sys.exit(code)` would have exited with: None is 0, an int itself, anything else printed and 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    run()
