@@ -20,6 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from domain.attempt import workflow_id_for
 from infra.settings import Settings
+from starters.workflow_client import parse_session_id
 from tools.chaos.arena import Arena, AttackSetupFailed, Seeded, unique_account, unique_phone
 from tools.chaos.checks import Promise
 from tools.chaos.send_caps import SendCaps, count_sends_beyond_caps
@@ -403,7 +404,7 @@ async def payer_change_mid_attempt(arena: Arena) -> tuple[Promise, list[str]]:
         )
         if r is None or r.status_code == 200:
             problems.append(f"{seeded.invoice_id}: the old attempt took a payment ({_shown(r)})")
-        status = await _final_status(arena, seeded.invoice_id)
+        status = await _final_status(arena, seeded.invoice_id, parse_session_id(session_id)[1])
         if status != "CANCELLED":
             problems.append(f"{seeded.invoice_id}: old attempt {status or 'not found'}, not CANCELLED")
     ids = [code_sent.invoice_id, verified.invoice_id]
@@ -424,13 +425,15 @@ async def payer_change_mid_attempt(arena: Arena) -> tuple[Promise, list[str]]:
     )
 
 
-async def _final_status(arena: Arena, invoice_id: str, within: float = 15.0) -> str:
+async def _final_status(arena: Arena, invoice_id: str, run_id: str, within: float = 15.0) -> str:
+    """Where the attempt that was running at the change ended: its own run, not whichever run the
+    invoice's workflow id names now (a link that should have been refused may have opened another)."""
     from workflows import search_attributes as sa
 
     deadline = time.monotonic() + within
     status = ""
     while time.monotonic() < deadline:
-        desc = await arena.client.get_workflow_handle(workflow_id_for(invoice_id)).describe()
+        desc = await arena.client.get_workflow_handle(workflow_id_for(invoice_id), run_id=run_id).describe()
         status = str(desc.typed_search_attributes.get(sa.PAYMENT_STATUS) or "")
         if desc.status is not None and desc.status.name != "RUNNING":
             return status
