@@ -36,7 +36,7 @@ def embedded_database_url(data_dir: Path | None = None, *, cleanup_mode: str = "
 
     target = (data_dir or STATE_DIR / "pgdata").resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _server_user_ready():
+    with server_user_ready():
         # "stop": the last process using it stops it (pgserver counts its users), so Ctrl-C is clean.
         server = get_server(str(target), cleanup_mode=cleanup_mode)
     return str(server.get_uri())
@@ -46,7 +46,7 @@ _SERVER_USER = "pgserver"  # the system user pgserver runs PostgreSQL as when we
 
 
 @contextlib.contextmanager
-def _server_user_ready() -> Iterator[None]:
+def server_user_ready() -> Iterator[None]:
     """Make pgserver's system user exist before a server starts, once per machine.
 
     As root, pgserver runs PostgreSQL as the system user `pgserver`, which it creates with `useradd`

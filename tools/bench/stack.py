@@ -126,8 +126,11 @@ class EmbeddedPostgres:
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
         from pgserver.postgres_server import get_server
 
+        from infra.db import server_user_ready
+
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        self.url = str(get_server(str(self.data_dir), cleanup_mode=None).get_uri())
+        with server_user_ready():  # the campaign starts beside the suite in .ci/run, on a fresh machine too
+            self.url = str(get_server(str(self.data_dir), cleanup_mode=None).get_uri())
         return self.url
 
     def sample(self) -> ProcessSample:
