@@ -176,6 +176,20 @@ async def sleep_past(moment: datetime, margin: float = 0.2) -> None:
     await asyncio.sleep(max((moment - datetime.now(UTC)).total_seconds(), 0.0) + margin)
 
 
+async def lockout_passes(pool: asyncpg.Pool, invoice_id: str) -> None:
+    """The invoice's lockout window passes, moved in PostgreSQL where the product keeps it instead of
+    waited out: the lock's end (`invoices.locked_until`, read by the gateway and by the workflow's
+    payer resolution) and the wrong codes that count toward the next lock (`otp_checks`)."""
+    moved = await pool.execute(
+        "UPDATE invoices SET locked_until = now() WHERE id = $1 AND locked_until > now()", invoice_id
+    )
+    assert moved == "UPDATE 1", f"{invoice_id} is not locked ({moved})"
+    await pool.execute(
+        "UPDATE otp_checks SET checked_at = checked_at - interval '1 day' WHERE invoice_id = $1",
+        invoice_id,
+    )
+
+
 async def audit_rows(pool: asyncpg.Pool, invoice_id: str) -> list[dict[str, Any]]:
     """The invoice's audit trail, oldest first, `details` decoded."""
     return await fetch_trail(pool, invoice_id)
