@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.otp import OtpActivities
 from domain.activity_io import AttemptRef, CheckCodeRequest
@@ -17,6 +17,7 @@ from domain.status import PaymentStatus
 from starters.workflow_client import AttemptRefused
 from tests.conftest import HarnessFactory
 from tests.support import Harness
+from tests.workflow.conftest import SkippingHarnessFactory
 from tests.workflow.steps import (
     BROWSER,
     Attempt,
@@ -88,7 +89,9 @@ async def test_lockout_refuses_a_new_attempt_until_the_window_passes(harness_fac
         with pytest.raises(AttemptRefused) as refused:
             await h.gateway.open(inv.invoice_id, BROWSER)
         assert refused.value.type is RefusalType.INVOICE_LOCKED
-        assert refused.value.retry_after is not None and LOCKOUT - 60 < refused.value.retry_after <= LOCKOUT + 1
+        assert (
+            refused.value.retry_after is not None and LOCKOUT - 60 < refused.value.retry_after <= LOCKOUT + 1
+        )
 
         # A start that skips the gateway's PostgreSQL check is refused by the workflow itself.
         with pytest.raises(WorkflowFailureError) as failed:
@@ -231,10 +234,15 @@ async def test_a_new_code_voids_the_old_one(harness: Harness) -> None:
     assert (await attempt.verify(new)).verified
 
 
-async def test_resend_waits_for_the_cooldown(harness_factory: HarnessFactory) -> None:
-    async with harness_factory(otp_resend_cooldown_seconds=6) as h:
+@pytest.mark.timeskipping
+async def test_resend_waits_for_the_cooldown(
+    skipping_harness_factory: SkippingHarnessFactory, time_skipping_env: WorkflowEnvironment
+) -> None:
+    # Inside one attempt the workflow keeps the cooldown on its own clock: the time-skipping server
+    # lets it pass without waiting, and nothing can race it before the test skips.
+    async with skipping_harness_factory(otp_resend_cooldown_seconds=6) as h:
         inv = await new_invoice(h.pool)
-        attempt = await Attempt.open(h, inv)
+        attempt = await Attempt.start(h, inv)
         sent = await attempt.request_code(Channel.EMAIL)
 
         with pytest.raises(AttemptRefused) as refused:
@@ -243,7 +251,8 @@ async def test_resend_waits_for_the_cooldown(harness_factory: HarnessFactory) ->
         assert refused.value.retry_after is not None and 0 < refused.value.retry_after <= 6
         assert await outbox_count(h.pool, attempt.run_id) == 1
 
-        await sleep_past(sent.resend_available_at)
+        now = await time_skipping_env.get_current_time()
+        await time_skipping_env.sleep(sent.resend_available_at - now + timedelta(seconds=0.2))
         again = await attempt.request_code(Channel.EMAIL)
         assert again.resend_available_at > sent.resend_available_at
         assert await outbox_count(h.pool, attempt.run_id) == 2

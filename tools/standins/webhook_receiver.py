@@ -53,10 +53,10 @@ class WebhookReceiver:
         entry = ReceivedTry(headers.get("webhook-id", ""), headers, body, verified)
         self.tries.append(entry)
         self.arrived.set()
-        if self.hang_seconds and (not self.hang_tries or len(self.tries) <= self.hang_tries):
-            if not await _held(request, self.hang_seconds):
-                # The sender gave up or died: nobody is left to answer, so nothing is accepted.
-                return Response(status_code=499)
+        hangs = self.hang_seconds and (not self.hang_tries or len(self.tries) <= self.hang_tries)
+        if hangs and not await _held(request, self.hang_seconds):
+            # The sender gave up or died: nobody is left to answer, so nothing is accepted.
+            return Response(status_code=499)
         if self.redirect_to:
             return Response(status_code=307, headers={"location": self.redirect_to})
         if self.down:
