@@ -19,6 +19,7 @@ from domain.attempt import (
     AttemptOutcome,
     AttemptState,
     ClientContext,
+    PayInvoiceInput,
     PaymentDetails,
     RequestCodeInput,
     RequestCodeResult,
@@ -26,10 +27,12 @@ from domain.attempt import (
     SubmitPaymentResult,
     VerifyCodeInput,
     VerifyCodeResult,
+    workflow_id_for,
 )
 from domain.channels import Channel
 from domain.otp_code import find_code
 from domain.policy import PaymentMethod
+from domain.status import PaymentStatus
 from infra.stores.audit_trail import fetch_trail
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, Harness, TestInvoice, create_invoice
 from workflows.pay_invoice import PayInvoiceWorkflow
@@ -97,14 +100,38 @@ async def outbox_count(pool: asyncpg.Pool, run_id: str) -> int:
 class Attempt:
     """One customer's session on one invoice, driven through the gateway like the portal does."""
 
-    def __init__(self, harness: Harness, inv: TestInvoice, state: AttemptState) -> None:
+    def __init__(
+        self,
+        harness: Harness,
+        inv: TestInvoice,
+        state: AttemptState,
+        started: WorkflowHandle[Any, Any] | None = None,
+    ) -> None:
         self.h = harness
         self.inv = inv
         self.state = state
+        # The time-skipping client skips time only while awaiting a handle it started itself.
+        self._started = started
 
     @classmethod
     async def open(cls, harness: Harness, inv: TestInvoice) -> "Attempt":
         return cls(harness, inv, await harness.gateway.open(inv.invoice_id, BROWSER))
+
+    @classmethod
+    async def start(cls, harness: Harness, inv: TestInvoice) -> "Attempt":
+        """Start the run directly, as the gateway's update-with-start would, and wait for it to offer
+        channels: for the time-skipping server, which has no update-with-start."""
+        handle = await harness.client.start_workflow(
+            PayInvoiceWorkflow.run,
+            PayInvoiceInput(invoice_id=inv.invoice_id, opened_by=BROWSER),
+            id=workflow_id_for(inv.invoice_id),
+            task_queue=harness.task_queue,
+        )
+        state = await eventually(
+            lambda: handle.query(PayInvoiceWorkflow.state),
+            lambda s: s.status is not PaymentStatus.RESOLVING_PAYER,
+        )
+        return cls(harness, inv, state, handle)
 
     @property
     def run_id(self) -> str:
@@ -112,6 +139,8 @@ class Attempt:
 
     @property
     def handle(self) -> WorkflowHandle[Any, Any]:
+        if self._started is not None:
+            return self._started
         return self.h.client.get_workflow_handle_for(
             PayInvoiceWorkflow.run, self.state.workflow_id, run_id=self.run_id
         )
@@ -174,6 +203,20 @@ async def eventually(
 async def sleep_past(moment: datetime, margin: float = 0.2) -> None:
     """Wait for a wall-clock deadline: nothing observable changes before it, so there is nothing to poll."""
     await asyncio.sleep(max((moment - datetime.now(UTC)).total_seconds(), 0.0) + margin)
+
+
+async def lockout_passes(pool: asyncpg.Pool, invoice_id: str) -> None:
+    """The invoice's lockout window passes, moved in PostgreSQL where the product keeps it instead of
+    waited out: the lock's end (`invoices.locked_until`, read by the gateway and by the workflow's
+    payer resolution) and the wrong codes that count toward the next lock (`otp_checks`)."""
+    moved = await pool.execute(
+        "UPDATE invoices SET locked_until = now() WHERE id = $1 AND locked_until > now()", invoice_id
+    )
+    assert moved == "UPDATE 1", f"{invoice_id} is not locked ({moved})"
+    await pool.execute(
+        "UPDATE otp_checks SET checked_at = checked_at - interval '1 day' WHERE invoice_id = $1",
+        invoice_id,
+    )
 
 
 async def audit_rows(pool: asyncpg.Pool, invoice_id: str) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.otp import OtpActivities
 from domain.activity_io import AttemptRef, CheckCodeRequest
@@ -17,11 +17,13 @@ from domain.status import PaymentStatus
 from starters.workflow_client import AttemptRefused
 from tests.conftest import HarnessFactory
 from tests.support import Harness
+from tests.workflow.conftest import SkippingHarnessFactory
 from tests.workflow.steps import (
     BROWSER,
     Attempt,
     audit_rows,
     audit_types,
+    lockout_passes,
     new_invoice,
     outbox_count,
     sleep_past,
@@ -30,6 +32,7 @@ from tests.workflow.steps import (
 from workflows.pay_invoice import PayInvoiceWorkflow
 
 DEFAULTS = AttemptTimers()
+LOCKOUT = 600
 
 
 async def test_wrong_codes_count_down_and_the_fifth_locks(harness: Harness) -> None:
@@ -74,8 +77,8 @@ async def test_wrong_codes_count_down_and_the_fifth_locks(harness: Harness) -> N
 
 
 async def test_lockout_refuses_a_new_attempt_until_the_window_passes(harness_factory: HarnessFactory) -> None:
-    # Long enough that the refusals below come before the lock ends, however loaded the machine.
-    async with harness_factory(otp_lockout_seconds=12, otp_max_failed=2) as h:
+    # The window passes by moving its end in PostgreSQL (`lockout_passes`), never by waiting.
+    async with harness_factory(otp_lockout_seconds=LOCKOUT, otp_max_failed=2) as h:
         inv = await new_invoice(h.pool)
         attempt = await Attempt.open(h, inv)
         _, code = await attempt.send_and_read(Channel.EMAIL)
@@ -86,7 +89,9 @@ async def test_lockout_refuses_a_new_attempt_until_the_window_passes(harness_fac
         with pytest.raises(AttemptRefused) as refused:
             await h.gateway.open(inv.invoice_id, BROWSER)
         assert refused.value.type is RefusalType.INVOICE_LOCKED
-        assert refused.value.retry_after is not None and 0 < refused.value.retry_after <= 12
+        assert (
+            refused.value.retry_after is not None and LOCKOUT - 60 < refused.value.retry_after <= LOCKOUT + 1
+        )
 
         # A start that skips the gateway's PostgreSQL check is refused by the workflow itself.
         with pytest.raises(WorkflowFailureError) as failed:
@@ -99,10 +104,7 @@ async def test_lockout_refuses_a_new_attempt_until_the_window_passes(harness_fac
         assert isinstance(failed.value.cause, ApplicationError)
         assert failed.value.cause.type == RefusalType.INVOICE_LOCKED.value
 
-        locked_until = await h.pool.fetchval(
-            "SELECT locked_until FROM invoices WHERE id = $1", inv.invoice_id
-        )
-        await sleep_past(locked_until)
+        await lockout_passes(h.pool, inv.invoice_id)
         again = await Attempt.open(h, inv)
         assert again.run_id != attempt.run_id
         assert again.state.status is PaymentStatus.CHOOSING_CHANNEL
@@ -146,11 +148,11 @@ async def test_a_good_code_clears_earlier_wrong_entries_for_the_next_attempt(har
 
 
 async def test_expired_code_does_not_verify(harness_factory: HarnessFactory) -> None:
-    async with harness_factory(otp_code_ttl_seconds=2) as h:
+    async with harness_factory(otp_code_ttl_seconds=1) as h:  # nothing needs the code before it expires
         inv = await new_invoice(h.pool)
         attempt = await Attempt.open(h, inv)
         sent, code = await attempt.send_and_read(Channel.SMS)
-        assert _about(sent.code_expires_at - _sent_at(await attempt.current()), seconds=2)
+        assert _about(sent.code_expires_at - _sent_at(await attempt.current()), seconds=1)
 
         await sleep_past(sent.code_expires_at)
         result = await attempt.verify(code)
@@ -232,10 +234,15 @@ async def test_a_new_code_voids_the_old_one(harness: Harness) -> None:
     assert (await attempt.verify(new)).verified
 
 
-async def test_resend_waits_for_the_cooldown(harness_factory: HarnessFactory) -> None:
-    async with harness_factory(otp_resend_cooldown_seconds=6) as h:
+@pytest.mark.timeskipping
+async def test_resend_waits_for_the_cooldown(
+    skipping_harness_factory: SkippingHarnessFactory, time_skipping_env: WorkflowEnvironment
+) -> None:
+    # Inside one attempt the workflow keeps the cooldown on its own clock: the time-skipping server
+    # lets it pass without waiting, and nothing can race it before the test skips.
+    async with skipping_harness_factory(otp_resend_cooldown_seconds=6) as h:
         inv = await new_invoice(h.pool)
-        attempt = await Attempt.open(h, inv)
+        attempt = await Attempt.start(h, inv)
         sent = await attempt.request_code(Channel.EMAIL)
 
         with pytest.raises(AttemptRefused) as refused:
@@ -244,7 +251,8 @@ async def test_resend_waits_for_the_cooldown(harness_factory: HarnessFactory) ->
         assert refused.value.retry_after is not None and 0 < refused.value.retry_after <= 6
         assert await outbox_count(h.pool, attempt.run_id) == 1
 
-        await sleep_past(sent.resend_available_at)
+        now = await time_skipping_env.get_current_time()
+        await time_skipping_env.sleep(sent.resend_available_at - now + timedelta(seconds=0.2))
         again = await attempt.request_code(Channel.EMAIL)
         assert again.resend_available_at > sent.resend_available_at
         assert await outbox_count(h.pool, attempt.run_id) == 2

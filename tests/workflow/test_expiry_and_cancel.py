@@ -1,7 +1,9 @@
 """The attempt's clocks (idle expiry, payment window) and cancelling, with short configured timers.
 
-The timers are long enough for the steps before them to finish on a loaded machine; the tests wait
-for the run to end (an event) and compare the expiry with the deadline the attempt announced.
+The clocks that must not run out before the steps ahead of them run on the time-skipping server: its
+time moves only while a test awaits the run's result, so no step can race the deadline however loaded
+the machine, and the wait costs nothing. The tests wait for the run to end (an event) and compare the
+expiry with the deadline the attempt announced.
 """
 
 import pytest
@@ -13,17 +15,19 @@ from domain.status import PaymentStatus
 from starters.workflow_client import AttemptRefused
 from tests.conftest import HarnessFactory
 from tests.support import Harness
+from tests.workflow.conftest import SkippingHarnessFactory
 from tests.workflow.steps import BROWSER, Attempt, audit_rows, audit_types, new_invoice
 
 STAFF = ClientContext(actor="staff:ops", ip="198.51.100.4")
 
 
+@pytest.mark.timeskipping
 async def test_idle_attempt_expires_and_each_action_moves_the_deadline(
-    harness_factory: HarnessFactory,
+    skipping_harness_factory: SkippingHarnessFactory,
 ) -> None:
-    async with harness_factory(attempt_idle_seconds=8) as h:
+    async with skipping_harness_factory(attempt_idle_seconds=8) as h:
         inv = await new_invoice(h.pool)
-        attempt = await Attempt.open(h, inv)
+        attempt = await Attempt.start(h, inv)
         opened_deadline = attempt.state.idle_expires_at
         assert opened_deadline is not None
         sent = await attempt.request_code(Channel.EMAIL)
@@ -39,10 +43,14 @@ async def test_idle_attempt_expires_and_each_action_moves_the_deadline(
         assert expired["details"]["from_status"] == "AWAITING_CODE"
         assert expired["payer_contact_id"] == inv.payer_contact_id
         assert expired["occurred_at"] >= moved  # not before the deadline the last action set
+        # ... and at it: skipped time would hide a deadline that is later than announced.
+        assert (expired["occurred_at"] - moved).total_seconds() < 5
         assert (moved - sent.resend_available_at).total_seconds() <= 8
 
-        # An expired attempt never blocks the next one.
-        again = await Attempt.open(h, inv)
+        # An expired attempt leaves nothing that refuses the next one (PostgreSQL's standing, the
+        # run id); the portal's own reopen after expiry is in the next test, on the dev server.
+        await h.gateway.check_can_open(inv.invoice_id)
+        again = await Attempt.start(h, inv)
         assert again.run_id != attempt.run_id
         assert again.state.status is PaymentStatus.CHOOSING_CHANNEL
 
@@ -58,11 +66,17 @@ async def test_idle_expiry_while_choosing_a_channel(harness_factory: HarnessFact
             "CHOOSING_CHANNEL",
         )
 
+        # An expired attempt never blocks the next one.
+        again = await Attempt.open(h, inv)
+        assert again.run_id != attempt.run_id
+        assert again.state.status is PaymentStatus.CHOOSING_CHANNEL
 
-async def test_payment_window_after_verification(harness_factory: HarnessFactory) -> None:
-    async with harness_factory(payment_window_seconds=8) as h:
+
+@pytest.mark.timeskipping
+async def test_payment_window_after_verification(skipping_harness_factory: SkippingHarnessFactory) -> None:
+    async with skipping_harness_factory(payment_window_seconds=8) as h:
         inv = await new_invoice(h.pool)
-        attempt = await Attempt.open(h, inv)
+        attempt = await Attempt.start(h, inv)
         await attempt.verified(Channel.SMS)
         state = await attempt.current()
         assert state.status is PaymentStatus.AWAITING_PAYMENT
@@ -78,6 +92,7 @@ async def test_payment_window_after_verification(harness_factory: HarnessFactory
         assert expired["event_type"] == "ATTEMPT_EXPIRED"
         assert expired["details"]["from_status"] == "AWAITING_PAYMENT"
         assert expired["occurred_at"] >= state.payment_due_by
+        assert (expired["occurred_at"] - state.payment_due_by).total_seconds() < 5  # the window, not idleness
         assert abs((state.payment_due_by - verified["occurred_at"]).total_seconds() - 8) < 5
 
         with pytest.raises(AttemptRefused) as refused:

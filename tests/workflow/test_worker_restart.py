@@ -19,7 +19,7 @@ from starters.workflow_client import AttemptGateway
 from tests.support import BIN_DIR, TEST_CODEC_KEYS, Harness, test_settings
 from tests.workflow.steps import Attempt, audit_rows, new_invoice, outbox_count
 
-StartWorker = Callable[[], Awaitable[asyncio.subprocess.Process]]
+StartWorker = Callable[..., Awaitable[asyncio.subprocess.Process]]
 
 
 @pytest.fixture
@@ -53,10 +53,15 @@ async def worker_processes(
     )
     started: list[asyncio.subprocess.Process] = []
 
-    async def start() -> asyncio.subprocess.Process:
+    async def start(**extra_env: str) -> asyncio.subprocess.Process:
         log = (tmp_path / f"worker-{len(started)}.log").open("wb")
         proc = await asyncio.create_subprocess_exec(
-            str(BIN_DIR / "portalpay"), "worker", env=env, cwd=tmp_path, stdout=log, stderr=log
+            str(BIN_DIR / "portalpay"),
+            "worker",
+            env={**env, **extra_env},
+            cwd=tmp_path,
+            stdout=log,
+            stderr=log,
         )
         started.append(proc)
         return proc
@@ -85,7 +90,11 @@ async def test_killed_worker_after_code_sent_resumes_on_another(
     )
     inv = await new_invoice(db_pool)
 
-    first = await start_worker()
+    # The worker to be killed keeps no workflow cache (WORKER_MAX_CACHED_WORKFLOWS, a setting the
+    # product reads), so it takes no sticky queue: the server's wait for a dead worker's sticky queue
+    # (the SDK's 10 s schedule-to-start) is Temporal's, not ours. The survivor runs as deployed and
+    # still replays the attempt from history, having never seen it.
+    first = await start_worker(WORKER_MAX_CACHED_WORKFLOWS="0")
     async with asyncio.timeout(60):
         attempt = await Attempt.open(harness, inv)
         _, code = await attempt.send_and_read(Channel.SMS)

@@ -53,8 +53,10 @@ class WebhookReceiver:
         entry = ReceivedTry(headers.get("webhook-id", ""), headers, body, verified)
         self.tries.append(entry)
         self.arrived.set()
-        if self.hang_seconds and (not self.hang_tries or len(self.tries) <= self.hang_tries):
-            await asyncio.sleep(self.hang_seconds)
+        hangs = self.hang_seconds and (not self.hang_tries or len(self.tries) <= self.hang_tries)
+        if hangs and not await _held(request, self.hang_seconds):
+            # The sender gave up or died: nobody is left to answer, so nothing is accepted.
+            return Response(status_code=499)
         if self.redirect_to:
             return Response(status_code=307, headers={"location": self.redirect_to})
         if self.down:
@@ -73,3 +75,14 @@ class WebhookReceiver:
 
     def events(self) -> list[dict[str, Any]]:
         return [json.loads(t.body) for t in self.accepted]
+
+
+async def _held(request: Request, seconds: float) -> bool:
+    """Hold the request for `seconds`; False as soon as its sender has gone away."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        if await request.is_disconnected():
+            return False
+        await asyncio.sleep(min(left, 0.05))
+    return not await request.is_disconnected()
