@@ -39,6 +39,18 @@ async def customer_by_external(
     return row
 
 
+async def customers_by_external(
+    db: Executor, external_ids: list[str], *, for_update: bool = False
+) -> list[asyncpg.Record]:
+    lock = " FOR UPDATE" if for_update else ""
+    rows: list[asyncpg.Record] = await db.fetch(
+        "SELECT id, external_id, name, created_at, updated_at FROM customers"
+        f" WHERE external_id = ANY($1::text[]) ORDER BY external_id{lock}",
+        external_ids,
+    )
+    return rows
+
+
 async def insert_customer(conn: asyncpg.Connection, external_id: str, name: str) -> asyncpg.Record:
     row: asyncpg.Record = await conn.fetchrow(
         "INSERT INTO customers (id, external_id, name) VALUES ($1, $2, $3)"

@@ -3,7 +3,6 @@ return or notice-of-change file by hand. `show` never prints a full account numb
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,13 +36,6 @@ def _nacha_settings() -> Settings:
     return settings
 
 
-def _exit_now(code: int) -> None:
-    """As `ops reconcile`: skip interpreter teardown after execute_workflow (sdk-python#300)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
 @nacha_app.command("send-now")
 def send_now(
     as_json: bool = typer.Option(False, "--json", help="The run's report as JSON."),
@@ -64,8 +56,7 @@ def send_now(
         err_console.print(
             "[red]error:[/] no worker ran it in time (is `portalpay worker` running with PROCESSOR=nacha?)"
         )
-        _exit_now(1)
-        return
+        raise typer.Exit(1)
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
     elif report.nothing_due:
@@ -80,7 +71,7 @@ def send_now(
             say(console, f"Uploaded {name} too: the entries that came due while the first waited.")
     else:
         say(console, f"[red]Not uploaded[/] {report.file_name}: {report.error}. Its entries stay unsent.")
-    _exit_now(0 if report.uploaded or report.nothing_due else 2)
+    raise typer.Exit(0 if report.uploaded or report.nothing_due else 2)
 
 
 async def _files(settings: Settings) -> list[dict[str, Any]]:
@@ -166,10 +157,10 @@ def ingest(
     report = run_async(_ingest)(settings, file.name, body)
     if as_json:
         typer.echo(report.model_dump_json(indent=2))
-        _exit_now(0)
+        raise typer.Exit(0)
     if report.already_ingested:
         say(console, f"{report.name} was ingested before (same content): nothing changed.")
-        _exit_now(0)
+        raise typer.Exit(0)
     say(
         console,
         f"{report.name}: {report.returns} return(s), {report.notices} notice(s) of change,"
@@ -180,4 +171,4 @@ def ingest(
     for problem in report.problems:
         where = f"line {problem.line}: " if problem.line else ""
         say(console, f"  [yellow]skipped[/] {where}{problem.message}")
-    _exit_now(0)
+    raise typer.Exit(0)

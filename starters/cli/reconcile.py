@@ -2,8 +2,6 @@
 
 import asyncio
 import json
-import os
-import sys
 
 import typer
 from rich.console import Console
@@ -34,15 +32,7 @@ def reconcile(
         typer.echo(report.model_dump_json(indent=2))
     else:
         render_reconcile(console, report)
-    _exit_now(3 if report.mismatches or report.refused else 0)
-
-
-def _exit_now(code: int) -> None:
-    """Skip interpreter teardown: after `execute_workflow` the Temporal client's Rust threads can abort
-    a short-lived process while it finalizes (temporalio/sdk-python#300). Output is flushed first."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    raise typer.Exit(3 if report.mismatches or report.refused else 0)
 
 
 async def _reconcile(settings: Settings, *, wait_seconds: float) -> ReconcileReport | None:

@@ -1,5 +1,6 @@
-"""SPEC §12 CSV import: `portalpay import` in a subprocess (as a person runs it) and the shared
-import service on the real harness. The rows go through the API's own upsert rules."""
+"""SPEC §12 CSV import: `portalpay import` (a dry run in a subprocess, as a person runs it; the
+rest in-process) and the shared import service on the real harness. The rows go through the API's
+own upsert rules."""
 
 import json
 import uuid
@@ -11,7 +12,7 @@ from temporalio.client import Client
 from domain.attempt import ClientContext
 from starters.record_import import ImportKind, run_import
 from tests.api_v1.conftest import Api
-from tests.ops.cli_process import cli_env, run_cli
+from tests.ops.cli_process import cli_env, run_cli, run_cli_in_process
 
 STAFF = ClientContext(actor="staff@example.com")
 
@@ -40,7 +41,7 @@ async def test_ten_thousand_customers_with_three_bad_rows_twice(
     path = write(tmp_path, "customers.csv", "\r\n".join(lines) + "\r\n", bom=True)
     env = cli_env(temporal_client, database_url, tmp_path)
 
-    rc, out, err = await run_cli(
+    rc, out, err = await run_cli_in_process(
         "import", "customers", str(path), "--commit", "--json", env=env, cwd=tmp_path, timeout=900
     )
     assert rc == 1, err
@@ -57,7 +58,7 @@ async def test_ten_thousand_customers_with_three_bad_rows_twice(
     assert formula == '=HYPERLINK("http://evil")'  # stored as text, as given
     print(f"\n10,000-row customer import (commit) took {first['seconds']} s")
 
-    rc, out, err = await run_cli(
+    rc, out, err = await run_cli_in_process(
         "import", "customers", str(path), "--commit", "--json", env=env, cwd=tmp_path, timeout=900
     )
     assert rc == 1, err
@@ -85,7 +86,9 @@ async def test_dry_run_writes_nothing_and_errors_name_line_and_column(
     assert rc == 0, err
     assert "1 would be created" in out and "dry run" in out
     assert await db_pool.fetchval("SELECT count(*) FROM customers WHERE external_id = $1", f"C-{t}") == 0
-    rc, out, err = await run_cli("import", "customers", str(customers), "--commit", env=env, cwd=tmp_path)
+    rc, out, err = await run_cli_in_process(
+        "import", "customers", str(customers), "--commit", env=env, cwd=tmp_path
+    )
     assert rc == 0 and "1 created" in out, err
 
     invoices = write(
@@ -99,7 +102,9 @@ async def test_dry_run_writes_nothing_and_errors_name_line_and_column(
         f"I-{t}-5,C-{t},N-{t}-5,invoice,10.00,USD,31/12/2026\n"
         f"I-{t}-1,C-{t},N-{t}-1,invoice,1250.00,USD,2026-12-31\n",
     )
-    rc, out, err = await run_cli("import", "invoices", str(invoices), "--json", env=env, cwd=tmp_path)
+    rc, out, err = await run_cli_in_process(
+        "import", "invoices", str(invoices), "--json", env=env, cwd=tmp_path
+    )
     assert rc == 1, err
     report = json.loads(out)
     assert report["committed"] is False and (report["created"], report["failed"]) == (1, 5)
@@ -111,7 +116,9 @@ async def test_dry_run_writes_nothing_and_errors_name_line_and_column(
         (7, "external_id"),
     ]
     assert await db_pool.fetchval("SELECT count(*) FROM invoices WHERE external_id LIKE $1", f"I-{t}-%") == 0
-    rc, out, err = await run_cli("import", "invoices", str(invoices), "--commit", env=env, cwd=tmp_path)
+    rc, out, err = await run_cli_in_process(
+        "import", "invoices", str(invoices), "--commit", env=env, cwd=tmp_path
+    )
     assert rc == 1
     row = await db_pool.fetchrow(
         "SELECT amount_cents, due_date FROM invoices WHERE external_id = $1", f"I-{t}-1"
@@ -119,11 +126,11 @@ async def test_dry_run_writes_nothing_and_errors_name_line_and_column(
     assert row is not None and row["amount_cents"] == 125000 and str(row["due_date"]) == "2026-12-31"
 
     wrong = write(tmp_path, "w.csv", "id,name\nx,y\n")
-    rc, out, err = await run_cli("import", "customers", str(wrong), env=env, cwd=tmp_path)
+    rc, out, err = await run_cli_in_process("import", "customers", str(wrong), env=env, cwd=tmp_path)
     assert rc == 1 and "header must be external_id,name" in err
     latin1 = tmp_path / "l.csv"
     latin1.write_bytes(b"external_id,name\nx,Caf\xe9\n")
-    rc, out, err = await run_cli("import", "customers", str(latin1), env=env, cwd=tmp_path)
+    rc, out, err = await run_cli_in_process("import", "customers", str(latin1), env=env, cwd=tmp_path)
     assert rc == 1 and "not UTF-8" in err
 
 

@@ -1,4 +1,5 @@
-"""The `portalpay` commands as a person runs them: real subprocesses against the test servers."""
+"""The `portalpay` commands as a person runs them against the test servers: the real executable in a
+subprocess for each family and where the environment is the point, the Typer app in-process for the rest."""
 
 import json
 import os
@@ -14,7 +15,7 @@ from domain.status import PaymentStatus
 from infra.settings import load_settings
 from tests.cli.stack import free_port, fresh_database, one_line_error
 from tests.conftest import HarnessFactory
-from tests.ops.cli_process import cli_env, run_cli
+from tests.ops.cli_process import cli_env, run_cli, run_cli_in_process
 from tests.support import TEST_CODEC_KEYS, create_invoice
 from tests.workflow.steps import BROWSER
 
@@ -43,7 +44,7 @@ async def test_db_migrate_twice_then_demo_seed_twice(
     rc, out, err = await run_cli("db", "migrate", env=env, cwd=tmp_path)
     assert rc == 0, err
     assert out.startswith("migrations applied: 0001_initial")
-    rc, out, err = await run_cli("db", "migrate", env=env, cwd=tmp_path)
+    rc, out, err = await run_cli_in_process("db", "migrate", env=env, cwd=tmp_path)
     assert rc == 0, err
     assert out.strip() == "migrations applied: none (up to date)"
 
@@ -55,7 +56,7 @@ async def test_db_migrate_twice_then_demo_seed_twice(
     payers = [row for row in first["contacts"] if row[6]]
     assert [(row[2], row[3]) for row in payers] == [("Charles Babbage", "charles@example.com")]
 
-    rc, out, err = await run_cli("demo", "seed", env=env, cwd=tmp_path)
+    rc, out, err = await run_cli_in_process("demo", "seed", env=env, cwd=tmp_path)
     assert rc == 0, err
     assert await _rows(url) == first  # idempotent: the same rows, none added or changed
 
@@ -64,7 +65,7 @@ async def test_unreachable_postgresql_is_one_line(temporal_client: Client, tmp_p
     nowhere = f"postgresql://portalpay:secret@127.0.0.1:{free_port()}/portalpay"
     env = cli_env(temporal_client, nowhere, tmp_path)
     for command in (("db", "migrate"), ("demo", "seed"), ("ops", "show", "INV-1001")):
-        rc, _out, err = await run_cli(*command, env=env, cwd=tmp_path)
+        rc, _out, err = await run_cli_in_process(*command, env=env, cwd=tmp_path)
         assert rc != 0, command
         assert "PostgreSQL" in one_line_error(err), err
         assert "secret" not in err  # the password in DATABASE_URL is never echoed
@@ -79,7 +80,7 @@ async def test_unreachable_temporal_is_one_line(
         ("try", "INV-1001"),
         ("replay", "--workflow-id", "pay-invoice-INV-1001"),
     ):
-        rc, _out, err = await run_cli(*command, env=env, cwd=tmp_path, timeout=120)
+        rc, _out, err = await run_cli_in_process(*command, env=env, cwd=tmp_path, timeout=120)
         assert rc != 0, command
         assert "Temporal" in one_line_error(err), err
 
@@ -124,11 +125,11 @@ async def test_replay_exits_non_zero_on_a_non_deterministic_history(
     changed.write_text(json.dumps(history))
     env = cli_env(temporal_client, database_url, tmp_path, CODEC_KEYS=TEST_CODEC_KEYS)
 
-    rc, out, err = await run_cli("replay", str(recorded), env=env, cwd=tmp_path)
+    rc, out, err = await run_cli_in_process("replay", str(recorded), env=env, cwd=tmp_path)
     assert rc == 0, out + err
     assert out.strip().splitlines()[-1] == "1 replayed, 0 failed"
 
-    rc, out, err = await run_cli("replay", str(changed), env=env, cwd=tmp_path)
+    rc, out, err = await run_cli_in_process("replay", str(changed), env=env, cwd=tmp_path)
     assert rc == 1, out + err
     lines = out.strip().splitlines()
     assert lines[-1] == "1 replayed, 1 failed"

@@ -9,7 +9,7 @@ from domain.attempt import RequestCodeInput, SubmitPaymentInput, VerifyCodeInput
 from domain.channels import Channel
 from domain.status import PaymentStatus
 from tests import support
-from tests.ops.cli_process import PORTALPAY, cli_env, run_cli
+from tests.ops.cli_process import PORTALPAY, cli_env, run_cli, run_cli_in_process
 from tests.support import Harness, create_invoice, latest_code
 from tests.workflow.steps import BROWSER, bank_details, eventually
 
@@ -57,7 +57,7 @@ async def test_ops_show_piped_to_grep_finds_whole_rows(
     # #, at, event, actor, contact, channel, destination, details: one row, nothing folded away.
     assert len(cells) == 8 and cells[2] == "PAYMENT_SUBMITTED" and cells[4] == inv.payer_contact_id
 
-    rc, out, err = await run_cli("ops", "show", inv.invoice_id, env=env, cwd=tmp_path)
+    rc, out, err = await run_cli_in_process("ops", "show", inv.invoice_id, env=env, cwd=tmp_path)
     assert rc == 0, err
     assert "╭" not in out and "│" not in out  # no box drawing in a pipe
     assert "ended PAID; payment " in out and "chain verified: " in out
@@ -71,7 +71,7 @@ async def test_ops_show_piped_to_grep_finds_whole_rows(
 async def test_ops_show_json(harness: Harness, database_url: str, tmp_path: Path) -> None:
     inv = await _paid(harness)
     env = cli_env(harness.client, database_url, tmp_path)
-    rc, out, err = await run_cli("ops", "show", inv.invoice_id, "--json", env=env, cwd=tmp_path)
+    rc, out, err = await run_cli_in_process("ops", "show", inv.invoice_id, "--json", env=env, cwd=tmp_path)
     assert rc == 0, err
     report = json.loads(out)
     assert report["invoice_id"] == inv.invoice_id and report["chain_ok"] is True
@@ -97,7 +97,7 @@ async def test_ops_stuck_piped_keeps_each_attempt_on_one_line(
     args = ("ops", "stuck", "--older-than", "0s", "--customer", inv.customer_id)
 
     async def listed() -> str:
-        return (await run_cli(*args, env=env, cwd=tmp_path))[1]
+        return (await run_cli_in_process(*args, env=env, cwd=tmp_path))[1]
 
     out = await eventually(listed, lambda text: inv.invoice_id in text)  # visibility is eventually consistent
     (row,) = [line for line in out.splitlines() if line.startswith(inv.invoice_id)]
@@ -121,7 +121,7 @@ async def test_try_pays_an_invoice_and_answers_json(
     assert "code sent by sms" in err
 
     declined = await create_invoice(harness.pool)
-    rc, out, err = await run_cli(
+    rc, out, err = await run_cli_in_process(
         "try", declined.invoice_id, "--account", "000111111113", env={**env, "COLUMNS": NARROW}, cwd=tmp_path
     )
     assert rc == 2, out + err  # not paid: the sandbox closes this account

@@ -14,7 +14,7 @@ from tests.conftest import HarnessFactory
 from tests.lifecycle.services import free_port, wait_for
 from tests.lifecycle.stack import SECRET, lifecycle_stack
 from tests.lifecycle.test_test_accounts import accept_debit
-from tests.ops.cli_process import PORTALPAY, cli_env, run_cli
+from tests.ops.cli_process import PORTALPAY, cli_env, run_cli, run_cli_in_process
 from tests.support import GOOD_ACCOUNT, create_invoice
 from tests.workflow.steps import unique_email
 
@@ -111,12 +111,14 @@ async def test_ops_reconcile_prints_what_it_delivered(
             lambda st: st == "settled",
             what="settled here",
         )
-        code, out, err = await run_cli("ops", "reconcile", env=env, cwd=tmp_path, timeout=120)
+        code, out, err = await run_cli_in_process("ops", "reconcile", env=env, cwd=tmp_path, timeout=120)
         assert code in (0, 3), err
         assert "Processor events" in out and "compared" in out
         assert payment_id not in out  # nothing left to deliver for it, and no mismatch
 
-        code, out, err = await run_cli("ops", "show", inv.invoice_id, env=env, cwd=tmp_path, timeout=60)
+        code, out, err = await run_cli_in_process(
+            "ops", "show", inv.invoice_id, env=env, cwd=tmp_path, timeout=60
+        )
         assert code == 0, err
         assert "Payments" in out and payment_id in out
         assert "processing" in out and "settled" in out and "PAYMENT_SETTLED" in out, out

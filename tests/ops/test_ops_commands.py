@@ -1,7 +1,8 @@
 """`portalpay ops stuck`, `ops show` and `replay --workflow-id` on live attempts (dev server + PostgreSQL).
 
 Visibility is eventually consistent, so listings are polled with a deadline; the commands
-themselves run as the real `portalpay` executable.
+themselves run as the real `portalpay` executable (`ops stuck --json`, `replay`) or its
+Typer app in-process (`run_cli_in_process`).
 """
 
 import asyncio
@@ -30,7 +31,7 @@ from starters.attempt_reads import find_stuck, load_attempt_report
 from starters.cli.ops import render_report
 from starters.cli.replay import run_replay
 from tests import support
-from tests.ops.cli_process import cli_env, invoice_with_unique_contacts, run_cli
+from tests.ops.cli_process import cli_env, invoice_with_unique_contacts, run_cli, run_cli_in_process
 from tests.support import GOOD_ACCOUNT, GOOD_ROUTING, Harness, latest_code
 
 T = TypeVar("T")
@@ -117,13 +118,13 @@ async def test_stuck_finds_an_attempt_parked_in_awaiting_code_and_not_a_paid_one
     assert [r["invoice_id"] for r in rows] == [parked.invoice_id]
     assert rows[0]["status"] == "AWAITING_CODE" and "SMS" in rows[0]["waiting_for"]
 
-    rc, out, err = await run_cli(
+    rc, out, err = await run_cli_in_process(
         "ops", "stuck", "--older-than", "0s", "--customer", parked.customer_id, env=env, cwd=tmp_path
     )
     assert rc == 0, err
     assert parked.invoice_id in out and "AWAITING_CODE" in out and "Waiting for the code" in out
 
-    rc, out, err = await run_cli("ops", "stuck", "--older-than", "soon", env=env, cwd=tmp_path)
+    rc, out, err = await run_cli_in_process("ops", "stuck", "--older-than", "soon", env=env, cwd=tmp_path)
     assert rc != 0 and out == ""
     assert err.strip().splitlines() == ["error: cannot read duration 'soon'; use e.g. 90s, 15m, 2h, 1h30m"]
 
@@ -161,11 +162,11 @@ async def test_show_prints_states_and_the_verified_audit_trail(
     assert live.note is None and live.chain_ok
 
     env = cli_env(harness.client, database_url, tmp_path)
-    rc, out_text, err = await run_cli("ops", "show", inv.invoice_id, env=env, cwd=tmp_path)
+    rc, out_text, err = await run_cli_in_process("ops", "show", inv.invoice_id, env=env, cwd=tmp_path)
     assert rc == 0, err
     assert "chain verified" in out_text and "OTP_VERIFIED" in out_text and "SUBMITTING" in out_text
 
-    rc, out_text, err = await run_cli("ops", "show", "INV-NOPE-404", env=env, cwd=tmp_path)
+    rc, out_text, err = await run_cli_in_process("ops", "show", "INV-NOPE-404", env=env, cwd=tmp_path)
     assert rc == 1
     assert err.strip().splitlines() == ["error: no attempt and no audit trail for invoice INV-NOPE-404"]
 

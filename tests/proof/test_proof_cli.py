@@ -1,4 +1,5 @@
-"""`portalpay ops proof` as an operator runs it: a real subprocess against the test servers."""
+"""`portalpay ops proof` as an operator runs it: against the test servers; the broken-chain
+run (exit 3, for a script) as a real subprocess, the others in-process."""
 
 import json
 from pathlib import Path
@@ -10,7 +11,7 @@ from domain.audit import AuditEventType
 from infra.stores.audit_trail import fetch_trail
 from tests.conftest import HarnessFactory
 from tests.console.support import audit_row
-from tests.ops.cli_process import cli_env, run_cli
+from tests.ops.cli_process import cli_env, run_cli, run_cli_in_process
 from tests.portal.conftest import clone_demo_customer
 from tests.proof.support import forge_audit_row, pay, payment_row, pdf_text
 from tests.support import TestInvoice as InvoiceUnderTest
@@ -35,7 +36,7 @@ async def test_ops_proof_writes_pdf_and_json_and_is_audited_as_cli(
         env = cli_env(temporal_client, database_url, tmp_path)
         out = tmp_path / "proofs"
 
-        rc, stdout, stderr = await run_cli(
+        rc, stdout, stderr = await run_cli_in_process(
             "ops", "proof", payment_id, "--out", str(out), env=env, cwd=tmp_path
         )
         assert rc == 0, stderr
@@ -79,10 +80,14 @@ async def test_ops_proof_of_an_unknown_payment_writes_nothing(
 ) -> None:
     env = cli_env(temporal_client, database_url, tmp_path)
     out = tmp_path / "proofs"
-    rc, stdout, stderr = await run_cli("ops", "proof", "PAY-NOPE", "--out", str(out), env=env, cwd=tmp_path)
+    rc, stdout, stderr = await run_cli_in_process(
+        "ops", "proof", "PAY-NOPE", "--out", str(out), env=env, cwd=tmp_path
+    )
     assert rc == 1 and "no payment 'PAY-NOPE'" in stderr, stdout + stderr
     assert not out.exists()
-    rc, _, stderr = await run_cli("ops", "proof", "../escape", "--out", str(out), env=env, cwd=tmp_path)
+    rc, _, stderr = await run_cli_in_process(
+        "ops", "proof", "../escape", "--out", str(out), env=env, cwd=tmp_path
+    )
     assert rc == 2 and "path separator" in stderr
     assert not (tmp_path / "escape.pdf").exists() and not out.exists()
     assert await fetch_trail(db_pool, "PAY-NOPE") == []
