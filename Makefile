@@ -70,9 +70,11 @@ fonts:
 # The suite's seed, chosen once per `make` (pass SEED=… to replay a run): pytest seeds `random` from it
 # and the short campaign takes it as its own. Both print it at their end.
 SEED := $(or $(SEED),$(shell $(PY) -c 'import secrets; print(secrets.randbits(31) | 1)'))
-# Two workers (every session fixture, PostgreSQL and Temporal included, exists once per worker);
-# tests marked `xdist_group` run on one worker, in order. See docs/test-suite.md.
-PYTEST_PARALLEL ?= -n 2 --dist loadgroup
+# Three workers on two cores (every session fixture, PostgreSQL and Temporal included, exists once per
+# worker): a third of the suite's time is tests waiting on a server, a browser or a subprocess, which
+# a third worker fills. Work stealing: an idle worker takes tests queued on a busy one, so the run
+# does not end waiting on one worker's tail. Measured in docs/test-suite.md.
+PYTEST_PARALLEL ?= -n 3 --dist worksteal
 
 # -rs: every skipped test is listed with its reason. The last lines name the 15 slowest tests and the
 # seed. The short campaign is its own step (`make campaign`), run beside this one by .ci/run.
