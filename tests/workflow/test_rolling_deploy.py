@@ -65,34 +65,40 @@ async def test_an_old_worker_on_the_queue_never_runs_the_folded_debit(
     ctx = ClientContext(actor="pytest")
     OLD_RAN.clear()
 
-    async with old_worker, new_workflows:
-        opened = await gateway.open(inv.invoice_id, ctx)
-        assert opened.status is PaymentStatus.AWAITING_PAYMENT
-        paying = asyncio.create_task(
-            gateway.submit_payment(
-                inv.invoice_id, opened.run_id, SubmitPaymentInput(details=bank_details(), client=ctx)
+    async with new_workflows:
+        async with old_worker:
+            opened = await gateway.open(inv.invoice_id, ctx)
+            assert opened.status is PaymentStatus.AWAITING_PAYMENT
+            paying = asyncio.create_task(
+                gateway.submit_payment(
+                    inv.invoice_id, opened.run_id, SubmitPaymentInput(details=bank_details(), client=ctx)
+                )
             )
-        )
-        handle = temporal_client.get_workflow_handle(opened.workflow_id, run_id=opened.run_id)
+            handle = temporal_client.get_workflow_handle(opened.workflow_id, run_id=opened.run_id)
 
-        async def debit_refused_by_old_worker() -> list[tuple[str, int, str]]:
-            desc = await handle.describe()
-            return [
-                (p.activity_type.name, p.attempt, p.last_failure.application_failure_info.type)
-                for p in desc.raw_description.pending_activities
-            ]
+            async def debit_refused_by_old_worker() -> list[tuple[str, int, str]]:
+                desc = await handle.describe()
+                return [
+                    (p.activity_type.name, p.attempt, p.last_failure.application_failure_info.type)
+                    for p in desc.raw_description.pending_activities
+                ]
 
-        pending = await eventually(
-            debit_refused_by_old_worker, lambda acts: any(attempt >= 2 for _, attempt, _ in acts), timeout=60
-        )
-        assert [name for name, _, _ in pending] == ["submit_screened_debit"], pending
-        assert pending[0][2] == "NotFoundError"  # refused as not registered: nothing ran
-        assert not paying.done()
-        assert OLD_RAN == [], "an old worker ran the folded debit"
+            pending = await eventually(
+                debit_refused_by_old_worker,
+                lambda acts: any(attempt >= 2 for _, attempt, _ in acts),
+                timeout=60,
+            )
+            assert [name for name, _, _ in pending] == ["submit_screened_debit"], pending
+            assert pending[0][2] == "NotFoundError"  # refused as not registered: nothing ran
+            assert not paying.done()
+            assert OLD_RAN == [], "an old worker ran the folded debit"
 
-        # A new worker joins the queue: the same pending activity is served, once. (Its own client
-        # connection, as a separate process would have: the SDK refuses two workers of one task
-        # type on one queue per connection.)
+        # The rolling deploy goes on: the old build has left the queue and a new worker joins; the
+        # same pending activity is served by it, once, at its next retry (at most the debit retry's
+        # 30 s apart). While both polled, each retry went to either one, and a few in a row to the
+        # old build could push the next one past any deadline. (Its own client connection, as a
+        # separate process would have: the SDK refuses two workers of one task type on one queue
+        # per connection.)
         new_client = await Client.connect(
             temporal_client.service_client.config.target_host,
             namespace=temporal_client.namespace,
