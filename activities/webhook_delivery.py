@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import Mapping
 
@@ -30,6 +31,7 @@ from domain.webhooks import (
 )
 from infra.providers.delivery.base import CodeSender, DeliveryError, OutboundMessage
 from infra.stores import webhooks as store
+from infra.tls import verifying_context
 from infra.webhook_address import Resolver, WebhookUrlRefused, check_webhook_url, system_resolver
 from infra.webhook_secrets import SecretBox, signature_header
 from infra.webhook_settings import WebhookConfig
@@ -110,6 +112,10 @@ class WebhookDeliveryActivities:
             outcome=outcome, status_code=status_code, error=error, retry_after_seconds=retry_after
         )
 
+    def _tls(self) -> ssl.SSLContext | bool:
+        """The configured verification; the default one shared, not rebuilt for every try."""
+        return verifying_context() if self._config.tls_verify is True else self._config.tls_verify
+
     async def _post(
         self, url: str, webhook_id: str, body: bytes, keys: list[str]
     ) -> tuple[int | None, str | None]:
@@ -137,9 +143,7 @@ class WebhookDeliveryActivities:
             # never read: it is not ours to keep, and a slow or endless one cannot hold the try.
             async with (
                 asyncio.timeout(deadline),
-                httpx.AsyncClient(
-                    follow_redirects=False, trust_env=False, verify=self._config.tls_verify
-                ) as client,
+                httpx.AsyncClient(follow_redirects=False, trust_env=False, verify=self._tls()) as client,
                 client.stream(
                     "POST",
                     target.connect_url,

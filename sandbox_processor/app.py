@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.routing import is_valid_aba_routing
 from infra.settings import Settings
+from infra.tls import verifying_context
 from infra.webhook_signature import SIGNATURE_HEADER, sign
 from sandbox_processor import ledger
 from sandbox_processor.settings import ProcessorSettings
@@ -60,7 +61,7 @@ class SandboxClock:
         self._faults = faults
         self._secret = settings.webhook_secret()
         self._url = settings.effective_processor_webhook_url
-        self._http = httpx.AsyncClient(timeout=5.0)
+        self._http = httpx.AsyncClient(timeout=5.0, verify=verifying_context())
 
     async def run(self) -> None:
         while True:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import httpx
 
 from domain.ach_payment import ProcessorEvent
+from infra.tls import verifying_context
 
 
 class ProcessorError(Exception):
@@ -127,7 +128,9 @@ class HttpProcessorClient:
     def __init__(
         self, base_url: str, *, timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None
     ):
-        self._http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, verify=verifying_context()
+        )
         self.cursor_key = f"{self.name}:{base_url.rstrip('/')}"
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
