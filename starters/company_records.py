@@ -26,13 +26,12 @@ from domain.activity_io import AuditEventInput
 from domain.attempt import CancelInput, ClientContext
 from domain.audit import AuditEventType
 from domain.company_records import ContactFields, CustomerFields, InvoiceFields
-from domain.contact_details import ContactDetailError, clean_contact_details
 from domain.events import EventType
 from domain.invoice_standing import INVOICE_VOID_STATUS
 from infra.stores import company_records as records
 from infra.stores.audit_trail import append_event
 from infra.stores.events import record_event
-from starters.staff_changes.actions import StaffActionRefused, StaffServices, change_contact
+from starters.staff_changes.actions import StaffActionRefused, StaffServices, change_contact, clean_details
 from starters.workflow_client import AttemptNotFound, AttemptRefused
 
 log = logging.getLogger(__name__)
@@ -42,15 +41,9 @@ AMOUNT_CHANGED_REASON = "invoice changed by the company"
 VOIDED_REASON = "invoice voided by the company"
 
 
-class RecordRefused(Exception):
-    """Nothing was written; `field` names the input at fault (the API's `param`, the CSV's column)."""
-
-    def __init__(self, http_status: int, error: str, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.http_status = http_status
-        self.error = error
-        self.message = message
-        self.field = field
+# Nothing was written; `field` names the input at fault (the API's `param`, the CSV's column). The
+# same refusal as the staff actions' (a contact change goes through `change_contact`), so one type.
+RecordRefused = StaffActionRefused
 
 
 @dataclass
@@ -193,13 +186,6 @@ async def customer_id_for(
 # --- contacts ------------------------------------------------------------------------------------
 
 
-def _cleaned_details(details: dict[str, str | None]) -> dict[str, str | None]:
-    try:
-        return clean_contact_details(details)
-    except ContactDetailError as exc:
-        raise RecordRefused(422, "InvalidInput", exc.message, field=exc.field) from None
-
-
 async def upsert_contact(
     services: StaffServices,
     fields: ContactFields,
@@ -208,7 +194,7 @@ async def upsert_contact(
     dry_run: bool = False,
     customer_in_path: bool = False,
 ) -> Upserted:
-    details = _cleaned_details(dict(fields.details))
+    details = clean_details(fields.details)
     customer_id = await customer_id_for(
         services.pool, fields.customer_external_id, missing_status=404 if customer_in_path else 422
     )
@@ -282,19 +268,16 @@ async def _change(
     details: dict[str, str | None],
     client: ClientContext,
 ) -> list[str]:
-    try:
-        outcome = await change_contact(
-            services,
-            contact_id=contact_id,
-            customer_id=customer_id,
-            details=details,
-            portal_payer=fields.portal_payer,
-            name=fields.name,
-            primary=fields.primary,
-            client=client,
-        )
-    except StaffActionRefused as exc:
-        raise RecordRefused(exc.http_status, exc.error, exc.message, field=exc.field) from None
+    outcome = await change_contact(
+        services,
+        contact_id=contact_id,
+        customer_id=customer_id,
+        details=details,
+        portal_payer=fields.portal_payer,
+        name=fields.name,
+        primary=fields.primary,
+        client=client,
+    )
     return list(outcome.problems)
 
 

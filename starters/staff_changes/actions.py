@@ -69,7 +69,8 @@ def _masked(channel: Channel, value: str | None) -> str | None:
     return mask_destination(channel, value) if value else None
 
 
-def _clean(details: Mapping[str, str | None]) -> dict[str, str | None]:
+def clean_details(details: Mapping[str, str | None]) -> dict[str, str | None]:
+    """A contact's email and phone as stored, or the refusal naming the field at fault."""
     try:
         return clean_contact_details(details)
     except ContactDetailError as exc:
@@ -99,7 +100,7 @@ async def change_contact(
     """
     if not contact_id or len(contact_id) > 200 or has_control_characters(contact_id):
         raise StaffActionRefused(404, "ContactNotFound", "There is no such contact.")
-    cleaned = _clean(details or {})
+    cleaned = clean_details(details or {})
     now = datetime.now(UTC)
     change_id = uuid.uuid4().hex
     async with services.pool.acquire() as conn, conn.transaction():
